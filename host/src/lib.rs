@@ -1,1 +1,27 @@
-//! placeholder
+//! `host`: a WebAssembly-sandboxed destination host for data pipelines.
+//!
+//! Data flows through the modules in this order:
+//!
+//! ```text
+//! input      files or stdin      → JSON records (file, line)
+//! normalize  JSON records        → relational rows + schema (dlt's rules)
+//! package    rows                → job files in a load package on disk
+//! load       pending packages    → batches, on a pool of worker threads
+//! runtime    batches             → the sink component, one Store per worker
+//! ```
+//!
+//! `extract` ties input → normalize → package together; `settings` merges
+//! what the sink asks for with the user's overrides; `cli` is the binary's
+//! front end.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod extract;
+pub mod input;
+pub mod load;
+pub mod normalize;
+pub mod package;
+pub mod runtime;
+pub mod schema;
+pub mod settings;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `host` binary: see `host --help`.
+
+fn main() -> std::process::ExitCode {
+    host::cli::main()
+}

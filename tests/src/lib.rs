@@ -1,1 +1,152 @@
-//! e2e
+//! Helpers for the end-to-end tests: build the example sinks once per test
+//! run, find the `host` binary, run it, and read what `capture` wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `host` binary built by the same `cargo test` run (it sits next to the
+/// test binary's `deps/` directory).
+pub fn host_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = dir.join("host");
+    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --release --workspace`", bin.display());
+    bin
+}
+
+/// Builds every Rust example sink once per test run and returns the
+/// directory holding the `.wasm` files.
+pub fn guests_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        ensure_wasm_target();
+        let root = repo_root();
+        let target = root.join("target/guests");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root.join("guest-examples/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("run cargo to build the example sinks");
+        assert!(status.success(), "building the example sinks failed");
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+/// Installs the `wasm32-wasip2` Rust target when it is missing, so the test
+/// command works on a fresh machine.
+fn ensure_wasm_target() {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output().expect("run rustup");
+    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().expect("run rustup");
+        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
+    }
+}
+
+/// Path of the example sink `name` (e.g. `capture`).
+pub fn guest(name: &str) -> PathBuf {
+    let p = guests_dir().join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+/// A scratch directory with a pipelines dir and a capture output dir.
+pub struct Scratch {
+    /// Holds everything; deleted on drop.
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new scratch directory.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("out")).expect("out dir");
+        Scratch { dir }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The pipelines dir passed to the host.
+    pub fn pipelines(&self) -> PathBuf {
+        self.path().join("pipelines")
+    }
+
+    /// The directory granted to `capture` as `/out`.
+    pub fn out(&self) -> PathBuf {
+        self.path().join("out")
+    }
+
+    /// Writes a file in the scratch dir and returns its path.
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, content).expect("write fixture");
+        p
+    }
+
+    /// `host run` with the capture sink, this scratch's pipelines dir and
+    /// output dir, plus `args`.
+    pub fn run_capture(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(host_bin());
+        cmd.arg("run").arg("--component").arg(guest("capture"));
+        cmd.arg("--pipelines-dir").arg(self.pipelines());
+        cmd.arg("--dir").arg(format!("{}::/out", self.out().display()));
+        cmd.args(args);
+        run(cmd)
+    }
+
+    /// Every capture file written so far, sorted by table, job and start row.
+    pub fn captured(&self) -> Vec<Value> {
+        read_capture(&self.out())
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs a command with no stdin and returns its output.
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null());
+    cmd.output().expect("run host")
+}
+
+/// Reads all capture files in `dir`, sorted by table name, job id, start row.
+pub fn read_capture(dir: &Path) -> Vec<Value> {
+    let mut docs: Vec<Value> = std::fs::read_dir(dir)
+        .expect("read capture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .map(|p| serde_json::from_slice(&std::fs::read(&p).expect("read capture file")).expect("capture file is JSON"))
+        .collect();
+    docs.sort_by_key(|d| {
+        (d["table"]["name"].as_str().unwrap_or_default().to_string(), d["context"]["job_id"].as_str().unwrap_or_default().to_string(), d["context"]["start_row"].as_u64().unwrap_or_default())
+    });
+    docs
+}
+
+/// All rows of `table` in delivery order (file order).
+pub fn rows_of(docs: &[Value], table: &str) -> Vec<Value> {
+    docs.iter().filter(|d| d["table"]["name"] == table).flat_map(|d| d["rows"].as_array().cloned().unwrap_or_default()).collect()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,91 @@
+//! Input files → normalizer → a new pending load package.
+//!
+//! This is the first half of `host run` (and all of `host normalize`): it
+//! reads every input, normalizes each record, writes rows into a package in
+//! staging, and commits the package and the grown pipeline schema only when
+//! every input was read without error.
+
+use std::path::PathBuf;
+
+use crate::input::{self, InputError, InputSource};
+use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
+use crate::package::writer::PackageWriter;
+use crate::package::{FileFormat, PackageError, PipelineDir};
+
+/// One input and the table its records go to (raw, before naming).
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    /// Where to read.
+    pub source: InputSource,
+    /// The root table.
+    pub table: String,
+}
+
+/// Extraction failed; nothing was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The input could not be read or parsed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A record could not be normalized.
+    #[error("{source_name}:{line}: {error}")]
+    Normalize {
+        /// The input.
+        source_name: String,
+        /// The record's line.
+        line: u64,
+        /// What was wrong.
+        error: NormalizeError,
+    },
+    /// Writing the package failed.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+}
+
+/// What extraction produced.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// The new package, or `None` when the input held no rows.
+    pub package: Option<PathBuf>,
+    /// Records read.
+    pub records: u64,
+    /// Rows written, over all tables.
+    pub rows: u64,
+}
+
+/// A new load id: Unix time in seconds with seven decimals, as dlt's.
+pub fn new_load_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:07}", now.as_secs(), now.subsec_nanos() / 100)
+}
+
+/// Reads `inputs` into a new package of `pipeline`.
+pub fn extract(pipeline: &PipelineDir, inputs: &[InputSpec], settings: &NormalizeSettings, format: FileFormat) -> Result<Extracted, ExtractError> {
+    pipeline.clean_staging()?;
+    let load_id = new_load_id();
+    let schema = pipeline.load_schema()?;
+    let mut normalizer = Normalizer::new(settings, schema, &load_id).map_err(|error| ExtractError::Normalize { source_name: "settings".into(), line: 0, error })?;
+    let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?;
+    let mut rows: Vec<Row> = Vec::with_capacity(64);
+    let mut records = 0u64;
+    for input in inputs {
+        let table = normalizer.table_name(&input.table);
+        let source_name = input.source.to_string();
+        input::read_records(&input.source, |record| -> Result<(), ExtractError> {
+            records += 1;
+            rows.clear();
+            normalizer
+                .push(&table, &record.value, &mut rows)
+                .map_err(|error| ExtractError::Normalize { source_name: source_name.clone(), line: record.line, error })?;
+            writer.write(normalizer.schema(), &rows)?;
+            Ok(())
+        })?;
+    }
+    let written = writer.rows();
+    let schema = normalizer.into_schema();
+    let package = writer.finish(&schema)?;
+    if package.is_some() {
+        pipeline.save_schema(&schema)?;
+    }
+    Ok(Extracted { package, records, rows: written })
+}

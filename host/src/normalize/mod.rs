@@ -1,0 +1,400 @@
+//! JSON records → relational rows, the way dlt's relational normalizer does it.
+//!
+//! [`Normalizer::push`] takes one record at a time and appends the rows it
+//! yields (the root row first, then its child rows) to a buffer, growing the
+//! [`Schema`] as new columns appear. Memory stays bounded by the schema and
+//! the current record, never by the input size.
+
+pub mod naming;
+pub mod types;
+
+use base64::Engine as _;
+use serde_json::{Map, Value as Json};
+use sha3::Shake128;
+use sha3::digest::{ExtendableOutput, Update, XofReader};
+
+use crate::schema::{Column, DataType, Schema, Table, Value};
+use naming::{NamingConvention, Namer};
+pub use types::TypeError;
+
+/// dlt bookkeeping column names.
+pub const DLT_LOAD_ID: &str = "_dlt_load_id";
+/// Row key of every row.
+pub const DLT_ID: &str = "_dlt_id";
+/// `_dlt_id` of the parent row, in child tables.
+pub const DLT_PARENT_ID: &str = "_dlt_parent_id";
+/// Position in the parent's list, in child tables.
+pub const DLT_LIST_IDX: &str = "_dlt_list_idx";
+/// The prefix dlt skips with `skip_dlt_columns_and_tables`.
+pub const DLT_PREFIX: &str = "_dlt";
+
+/// Settings that change what the normalizer produces. They are recorded in
+/// every load package so a resumed load never mixes two shapes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NormalizeSettings {
+    /// `direct` or `snake_case`.
+    pub naming_convention: String,
+    /// dlt's `max_nesting_level`: 0 keeps nested values whole as json.
+    pub max_nesting_level: u32,
+    /// Leave out `_dlt*` tables and columns.
+    pub skip_dlt_columns_and_tables: bool,
+}
+
+/// A record could not be normalized.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// A value cannot be represented in any column type.
+    #[error("field `{field}`: {source}")]
+    Type {
+        /// The normalized column name.
+        field: String,
+        /// What was wrong with the value.
+        source: TypeError,
+    },
+    /// The settings name an unknown naming convention.
+    #[error("unknown naming convention `{0}` (expected `direct` or `snake_case`)")]
+    UnknownNaming(String),
+}
+
+/// One output row: the index of its table in the schema and its non-null
+/// values keyed by column index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Index into [`Schema::tables`].
+    pub table: usize,
+    /// `(column index, value)` in the order the normalizer produced them.
+    pub values: Vec<(usize, Value)>,
+}
+
+/// Streams records into rows and a growing schema.
+#[derive(Debug)]
+pub struct Normalizer {
+    namer: Namer,
+    max_nesting: i64,
+    skip_dlt: bool,
+    schema: Schema,
+    load_id: String,
+    root_rows: u64,
+}
+
+impl Normalizer {
+    /// A normalizer that extends `schema` (the pipeline's schema so far).
+    pub fn new(settings: &NormalizeSettings, schema: Schema, load_id: &str) -> Result<Self, NormalizeError> {
+        let convention = NamingConvention::parse(&settings.naming_convention)
+            .ok_or_else(|| NormalizeError::UnknownNaming(settings.naming_convention.clone()))?;
+        Ok(Normalizer {
+            namer: Namer::new(convention),
+            max_nesting: i64::from(settings.max_nesting_level),
+            skip_dlt: settings.skip_dlt_columns_and_tables,
+            schema,
+            load_id: load_id.to_string(),
+            root_rows: 0,
+        })
+    }
+
+    /// The schema grown so far.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Gives the schema back.
+    pub fn into_schema(self) -> Schema {
+        self.schema
+    }
+
+    /// The normalized name of a root table.
+    pub fn table_name(&mut self, raw: &str) -> String {
+        self.namer.identifier(raw).to_string()
+    }
+
+    /// Normalizes one record for root table `table` (already normalized, see
+    /// [`Normalizer::table_name`]) and appends its rows to `out`. A record that
+    /// is not an object becomes a row with a single `value` column. On error
+    /// `out` may hold part of the record's rows: the caller drops the record.
+    pub fn push(&mut self, table: &str, record: &Json, out: &mut Vec<Row>) -> Result<(), NormalizeError> {
+        if self.skip_dlt && table.starts_with(DLT_PREFIX) {
+            return Ok(());
+        }
+        self.root_rows += 1;
+        let row_id = self.root_row_id();
+        match record {
+            Json::Object(map) => self.row(table, None, map, &row_id, self.max_nesting, out),
+            scalar => {
+                let mut wrapped = Map::new();
+                wrapped.insert("value".to_string(), scalar.clone());
+                self.row(table, None, &wrapped, &row_id, self.max_nesting, out)
+            }
+        }
+    }
+
+    fn root_row_id(&self) -> String {
+        short_hash(&format!("{}_{}", self.load_id, self.root_rows))
+    }
+
+    /// Normalizes one dict row of `table`. `parent` is `(parent row id, list
+    /// index)` for child rows.
+    fn row(
+        &mut self,
+        table: &str,
+        parent: Option<(&str, &str, usize)>,
+        dict: &Map<String, Json>,
+        row_id: &str,
+        level: i64,
+        out: &mut Vec<Row>,
+    ) -> Result<(), NormalizeError> {
+        let table_idx = self.table_index(table, parent.map(|p| p.0));
+        let (fields, lists) = self.flatten(table_idx, dict, level);
+        let mut values = Vec::with_capacity(fields.len() + 3);
+        for (name, v) in fields {
+            if self.skip_dlt && name.starts_with(DLT_PREFIX) {
+                continue;
+            }
+            if let Some(cell) = self.cell(table_idx, &name, v)? {
+                values.push(cell);
+            }
+        }
+        if !self.skip_dlt {
+            match parent {
+                None => {
+                    values.push(self.dlt_cell(table_idx, DLT_LOAD_ID, DataType::Text, Value::Text(self.load_id.clone())));
+                }
+                Some((_, parent_id, idx)) => {
+                    values.push(self.dlt_cell(table_idx, DLT_PARENT_ID, DataType::Text, Value::Text(parent_id.to_string())));
+                    values.push(self.dlt_cell(table_idx, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
+                }
+            }
+            values.push(self.dlt_cell(table_idx, DLT_ID, DataType::Text, Value::Text(row_id.to_string())));
+        }
+        if !values.is_empty() {
+            out.push(Row { table: table_idx, values });
+        }
+        for (path, items) in lists {
+            let child = format!("{table}{}{path}", self.namer.convention().separator());
+            self.list(&child, table, row_id, items, level - 1, out)?;
+        }
+        Ok(())
+    }
+
+    fn list(
+        &mut self,
+        table: &str,
+        parent_table: &str,
+        parent_id: &str,
+        items: &[Json],
+        level: i64,
+        out: &mut Vec<Row>,
+    ) -> Result<(), NormalizeError> {
+        for (idx, item) in items.iter().enumerate() {
+            let row_id = child_row_id(parent_id, table, idx);
+            let parent = Some((parent_table, parent_id, idx));
+            match item {
+                Json::Object(map) => self.row(table, parent, map, &row_id, level, out)?,
+                other => {
+                    // dlt wraps list items that are not dicts: lists of lists
+                    // as `{"list": [...]}` (a middle table), scalars as `{"value": x}`.
+                    let key = if other.is_array() { "list" } else { "value" };
+                    let mut wrapped = Map::new();
+                    wrapped.insert(key.to_string(), other.clone());
+                    self.row(table, parent, &wrapped, &row_id, level, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flattens nested dicts into `(column name, value)` pairs in dlt's order
+    /// and collects the lists that become child tables (by their joined path).
+    fn flatten<'a>(&mut self, table_idx: usize, dict: &'a Map<String, Json>, level: i64) -> (Vec<(String, &'a Json)>, Vec<(String, &'a [Json])>) {
+        let sep = self.namer.convention().separator();
+        let mut fields = Vec::with_capacity(dict.len());
+        let mut lists = Vec::new();
+        // dlt walks a stack: scalars of a dict first, then its nested dicts,
+        // last one first, depth first.
+        let mut stack: Vec<(String, &'a Map<String, Json>, i64)> = vec![(String::new(), dict, level)];
+        while let Some((prefix, map, lvl)) = stack.pop() {
+            let mut nested = Vec::new();
+            for (key, v) in map {
+                let ident = self.namer.identifier(key);
+                let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
+                let keep_whole = lvl <= 0 || self.is_json_column(table_idx, &name);
+                match v {
+                    Json::Null => {}
+                    Json::Object(inner) if !keep_whole => nested.push((name, inner, lvl - 1)),
+                    Json::Array(items) if !keep_whole => lists.push((name, items.as_slice())),
+                    _ => fields.push((name, v)),
+                }
+            }
+            stack.extend(nested);
+        }
+        (fields, lists)
+    }
+
+    fn is_json_column(&self, table_idx: usize, name: &str) -> bool {
+        let table = &self.schema.tables[table_idx];
+        table.column_index(name).is_some_and(|i| table.columns[i].data_type == DataType::Json)
+    }
+
+    fn table_index(&mut self, name: &str, parent: Option<&str>) -> usize {
+        if let Some(i) = self.schema.tables.iter().position(|t| t.name == name) {
+            return i;
+        }
+        let mut table = Table::new(name);
+        table.parent = parent.map(str::to_string);
+        self.schema.tables.push(table);
+        self.schema.tables.len() - 1
+    }
+
+    /// Types `v` for column `name`: into the column if it fits (coerced as
+    /// dlt does), else into the variant column for its own type.
+    fn cell(&mut self, table_idx: usize, name: &str, v: &Json) -> Result<Option<(usize, Value)>, NormalizeError> {
+        let Some(inferred) = types::infer(v) else { return Ok(None) };
+        let type_err = |source| NormalizeError::Type { field: name.to_string(), source };
+        let table = &mut self.schema.tables[table_idx];
+        if let Some(idx) = table.column_index(name) {
+            let existing = table.columns[idx].data_type;
+            if let Some(value) = types::coerce(v, existing).map_err(type_err)? {
+                return Ok(Some((idx, value)));
+            }
+            let variant = format!("{name}{}v_{}", self.namer.convention().separator(), inferred.name());
+            let value = types::coerce(v, inferred).map_err(type_err)?.unwrap_or(Value::Null);
+            let idx = match table.column_index(&variant) {
+                Some(i) => i,
+                None => {
+                    let mut col = Column::new(variant, inferred);
+                    col.variant = true;
+                    table.columns.push(col);
+                    table.columns.len() - 1
+                }
+            };
+            return Ok(Some((idx, value)));
+        }
+        let value = types::coerce(v, inferred).map_err(type_err)?.unwrap_or(Value::Null);
+        let mut col = Column::new(name, inferred);
+        if inferred == DataType::Timestamp {
+            col.timezone = Some(true);
+        }
+        table.columns.push(col);
+        Ok(Some((table.columns.len() - 1, value)))
+    }
+
+    fn dlt_cell(&mut self, table_idx: usize, name: &str, data_type: DataType, value: Value) -> (usize, Value) {
+        let table = &mut self.schema.tables[table_idx];
+        let idx = match table.column_index(name) {
+            Some(i) => i,
+            None => {
+                let mut col = Column::new(name, data_type);
+                col.nullable = false;
+                col.row_key = name == DLT_ID;
+                col.unique = name == DLT_ID;
+                col.parent_key = name == DLT_PARENT_ID;
+                table.columns.push(col);
+                table.columns.len() - 1
+            }
+        };
+        (idx, value)
+    }
+}
+
+/// dlt's deterministic child row id: base64 (no padding) of the first 10
+/// bytes of shake-128 over `"{parent_id}_{table}_{idx}"`.
+pub fn child_row_id(parent_id: &str, table: &str, idx: usize) -> String {
+    short_hash(&format!("{parent_id}_{table}_{idx}"))
+}
+
+fn short_hash(text: &str) -> String {
+    let mut h = Shake128::default();
+    h.update(text.as_bytes());
+    let mut out = [0u8; 10];
+    h.finalize_xof().read(&mut out);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(naming: &str, nesting: u32, skip: bool) -> NormalizeSettings {
+        NormalizeSettings { naming_convention: naming.into(), max_nesting_level: nesting, skip_dlt_columns_and_tables: skip }
+    }
+
+    fn run(s: &NormalizeSettings, table: &str, records: &[Json]) -> (Schema, Vec<Row>) {
+        let mut n = Normalizer::new(s, Schema::default(), "1700000000.1").expect("settings");
+        let mut rows = Vec::new();
+        for r in records {
+            n.push(table, r, &mut rows).expect("normalizes");
+        }
+        (n.into_schema(), rows)
+    }
+
+    fn column_names(schema: &Schema, table: &str) -> Vec<String> {
+        schema.table(table).expect("table").columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    #[test]
+    fn nesting_zero_keeps_nested_values_as_json() {
+        let (schema, rows) = run(&settings("direct", 0, true), "people", &[json!({"id": 1, "address": {"city": "X"}, "tags": ["a"], "nul": null})]);
+        assert_eq!(column_names(&schema, "people"), ["id", "address", "tags"]);
+        assert_eq!(schema.tables.len(), 1);
+        assert_eq!(rows[0].values[1].1, Value::Json("{\"city\":\"X\"}".into()));
+    }
+
+    #[test]
+    fn column_order_follows_dlt_stack() {
+        let rec = json!({"a": {"x": 1, "z": {"q": 1}}, "s": 1, "L": [1], "b": {"y": 2}, "i": 2});
+        let (schema, _) = run(&settings("direct", 5, false), "t", &[rec]);
+        assert_eq!(column_names(&schema, "t"), ["s", "i", "b▶y", "a▶x", "a▶z▶q", "_dlt_load_id", "_dlt_id"]);
+        assert_eq!(column_names(&schema, "t▶L"), ["value", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"]);
+    }
+
+    #[test]
+    fn nesting_levels_match_dlt() {
+        let rec = json!({"address": {"city": "X", "geo": {"lat": 1}}, "tags": ["a", "b"], "kids": [{"toys": [1, 2]}]});
+        let (schema, rows) = run(&settings("direct", 1, true), "people", std::slice::from_ref(&rec));
+        assert_eq!(column_names(&schema, "people"), ["address▶city", "address▶geo"]);
+        assert_eq!(schema.table("people▶address▶geo"), None);
+        assert_eq!(schema.table("people▶kids").map(|t| t.columns[0].data_type), Some(DataType::Json));
+        assert_eq!(rows.iter().filter(|r| schema.tables[r.table].name == "people▶tags").count(), 2);
+        let (schema, _) = run(&settings("snake_case", 2, true), "people", &[rec]);
+        assert!(schema.table("people__kids__toys").is_some());
+        assert_eq!(column_names(&schema, "people"), ["address__city", "address__geo__lat"]);
+    }
+
+    #[test]
+    fn child_ids_are_dlt_deterministic() {
+        let (schema, rows) = run(&settings("direct", 1, false), "t", &[json!({"l": [10]})]);
+        let parent_id = match &rows[0].values.last().expect("id").1 {
+            Value::Text(s) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parent_id.len(), 14);
+        let child = &rows[1];
+        assert_eq!(schema.tables[child.table].name, "t▶l");
+        assert_eq!(child.values.last().expect("id").1, Value::Text(child_row_id(&parent_id, "t▶l", 0)));
+    }
+
+    #[test]
+    fn variants_and_coercion() {
+        let (schema, rows) = run(&settings("direct", 0, true), "t", &[json!({"i": 1}), json!({"i": "7"}), json!({"i": 3.7}), json!({"i": "x"})]);
+        assert_eq!(column_names(&schema, "t"), ["i", "i▶v_double", "i▶v_text"]);
+        assert!(schema.tables[0].columns[1].variant);
+        assert_eq!(rows[1].values, vec![(0, Value::Bigint(7))]);
+        assert_eq!(rows[2].values, vec![(1, Value::Double(3.7))]);
+    }
+
+    #[test]
+    fn scalars_become_value_rows_and_dlt_names_are_skipped() {
+        let (schema, rows) = run(&settings("direct", 0, true), "items", &[json!(1), json!({"_dlt_custom": 1, "_DLT_up": 2})]);
+        assert_eq!(column_names(&schema, "items"), ["value", "_DLT_up"]);
+        assert_eq!(rows.len(), 2);
+        let (schema, rows) = run(&settings("direct", 0, true), "_dlt_x", &[json!({"a": 1})]);
+        assert!(schema.tables.is_empty() && rows.is_empty());
+    }
+
+    #[test]
+    fn huge_integers_are_an_error() {
+        let mut n = Normalizer::new(&settings("direct", 0, true), Schema::default(), "1").expect("settings");
+        let err = n.push("t", &json!({"big": 18446744073709551615u64}), &mut Vec::new()).expect_err("too big");
+        assert!(err.to_string().contains("field `big`"), "{err}");
+    }
+}

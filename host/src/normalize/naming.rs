@@ -1,0 +1,168 @@
+//! Naming conventions: how keys of the input become table and column names.
+//!
+//! Two of dlt's conventions, with its exact rules: `direct` (dlt's default for
+//! custom destinations) and `snake_case`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// The name dlt gives an empty or whitespace-only key.
+pub const EMPTY_KEY: &str = "_empty";
+
+/// A naming convention: identifier rules plus the path separator that joins
+/// nested names (`address▶city`, `people__tags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamingConvention {
+    /// Keeps names as they are, except for a few characters; joins with `▶`.
+    Direct,
+    /// dlt's `snake_case`; joins with `__`.
+    SnakeCase,
+}
+
+impl NamingConvention {
+    /// Parses a convention name as dlt spells it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "direct" => Some(NamingConvention::Direct),
+            "snake_case" | "sql_cs_v1" => Some(NamingConvention::SnakeCase),
+            _ => None,
+        }
+    }
+
+    /// The name as dlt spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NamingConvention::Direct => "direct",
+            NamingConvention::SnakeCase => "snake_case",
+        }
+    }
+
+    /// Joins the parts of a nested path.
+    pub fn separator(self) -> &'static str {
+        match self {
+            NamingConvention::Direct => "▶",
+            NamingConvention::SnakeCase => "__",
+        }
+    }
+
+    /// Normalizes one identifier (one part of a path).
+    pub fn identifier(self, raw: &str) -> String {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return EMPTY_KEY.to_string();
+        }
+        match self {
+            NamingConvention::Direct => direct(trimmed),
+            NamingConvention::SnakeCase => snake_case(trimmed),
+        }
+    }
+}
+
+fn direct(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\'' | '"' | '▶' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+static BREAK_1: LazyLock<Regex> = LazyLock::new(|| Regex::new("([^_])([A-Z][a-z]+)").expect("valid regex"));
+static BREAK_2: LazyLock<Regex> = LazyLock::new(|| Regex::new("([a-z0-9])([A-Z])").expect("valid regex"));
+static NON_ALNUM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^a-zA-Z0-9_]+").expect("valid regex"));
+static UNDERSCORES: LazyLock<Regex> = LazyLock::new(|| Regex::new("__+").expect("valid regex"));
+
+fn snake_case(s: &str) -> String {
+    // dlt first maps a few symbols to letters so that `x+` and `x-` differ.
+    let reduced: String = s
+        .chars()
+        .map(|c| match c {
+            '+' | '*' => 'x',
+            '-' => '_',
+            '@' => 'a',
+            '|' => 'l',
+            c => c,
+        })
+        .collect();
+    let ident = NON_ALNUM.replace_all(&reduced, "_");
+    let ident = BREAK_1.replace_all(&ident, "${1}_${2}");
+    let mut ident = BREAK_2.replace_all(&ident, "${1}_${2}").to_lowercase();
+    if ident.starts_with(|c: char| c.is_ascii_digit()) {
+        ident.insert(0, '_');
+    }
+    let stripped = ident.trim_end_matches('_');
+    let trailing = ident.len() - stripped.len();
+    let ident = format!("{stripped}{}", "x".repeat(trailing));
+    UNDERSCORES.replace_all(&ident, "_").into_owned()
+}
+
+/// Memoizes identifier normalization: inputs repeat the same keys on every row.
+#[derive(Debug)]
+pub struct Namer {
+    convention: NamingConvention,
+    cache: HashMap<String, String>,
+}
+
+impl Namer {
+    /// A namer for `convention` with an empty cache.
+    pub fn new(convention: NamingConvention) -> Self {
+        Namer { convention, cache: HashMap::new() }
+    }
+
+    /// The convention this namer applies.
+    pub fn convention(&self) -> NamingConvention {
+        self.convention
+    }
+
+    /// Normalizes one identifier.
+    pub fn identifier(&mut self, raw: &str) -> &str {
+        if !self.cache.contains_key(raw) {
+            let name = self.convention.identifier(raw);
+            self.cache.insert(raw.to_string(), name);
+        }
+        &self.cache[raw]
+    }
+
+    /// Joins already normalized parts with the separator.
+    pub fn join(&self, parts: &[&str]) -> String {
+        parts.join(self.convention.separator())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_matches_dlt() {
+        let cases = [
+            ("Full Name", "full_name"),
+            ("geoPos", "geo_pos"),
+            ("PErson", "p_erson"),
+            ("CamelCaseID", "camel_case_id"),
+            ("1abc", "_1abc"),
+            ("a-b", "a_b"),
+            ("x+", "xx"),
+            ("trail_", "trailx"),
+            ("héllo", "h_llo"),
+            ("a___b", "a_b"),
+            ("  ", "_empty"),
+            ("", "_empty"),
+            ("camelCase", "camel_case"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(NamingConvention::SnakeCase.identifier(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn direct_keeps_case_and_spaces() {
+        let d = NamingConvention::Direct;
+        assert_eq!(d.identifier(" Full Name "), "Full Name");
+        assert_eq!(d.identifier("camelCase"), "camelCase");
+        assert_eq!(d.identifier("a▶b\"c'd\ne"), "a_b_c_d_e");
+        assert_eq!(d.identifier("\t"), "_empty");
+    }
+}

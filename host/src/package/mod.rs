@@ -1,0 +1,304 @@
+//! Load packages on disk: the contract between normalizing and loading.
+//!
+//! Layout, like dlt's:
+//!
+//! ```text
+//! <pipelines_dir>/<pipeline>/
+//!   schemas/<pipeline>.schema.json      the pipeline's schema, grown across runs
+//!   load/staging/<load_id>/             a package being written (never loaded)
+//!   load/normalized/<load_id>/          complete packages waiting to be loaded
+//!     new_jobs/ started_jobs/ completed_jobs/ failed_jobs/
+//!     schema.json                       tables as they were when normalized
+//!     load_package_state.json           settings and the job list
+//!   load/loaded/<load_id>/              finished packages
+//! ```
+//!
+//! A package is written completely in `staging/`, fsynced, and then renamed
+//! into `normalized/`, so a crash while normalizing never leaves a half
+//! package that a later load would deliver. Moving a job between states is
+//! an atomic rename.
+
+pub mod jsonl;
+pub mod reader;
+pub mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::NormalizeSettings;
+use crate::schema::Schema;
+
+/// File names inside a package.
+const STATE_FILE: &str = "load_package_state.json";
+const SCHEMA_FILE: &str = "schema.json";
+const COMPLETED_FILE: &str = "package_completed.json";
+
+/// Failure to read or change a package on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// An I/O operation on a path failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A package file is not what we wrote.
+    #[error("{path} is damaged: {message}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Shorthand for mapping an I/O error with its action and path.
+pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PackageError + 'a {
+    move |source| PackageError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Format of job files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// JSON Lines.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl FileFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Jsonl => "jsonl",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// The state a job is in: the folder its file sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Not started.
+    New,
+    /// Being loaded, or interrupted while loading.
+    Started,
+    /// Every row delivered.
+    Completed,
+    /// Failed terminally.
+    Failed,
+}
+
+impl JobState {
+    /// The folder name.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            JobState::New => "new_jobs",
+            JobState::Started => "started_jobs",
+            JobState::Completed => "completed_jobs",
+            JobState::Failed => "failed_jobs",
+        }
+    }
+
+    const ALL: [JobState; 4] = [JobState::New, JobState::Started, JobState::Completed, JobState::Failed];
+}
+
+/// One job: one job file of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job id: `<safe table>.<file_id>.<format>` (dlt leaves the retry
+    /// number out of the id).
+    pub job_id: String,
+    /// The file name: `<safe table>.<file_id>.<retry>.<format>`.
+    pub file_name: String,
+    /// The table's real name (the file name may be encoded).
+    pub table: String,
+    /// Rows in the file.
+    pub rows: u64,
+}
+
+/// `load_package_state.json`: what a package is and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageState {
+    /// The load id.
+    pub load_id: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// How the rows were normalized; a resumed load keeps these.
+    pub normalize: NormalizeSettings,
+    /// Format of the job files.
+    pub file_format: FileFormat,
+    /// The jobs, in creation order.
+    pub jobs: Vec<JobInfo>,
+}
+
+/// The working directory of one pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineDir {
+    root: PathBuf,
+    name: String,
+}
+
+impl PipelineDir {
+    /// `<pipelines_dir>/<name>`, created if missing.
+    pub fn open(pipelines_dir: &Path, name: &str) -> Result<Self, PackageError> {
+        let root = pipelines_dir.join(name);
+        for sub in ["load/staging", "load/normalized", "load/loaded", "schemas"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        Ok(PipelineDir { root, name: name.to_string() })
+    }
+
+    /// The pipeline's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where packages are written before they are complete.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("load/staging")
+    }
+
+    /// Where complete, pending packages wait.
+    pub fn normalized_dir(&self) -> PathBuf {
+        self.root.join("load/normalized")
+    }
+
+    /// Where finished packages go.
+    pub fn loaded_dir(&self) -> PathBuf {
+        self.root.join("load/loaded")
+    }
+
+    fn schema_path(&self) -> PathBuf {
+        self.root.join("schemas").join(format!("{}.schema.json", self.name))
+    }
+
+    /// The pipeline's schema so far (empty on the first run).
+    pub fn load_schema(&self) -> Result<Schema, PackageError> {
+        read_json_or_default(&self.schema_path())
+    }
+
+    /// Stores the pipeline's schema atomically.
+    pub fn save_schema(&self, schema: &Schema) -> Result<(), PackageError> {
+        write_json_atomic(&self.schema_path(), schema)
+    }
+
+    /// Removes packages left half-written in staging by a crashed run.
+    pub fn clean_staging(&self) -> Result<(), PackageError> {
+        let dir = self.staging_dir();
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let path = entry.map_err(io_err("list", &dir))?.path();
+            fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Pending packages, oldest first.
+    pub fn pending(&self) -> Result<Vec<Package>, PackageError> {
+        let dir = self.normalized_dir();
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let entry = entry.map_err(io_err("list", &dir))?;
+            if entry.path().is_dir() {
+                ids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort_by(|a, b| load_id_key(a).total_cmp(&load_id_key(b)).then(a.cmp(b)));
+        ids.iter().map(|id| Package::open(&dir.join(id))).collect()
+    }
+}
+
+fn load_id_key(id: &str) -> f64 {
+    id.parse().unwrap_or(f64::MAX)
+}
+
+/// A complete package on disk.
+#[derive(Debug, Clone)]
+pub struct Package {
+    dir: PathBuf,
+    /// Its state file.
+    pub state: PackageState,
+    /// Its schema.
+    pub schema: Schema,
+}
+
+impl Package {
+    /// Opens the package in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, PackageError> {
+        let state = read_json(&dir.join(STATE_FILE))?;
+        let schema = read_json(&dir.join(SCHEMA_FILE))?;
+        Ok(Package { dir: dir.to_path_buf(), state, schema })
+    }
+
+    /// The package's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The state a job is in, by where its file is.
+    pub fn job_state(&self, job: &JobInfo) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|s| self.job_path(job, *s).exists())
+    }
+
+    /// Where a job's file is when in `state`.
+    pub fn job_path(&self, job: &JobInfo, state: JobState) -> PathBuf {
+        self.dir.join(state.dir_name()).join(&job.file_name)
+    }
+
+    /// Moves a job's file between states (an atomic rename).
+    pub fn move_job(&self, job: &JobInfo, from: JobState, to: JobState) -> Result<(), PackageError> {
+        let src = self.job_path(job, from);
+        fs::rename(&src, self.job_path(job, to)).map_err(io_err("move job", &src))
+    }
+
+    /// Saves why a job failed next to it in `failed_jobs/`.
+    pub fn record_failure(&self, job: &JobInfo, message: &str) -> Result<(), PackageError> {
+        let path = self.dir.join(JobState::Failed.dir_name()).join(format!("{}.exception", job.file_name));
+        fs::write(&path, message).map_err(io_err("write", &path))
+    }
+
+    /// Marks the package finished and moves it to `loaded/`. Returns the new
+    /// directory.
+    pub fn complete(self, loaded_dir: &Path, failed: bool) -> Result<PathBuf, PackageError> {
+        let marker = self.dir.join(COMPLETED_FILE);
+        let status = if failed { "failed" } else { "loaded" };
+        fs::write(&marker, serde_json::to_vec(status).unwrap_or_default()).map_err(io_err("write", &marker))?;
+        let target = loaded_dir.join(&self.state.load_id);
+        fs::rename(&self.dir, &target).map_err(io_err("move package", &self.dir))?;
+        Ok(target)
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PackageError> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|e| PackageError::Damaged { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn read_json_or_default<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PackageError> {
+    if path.exists() { read_json(path) } else { Ok(T::default()) }
+}
+
+/// Writes `value` as JSON to a temporary file, fsyncs it and renames it over
+/// `path`, so readers see the old or the new file, never a torn one.
+pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), PackageError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create temp in", dir))?;
+    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| PackageError::Io { action: "write", path: path.to_path_buf(), source: e.into() })?;
+    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    tmp.persist(path).map_err(|e| PackageError::Io { action: "replace", path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// fsyncs a directory so renames inside it survive a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), PackageError> {
+    fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io_err("sync", dir))
+}

@@ -1,0 +1,211 @@
+//! Normalized rows → job files of a new package in `staging/`.
+//!
+//! [`PackageWriter::write`] appends rows to one job file per table;
+//! [`PackageWriter::finish`] fsyncs everything, writes the schema and state
+//! files and renames the package into `normalized/`. Dropping an unfinished
+//! writer deletes the staging directory, so a failed normalize leaves nothing.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::{FileFormat, JobInfo, JobState, PackageError, PackageState, PipelineDir, io_err, sync_dir, write_json_atomic};
+use crate::normalize::{NormalizeSettings, Row};
+use crate::package::jsonl;
+use crate::schema::Schema;
+
+/// Writes one package.
+pub struct PackageWriter {
+    staging: PathBuf,
+    normalized_dir: PathBuf,
+    load_id: String,
+    settings: NormalizeSettings,
+    format: FileFormat,
+    /// Open job files by table index.
+    jobs: HashMap<usize, OpenJob>,
+    order: Vec<usize>,
+    finished: bool,
+}
+
+struct OpenJob {
+    info: JobInfo,
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl PackageWriter {
+    /// Starts a package in the pipeline's staging area.
+    pub fn create(
+        pipeline: &PipelineDir,
+        load_id: &str,
+        settings: &NormalizeSettings,
+        format: FileFormat,
+    ) -> Result<Self, PackageError> {
+        let staging = pipeline.staging_dir().join(load_id);
+        for state in [JobState::New, JobState::Started, JobState::Completed, JobState::Failed] {
+            let p = staging.join(state.dir_name());
+            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        Ok(PackageWriter {
+            staging,
+            normalized_dir: pipeline.normalized_dir(),
+            load_id: load_id.to_string(),
+            settings: settings.clone(),
+            format,
+            jobs: HashMap::new(),
+            order: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// Appends rows; `schema` must contain every table and column they use.
+    pub fn write(&mut self, schema: &Schema, rows: &[Row]) -> Result<(), PackageError> {
+        for row in rows {
+            let table = &schema.tables[row.table];
+            if !self.jobs.contains_key(&row.table) {
+                let job = self.open_job(&table.name)?;
+                self.jobs.insert(row.table, job);
+                self.order.push(row.table);
+            }
+            let Some(job) = self.jobs.get_mut(&row.table) else { continue };
+            jsonl::write_row(&mut job.out, table, &row.values).map_err(io_err("write", &job.path))?;
+            job.info.rows += 1;
+        }
+        Ok(())
+    }
+
+    fn open_job(&self, table: &str) -> Result<OpenJob, PackageError> {
+        let safe = safe_file_name(table);
+        let file_id = file_id(&self.load_id, table);
+        let ext = self.format.extension();
+        let info = JobInfo {
+            job_id: format!("{safe}.{file_id}.{ext}"),
+            file_name: format!("{safe}.{file_id}.0.{ext}"),
+            table: table.to_string(),
+            rows: 0,
+        };
+        let path = self.staging.join(JobState::New.dir_name()).join(&info.file_name);
+        let file = File::create_new(&path).map_err(io_err("create", &path))?;
+        Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file) })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.jobs.values().map(|j| j.info.rows).sum()
+    }
+
+    /// Makes the package durable and visible to loaders. Returns `None` (and
+    /// leaves nothing behind) when no rows were written.
+    pub fn finish(mut self, schema: &Schema) -> Result<Option<PathBuf>, PackageError> {
+        if self.order.is_empty() {
+            return Ok(None);
+        }
+        let mut jobs = Vec::with_capacity(self.order.len());
+        for idx in std::mem::take(&mut self.order) {
+            let Some(mut job) = self.jobs.remove(&idx) else { continue };
+            job.out.flush().map_err(io_err("write", &job.path))?;
+            job.out.get_ref().sync_all().map_err(io_err("sync", &job.path))?;
+            jobs.push(job.info);
+        }
+        let state = PackageState {
+            load_id: self.load_id.clone(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+            normalize: self.settings.clone(),
+            file_format: self.format,
+            jobs,
+        };
+        write_json_atomic(&self.staging.join(super::SCHEMA_FILE), schema)?;
+        write_json_atomic(&self.staging.join(super::STATE_FILE), &state)?;
+        sync_dir(&self.staging.join(JobState::New.dir_name()))?;
+        sync_dir(&self.staging)?;
+        let target = self.normalized_dir.join(&self.load_id);
+        fs::rename(&self.staging, &target).map_err(io_err("move package", &self.staging))?;
+        sync_dir(&self.normalized_dir)?;
+        self.finished = true;
+        Ok(Some(target))
+    }
+}
+
+impl Drop for PackageWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: a leftover is also removed by the next run's
+            // `clean_staging`, and staging is never loaded.
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// dlt-style 10 hex character file id, unique per load and table.
+fn file_id(load_id: &str, table: &str) -> String {
+    let digest = Sha256::digest(format!("{load_id}\u{0}{table}").as_bytes());
+    hex::encode(&digest[..5])
+}
+
+/// Makes a table name safe as a file name part, reversibly where it can:
+/// ASCII letters, digits, `_` and `-` stay, any other byte becomes `%XX`.
+/// Names longer than 120 bytes are cut and suffixed with a hash; the real
+/// name is always recorded in the package's job list.
+pub fn safe_file_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.len() > 120 {
+        let digest = Sha256::digest(name.as_bytes());
+        let mut cut = 100;
+        while out.as_bytes()[cut - 1] == b'%' || out.as_bytes()[cut - 2] == b'%' {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('~');
+        out.push_str(&hex::encode(&digest[..8]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::Normalizer;
+    use crate::package::Package;
+
+    #[test]
+    fn safe_names_are_reversible_or_hashed() {
+        assert_eq!(safe_file_name("events"), "events");
+        assert_eq!(safe_file_name("a/b.c"), "a%2Fb%2Ec");
+        let long = safe_file_name(&"ab".repeat(150));
+        assert!(long.len() < 130 && long.contains('~'));
+        assert_ne!(safe_file_name(&"ab".repeat(150)), safe_file_name(&"ab".repeat(151)));
+    }
+
+    #[test]
+    fn package_appears_only_when_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
+        let settings = NormalizeSettings { naming_convention: "direct".into(), max_nesting_level: 0, skip_dlt_columns_and_tables: true };
+        let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
+        let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Jsonl).expect("writer");
+        let mut rows = Vec::new();
+        n.push("t", &serde_json::json!({"a": 1}), &mut rows).expect("push");
+        w.write(n.schema(), &rows).expect("write");
+        assert!(pipeline.pending().expect("pending").is_empty());
+        let path = w.finish(n.schema()).expect("finish").expect("a package");
+        let pkg = Package::open(&path).expect("open");
+        assert_eq!(pkg.state.jobs.len(), 1);
+        assert_eq!(pkg.state.jobs[0].rows, 1);
+        assert_eq!(pipeline.pending().expect("pending").len(), 1);
+
+        // An abandoned writer leaves nothing behind.
+        let w = PackageWriter::create(&pipeline, "2.2", &settings, FileFormat::Jsonl).expect("writer");
+        drop(w);
+        assert!(!pipeline.staging_dir().join("2.2").exists());
+    }
+}

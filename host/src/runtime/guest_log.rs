@@ -1,0 +1,105 @@
+//! Guest stdout and stderr → the host's stderr, one line at a time, each
+//! prefixed with the sink's name, so the host's stdout stays free for
+//! machine-readable output. Output beyond a byte cap is dropped (with one
+//! notice), so a chatty or hostile sink cannot flood the terminal or disk.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// A line-buffered, prefixed, capped writer shared by a Store's stdout and
+/// stderr.
+#[derive(Clone)]
+pub struct GuestLog {
+    inner: Arc<Mutex<LogState>>,
+}
+
+struct LogState {
+    prefix: String,
+    pending: Vec<u8>,
+    written: u64,
+    cap: u64,
+    truncated: bool,
+}
+
+impl GuestLog {
+    /// A log writing lines as `[<sink>] <line>` up to `cap` bytes in total.
+    pub fn new(sink: &str, cap: u64) -> Self {
+        GuestLog { inner: Arc::new(Mutex::new(LogState { prefix: format!("[{sink}] "), pending: Vec::new(), written: 0, cap, truncated: false })) }
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let Ok(mut s) = self.inner.lock() else { return };
+        s.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(pos) = s.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = s.pending.drain(..=pos).collect();
+            s.emit(&line, &mut out);
+        }
+        // A guest that never writes a newline still must not grow memory.
+        if s.pending.len() > 64 * 1024 {
+            let mut line = std::mem::take(&mut s.pending);
+            line.push(b'\n');
+            s.emit(&line, &mut out);
+        }
+        if !out.is_empty() {
+            let _ = std::io::stderr().lock().write_all(&out);
+        }
+    }
+
+    /// Writes out a last line without a newline (at the end of a call).
+    pub fn flush(&self) {
+        let Ok(mut s) = self.inner.lock() else { return };
+        if s.pending.is_empty() {
+            return;
+        }
+        let mut line = std::mem::take(&mut s.pending);
+        line.push(b'\n');
+        let mut out = Vec::new();
+        s.emit(&line, &mut out);
+        let _ = std::io::stderr().lock().write_all(&out);
+    }
+}
+
+impl LogState {
+    fn emit(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        if self.written + line.len() as u64 > self.cap {
+            if !self.truncated {
+                self.truncated = true;
+                out.extend_from_slice(format!("{}(output beyond {} bytes dropped; raise with --max-guest-output)\n", self.prefix, self.cap).as_bytes());
+            }
+            return;
+        }
+        self.written += line.len() as u64;
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.extend_from_slice(line);
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestLog {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,54 @@
+//! Bad input gets a clear error, a non-zero exit, and leaves nothing that a
+//! later run would load.
+
+use e2e::{Scratch, rows_of, stderr};
+use serde_json::json;
+
+#[test]
+fn malformed_line_names_file_and_line_and_leaves_no_package() {
+    let s = Scratch::new();
+    let bad = s.file("bad.jsonl", "{\"a\":1}\n{\"a\":2}\n{\"a\": tru}\n{\"a\":4}\n");
+    let out = s.run_capture(&["--input", bad.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("bad.jsonl:3:"), "names file and line: {err}");
+    assert!(err.contains("malformed JSON"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(s.captured().is_empty(), "nothing delivered");
+    for sub in ["normalized", "staging"] {
+        let dir = s.pipelines().join("capture/load").join(sub);
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0, "{sub} is empty");
+    }
+
+    // A later run with good input loads only that input.
+    let good = s.file("bad.json", "[{\"a\":10}]");
+    let out = s.run_capture(&["--input", good.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows_of(&s.captured(), "bad"), vec![json!({"a": 10})]);
+}
+
+#[test]
+fn empty_input_loads_nothing_and_succeeds() {
+    let s = Scratch::new();
+    let empty = s.file("empty.jsonl", "\n\n");
+    let out = s.run_capture(&["--input", empty.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No rows"), "{}", stderr(&out));
+    assert!(s.captured().is_empty());
+}
+
+#[test]
+fn stdin_without_table_is_a_usage_error() {
+    let s = Scratch::new();
+    let out = s.run_capture(&["--input", "-"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--table"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_input_file_is_a_usage_error() {
+    let s = Scratch::new();
+    let out = s.run_capture(&["--input", "/nonexistent/x.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/x.jsonl"), "{}", stderr(&out));
+}

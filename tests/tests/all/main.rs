@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `host` binary loading fixture files into the
+//! example sinks built from `guest-examples/`.
+
+mod errors;
+mod load;
+mod print;
