@@ -60,11 +60,20 @@ pub fn new_load_id() -> String {
 }
 
 /// Reads `inputs` into a new package of `pipeline`.
-pub fn extract(pipeline: &PipelineDir, inputs: &[InputSpec], settings: &NormalizeSettings, format: FileFormat) -> Result<Extracted, ExtractError> {
+pub fn extract(
+    pipeline: &PipelineDir,
+    inputs: &[InputSpec],
+    settings: &NormalizeSettings,
+    format: FileFormat,
+) -> Result<Extracted, ExtractError> {
     pipeline.clean_staging()?;
     let load_id = new_load_id();
     let schema = pipeline.load_schema()?;
-    let mut normalizer = Normalizer::new(settings, schema, &load_id).map_err(|error| ExtractError::Normalize { source_name: "settings".into(), line: 0, error })?;
+    let mut normalizer = Normalizer::new(settings, schema, &load_id).map_err(|error| ExtractError::Normalize {
+        source_name: "settings".into(),
+        line: 0,
+        error,
+    })?;
     let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?;
     let mut rows: Vec<Row> = Vec::with_capacity(64);
     let mut records = 0u64;
@@ -74,9 +83,11 @@ pub fn extract(pipeline: &PipelineDir, inputs: &[InputSpec], settings: &Normaliz
         input::read_records(&input.source, |record| -> Result<(), ExtractError> {
             records += 1;
             rows.clear();
-            normalizer
-                .push(&table, &record.value, &mut rows)
-                .map_err(|error| ExtractError::Normalize { source_name: source_name.clone(), line: record.line, error })?;
+            normalizer.push(&table, &record.value, &mut rows).map_err(|error| ExtractError::Normalize {
+                source_name: source_name.clone(),
+                line: record.line,
+                error,
+            })?;
             writer.write(normalizer.schema(), &rows)?;
             Ok(())
         })?;

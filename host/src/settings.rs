@@ -65,7 +65,10 @@ pub fn resolve(spec: &SinkSpec, overrides: &Overrides) -> Result<SinkSettings, S
         normalize: NormalizeSettings {
             naming_convention: naming,
             max_nesting_level: overrides.max_nesting_level.or(spec.max_nesting_level).unwrap_or(0),
-            skip_dlt_columns_and_tables: overrides.skip_dlt_columns_and_tables.or(spec.skip_dlt_columns_and_tables).unwrap_or(true),
+            skip_dlt_columns_and_tables: overrides
+                .skip_dlt_columns_and_tables
+                .or(spec.skip_dlt_columns_and_tables)
+                .unwrap_or(true),
         },
         max_batch_bytes: spec.max_batch_bytes,
         item_format: spec.item_format,

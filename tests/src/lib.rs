@@ -132,18 +132,28 @@ pub fn read_capture(dir: &Path) -> Vec<Value> {
     let mut docs: Vec<Value> = std::fs::read_dir(dir)
         .expect("read capture dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .map(|p| serde_json::from_slice(&std::fs::read(&p).expect("read capture file")).expect("capture file is JSON"))
         .collect();
     docs.sort_by_key(|d| {
-        (d["table"]["name"].as_str().unwrap_or_default().to_string(), d["context"]["job_id"].as_str().unwrap_or_default().to_string(), d["context"]["start_row"].as_u64().unwrap_or_default())
+        (
+            d["table"]["name"].as_str().unwrap_or_default().to_string(),
+            d["context"]["job_id"].as_str().unwrap_or_default().to_string(),
+            d["context"]["start_row"].as_u64().unwrap_or_default(),
+        )
     });
     docs
 }
 
 /// All rows of `table` in delivery order (file order).
 pub fn rows_of(docs: &[Value], table: &str) -> Vec<Value> {
-    docs.iter().filter(|d| d["table"]["name"] == table).flat_map(|d| d["rows"].as_array().cloned().unwrap_or_default()).collect()
+    docs.iter()
+        .filter(|d| d["table"]["name"] == table)
+        .flat_map(|d| d["rows"].as_array().cloned().unwrap_or_default())
+        .collect()
 }
 
 /// stderr as text.

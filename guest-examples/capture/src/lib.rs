@@ -12,8 +12,8 @@
 use std::io::{ErrorKind, Write};
 
 use dlthost_sink::{
-    BatchContext, Guest, Items, SinkError, SinkSpec, TableSchema, context_to_json,
-    file_format_name, read_job_file, row_to_json, safe_file_name, table_to_json,
+    BatchContext, Guest, Items, SinkError, SinkSpec, TableSchema, context_to_json, file_format_name, read_job_file,
+    row_to_json, safe_file_name, table_to_json,
 };
 use serde_json::{Value as Json, json};
 
@@ -51,7 +51,9 @@ impl Guest for Capture {
         });
         let stem = format!("{}.{}.{}", safe_file_name(&table.name), ctx.job_id, ctx.start_row);
         write_new_file(&stem, doc.to_string().as_bytes()).map_err(|e| {
-            dlthost_sink::retry(format!("capture: cannot write {OUT_DIR}/{stem}.*.json: {e} (grant a directory with --dir HOST_PATH::{OUT_DIR})"))
+            dlthost_sink::retry(format!(
+                "capture: cannot write {OUT_DIR}/{stem}.*.json: {e} (grant a directory with --dir HOST_PATH::{OUT_DIR})"
+            ))
         })
     }
 }

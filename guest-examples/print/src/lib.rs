@@ -6,9 +6,7 @@
 
 use std::io::Write;
 
-use dlthost_sink::{
-    BatchContext, Guest, Items, SinkError, SinkSpec, TableSchema, read_job_file, row_to_json,
-};
+use dlthost_sink::{BatchContext, Guest, Items, SinkError, SinkSpec, TableSchema, read_job_file, row_to_json};
 
 struct Print;
 
@@ -31,9 +29,7 @@ impl Guest for Print {
             out.push_str(&row.to_string());
             out.push('\n');
         }
-        std::io::stdout()
-            .write_all(out.as_bytes())
-            .map_err(|e| dlthost_sink::retry(format!("stdout: {e}")))
+        std::io::stdout().write_all(out.as_bytes()).map_err(|e| dlthost_sink::retry(format!("stdout: {e}")))
     }
 }
 

@@ -6,9 +6,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value as Json, json};
 
-use crate::{
-    BatchContext, Column, DataType, FileFormat, TableSchema, Value, WriteDisposition,
-};
+use crate::{BatchContext, Column, DataType, FileFormat, TableSchema, Value, WriteDisposition};
 
 /// dlt's name of a data type (`text`, `bigint`, ...).
 pub fn data_type_name(t: DataType) -> &'static str {
@@ -159,9 +157,7 @@ pub fn safe_file_name(name: &str) -> String {
         }
     }
     if out.len() > 120 {
-        let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        });
+        let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
         out.truncate(100);
         while out.ends_with('%') || out.as_bytes()[out.len() - 2] == b'%' {
             out.pop();

@@ -25,8 +25,8 @@ pub fn read_job_file(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, S
         if line.is_empty() {
             continue;
         }
-        let parsed: Map<String, Json> = serde_json::from_str(&line)
-            .map_err(|e| format!("{} line {}: {e}", file.path, n + 1))?;
+        let parsed: Map<String, Json> =
+            serde_json::from_str(&line).map_err(|e| format!("{} line {}: {e}", file.path, n + 1))?;
         let mut row = Map::with_capacity(table.columns.len());
         for c in &table.columns {
             row.insert(c.name.clone(), parsed.get(&c.name).cloned().unwrap_or(Json::Null));

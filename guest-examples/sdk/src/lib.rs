@@ -39,8 +39,8 @@ mod encode;
 mod jobfile;
 
 pub use encode::{
-    column_to_json, context_to_json, data_type_name, file_format_name, row_to_json,
-    safe_file_name, table_to_json, value_to_json, write_disposition_name,
+    column_to_json, context_to_json, data_type_name, file_format_name, row_to_json, safe_file_name, table_to_json,
+    value_to_json, write_disposition_name,
 };
 pub use jobfile::read_job_file;
 

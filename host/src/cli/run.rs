@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
-use super::units::{parse_bytes, parse_duration};
 use super::EXIT_LOAD_FAILED;
+use super::units::{parse_bytes, parse_duration};
 use crate::extract::{self, InputSpec};
 use crate::input::InputSource;
 use crate::load::{self, LoadOptions, LoadReport};
@@ -29,7 +29,9 @@ pub enum FormatArg {
 
 /// Arguments of `host run`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  host run --component print.wasm --input events.jsonl\n  cat rows.jsonl | host run --component capture.wasm --input - --table rows --dir ./out::/out")]
+#[command(
+    after_help = "Examples:\n  host run --component print.wasm --input events.jsonl\n  cat rows.jsonl | host run --component capture.wasm --input - --table rows --dir ./out::/out"
+)]
 pub struct RunArgs {
     /// The sink: a WebAssembly component implementing wit/destination.wit.
     #[arg(long, value_name = "PATH")]
@@ -132,7 +134,9 @@ impl RunArgs {
         let extracted = extract::extract(&pipeline, &inputs, &settings.normalize, settings.loader_file_format)?;
         if !quiet {
             match &extracted.package {
-                Some(p) => eprintln!("Normalized {} records into {} rows: {}", extracted.records, extracted.rows, p.display()),
+                Some(p) => {
+                    eprintln!("Normalized {} records into {} rows: {}", extracted.records, extracted.rows, p.display())
+                }
                 None => eprintln!("No rows in the input; nothing new to load."),
             }
         }
@@ -204,7 +208,10 @@ fn default_pipelines_dir() -> anyhow::Result<PathBuf> {
 fn print_summary(sink: &str, report: &LoadReport) {
     let rows = report.rows();
     let rate = if report.elapsed_secs > 0.0 { rows as f64 / report.elapsed_secs } else { 0.0 };
-    eprintln!("Loaded {rows} rows into `{sink}` in {:.2}s ({rate:.0} rows/s, {} calls, {} retries)", report.elapsed_secs, report.calls, report.retries);
+    eprintln!(
+        "Loaded {rows} rows into `{sink}` in {:.2}s ({rate:.0} rows/s, {} calls, {} retries)",
+        report.elapsed_secs, report.calls, report.retries
+    );
     for (table, t) in &report.tables {
         eprintln!("  {table}: {} rows, {} jobs", t.rows, t.jobs);
     }
@@ -213,7 +220,14 @@ fn print_summary(sink: &str, report: &LoadReport) {
     }
     for f in &report.failures {
         let what = if f.terminal { "failed" } else { "stopped" };
-        eprintln!("error: job {} of table `{}` {what} at rows {}..{}: {}", f.job_id, f.table, f.start_row, f.start_row + f.row_count, f.error);
+        eprintln!(
+            "error: job {} of table `{}` {what} at rows {}..{}: {}",
+            f.job_id,
+            f.table,
+            f.start_row,
+            f.start_row + f.row_count,
+            f.error
+        );
     }
     if !report.packages_pending.is_empty() {
         eprintln!("hint: run the same command again to resume where it stopped");

@@ -94,10 +94,7 @@ pub type BytesRead = u64;
 
 /// Reads every record of `source` and hands it to `each`. An error from
 /// `each` stops the read and is returned as is.
-pub fn read_records<E>(
-    source: &InputSource,
-    mut each: impl FnMut(Record) -> Result<(), E>,
-) -> Result<(), E>
+pub fn read_records<E>(source: &InputSource, mut each: impl FnMut(Record) -> Result<(), E>) -> Result<(), E>
 where
     E: From<InputError>,
 {

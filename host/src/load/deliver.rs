@@ -40,17 +40,32 @@ impl Slot<'_> {
             self.instance = Some(self.runtime.instance(self.handle_dir.as_deref())?);
         }
         // Just filled above.
-        self.instance.as_mut().ok_or_else(|| RuntimeError::Instantiate { sink: self.runtime.name().into(), message: "no instance".into() })
+        self.instance.as_mut().ok_or_else(|| RuntimeError::Instantiate {
+            sink: self.runtime.name().into(),
+            message: "no instance".into(),
+        })
     }
 }
 
-pub(super) fn worker(runtime: &SinkRuntime, pipeline: &PipelineDir, package: &Package, options: &LoadOptions, shared: &Shared) {
+pub(super) fn worker(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    package: &Package,
+    options: &LoadOptions,
+    shared: &Shared,
+) {
     // Whole-file delivery: a directory of this worker's that holds only the
     // current job file, mounted read-only in the guest.
     let handle_dir = if options.batch_size == 0 {
         match tempfile::Builder::new().prefix("handles-").tempdir_in(pipeline.root().join("load")) {
             Ok(d) => Some(d),
-            Err(e) => return shared.fail(PackageError::Io { action: "create handle directory in", path: pipeline.root().to_path_buf(), source: e }),
+            Err(e) => {
+                return shared.fail(PackageError::Io {
+                    action: "create handle directory in",
+                    path: pipeline.root().to_path_buf(),
+                    source: e,
+                });
+            }
         }
     } else {
         None
@@ -63,14 +78,31 @@ pub(super) fn worker(runtime: &SinkRuntime, pipeline: &PipelineDir, package: &Pa
     }
 }
 
-fn deliver_job(slot: &mut Slot<'_>, package: &Package, job: &JobInfo, options: &LoadOptions, shared: &Shared) -> Result<(), PackageError> {
+fn deliver_job(
+    slot: &mut Slot<'_>,
+    package: &Package,
+    job: &JobInfo,
+    options: &LoadOptions,
+    shared: &Shared,
+) -> Result<(), PackageError> {
     let Some(table) = package.schema.table(&job.table) else {
-        return Err(PackageError::Damaged { path: package.dir().to_path_buf(), message: format!("table `{}` of job {} is not in the schema", job.table, job.job_id) });
+        return Err(PackageError::Damaged {
+            path: package.dir().to_path_buf(),
+            message: format!("table `{}` of job {} is not in the schema", job.table, job.job_id),
+        });
     };
     let wit_table = convert::table(table);
     let path = package.job_path(job, JobState::Started);
     let load_id = &package.state.load_id;
-    let mut ctx = BatchContext { load_id: load_id.clone(), job_id: job.job_id.clone(), batch_index: 0, start_row: 0, row_count: 0, idempotency_key: String::new(), attempt: 1 };
+    let mut ctx = BatchContext {
+        load_id: load_id.clone(),
+        job_id: job.job_id.clone(),
+        batch_index: 0,
+        start_row: 0,
+        row_count: 0,
+        idempotency_key: String::new(),
+        attempt: 1,
+    };
 
     if options.batch_size == 0 {
         let Some(dir) = slot.handle_dir.clone() else { return Ok(()) };
@@ -108,7 +140,14 @@ fn deliver_job(slot: &mut Slot<'_>, package: &Package, job: &JobInfo, options: &
 }
 
 /// Records how a job ended and moves its file.
-fn finish(package: &Package, job: &JobInfo, ctx: &BatchContext, outcome: Outcome, shared: &Shared, rows: u64) -> Result<(), PackageError> {
+fn finish(
+    package: &Package,
+    job: &JobInfo,
+    ctx: &BatchContext,
+    outcome: Outcome,
+    shared: &Shared,
+    rows: u64,
+) -> Result<(), PackageError> {
     shared.with_report(|r| r.tables.entry(job.table.clone()).or_default().rows += rows);
     let failure = |terminal, error: String| JobFailure {
         load_id: package.state.load_id.clone(),
@@ -136,7 +175,14 @@ fn finish(package: &Package, job: &JobInfo, ctx: &BatchContext, outcome: Outcome
 
 /// Calls the sink until the batch is delivered, fails terminally, or the
 /// attempts run out. A trap replaces the instance and is retried once.
-fn deliver_batch(slot: &mut Slot<'_>, table: &crate::runtime::bindings::TableSchema, ctx: &mut BatchContext, items: &Items, options: &LoadOptions, shared: &Shared) -> Outcome {
+fn deliver_batch(
+    slot: &mut Slot<'_>,
+    table: &crate::runtime::bindings::TableSchema,
+    ctx: &mut BatchContext,
+    items: &Items,
+    options: &LoadOptions,
+    shared: &Shared,
+) -> Outcome {
     let mut traps = 0;
     let mut backoff = options.backoff;
     loop {
@@ -152,7 +198,9 @@ fn deliver_batch(slot: &mut Slot<'_>, table: &crate::runtime::bindings::TableSch
         });
         let last_error = match instance.load(table, ctx, items) {
             Ok(Ok(())) => return Outcome::Delivered,
-            Ok(Err(SinkError::Terminal(message))) => return Outcome::Terminal(format!("sink `{}` refused the batch: {message}", slot.runtime.name())),
+            Ok(Err(SinkError::Terminal(message))) => {
+                return Outcome::Terminal(format!("sink `{}` refused the batch: {message}", slot.runtime.name()));
+            }
             Ok(Err(SinkError::Retry(r))) => {
                 let wait = r.retry_after_ms.map(Duration::from_millis).unwrap_or(backoff).max(backoff);
                 tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
@@ -191,7 +239,11 @@ fn expose_file(file: &Path, dir: &Path, name: &str) -> Result<PathBuf, PackageEr
     }
     let target = dir.join(name);
     if std::fs::hard_link(file, &target).is_err() {
-        std::fs::copy(file, &target).map_err(|e| PackageError::Io { action: "expose job file", path: file.to_path_buf(), source: e })?;
+        std::fs::copy(file, &target).map_err(|e| PackageError::Io {
+            action: "expose job file",
+            path: file.to_path_buf(),
+            source: e,
+        })?;
     }
     Ok(target)
 }

@@ -101,7 +101,11 @@ impl LoadReport {
 }
 
 /// Loads every pending package of `pipeline`, oldest first.
-pub fn load_pending(runtime: &SinkRuntime, pipeline: &PipelineDir, options: &LoadOptions) -> Result<LoadReport, PackageError> {
+pub fn load_pending(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    options: &LoadOptions,
+) -> Result<LoadReport, PackageError> {
     let started = Instant::now();
     let mut report = LoadReport::default();
     for package in pipeline.pending()? {
@@ -111,7 +115,13 @@ pub fn load_pending(runtime: &SinkRuntime, pipeline: &PipelineDir, options: &Loa
     Ok(report)
 }
 
-fn load_package(runtime: &SinkRuntime, pipeline: &PipelineDir, package: Package, options: &LoadOptions, report: &mut LoadReport) -> Result<(), PackageError> {
+fn load_package(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    package: Package,
+    options: &LoadOptions,
+    report: &mut LoadReport,
+) -> Result<(), PackageError> {
     let mut queue = VecDeque::new();
     for job in &package.state.jobs {
         match package.job_state(job) {
@@ -122,12 +132,16 @@ fn load_package(runtime: &SinkRuntime, pipeline: &PipelineDir, package: Package,
             Some(JobState::Started) => queue.push_back(job.clone()),
             Some(JobState::Completed | JobState::Failed) => {}
             None => {
-                return Err(PackageError::Damaged { path: package.dir().to_path_buf(), message: format!("job file {} is missing", job.file_name) });
+                return Err(PackageError::Damaged {
+                    path: package.dir().to_path_buf(),
+                    message: format!("job file {} is missing", job.file_name),
+                });
             }
         }
     }
     let workers = options.workers.clamp(1, queue.len().max(1));
-    let shared = Shared { queue: Mutex::new(queue), report: Mutex::new(std::mem::take(report)), error: Mutex::new(None) };
+    let shared =
+        Shared { queue: Mutex::new(queue), report: Mutex::new(std::mem::take(report)), error: Mutex::new(None) };
     std::thread::scope(|scope| {
         for n in 0..workers {
             let shared = &shared;
@@ -136,7 +150,13 @@ fn load_package(runtime: &SinkRuntime, pipeline: &PipelineDir, package: Package,
                 .name(format!("load-worker-{n}"))
                 .spawn_scoped(scope, move || deliver::worker(runtime, pipeline, package, options, shared))
                 .map(|_| ())
-                .unwrap_or_else(|e| shared.fail(PackageError::Io { action: "start worker for", path: package.dir().to_path_buf(), source: e }));
+                .unwrap_or_else(|e| {
+                    shared.fail(PackageError::Io {
+                        action: "start worker for",
+                        path: package.dir().to_path_buf(),
+                        source: e,
+                    })
+                });
         }
     });
     let Shared { report: shared_report, error, .. } = shared;
@@ -144,7 +164,8 @@ fn load_package(runtime: &SinkRuntime, pipeline: &PipelineDir, package: Package,
     if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let unfinished = package.state.jobs.iter().any(|j| matches!(package.job_state(j), Some(JobState::New | JobState::Started)));
+    let unfinished =
+        package.state.jobs.iter().any(|j| matches!(package.job_state(j), Some(JobState::New | JobState::Started)));
     if unfinished {
         report.packages_pending.push(package.dir().to_path_buf());
     } else {

@@ -14,7 +14,7 @@ use sha3::Shake128;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 
 use crate::schema::{Column, DataType, Schema, Table, Value};
-use naming::{NamingConvention, Namer};
+use naming::{Namer, NamingConvention};
 pub use types::TypeError;
 
 /// dlt bookkeeping column names.
@@ -64,6 +64,14 @@ pub struct Row {
     pub table: usize,
     /// `(column index, value)` in the order the normalizer produced them.
     pub values: Vec<(usize, Value)>,
+}
+
+/// A dict flattened into columns, and the lists that become child tables.
+struct Flattened<'a> {
+    /// `(column name, value)` in dlt's column order.
+    fields: Vec<(String, &'a Json)>,
+    /// `(joined path, items)` of lists to normalize into child tables.
+    lists: Vec<(String, &'a [Json])>,
 }
 
 /// Streams records into rows and a growing schema.
@@ -143,7 +151,7 @@ impl Normalizer {
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
         let table_idx = self.table_index(table, parent.map(|p| p.0));
-        let (fields, lists) = self.flatten(table_idx, dict, level);
+        let Flattened { fields, lists } = self.flatten(table_idx, dict, level);
         let mut values = Vec::with_capacity(fields.len() + 3);
         for (name, v) in fields {
             if self.skip_dlt && name.starts_with(DLT_PREFIX) {
@@ -156,10 +164,20 @@ impl Normalizer {
         if !self.skip_dlt {
             match parent {
                 None => {
-                    values.push(self.dlt_cell(table_idx, DLT_LOAD_ID, DataType::Text, Value::Text(self.load_id.clone())));
+                    values.push(self.dlt_cell(
+                        table_idx,
+                        DLT_LOAD_ID,
+                        DataType::Text,
+                        Value::Text(self.load_id.clone()),
+                    ));
                 }
                 Some((_, parent_id, idx)) => {
-                    values.push(self.dlt_cell(table_idx, DLT_PARENT_ID, DataType::Text, Value::Text(parent_id.to_string())));
+                    values.push(self.dlt_cell(
+                        table_idx,
+                        DLT_PARENT_ID,
+                        DataType::Text,
+                        Value::Text(parent_id.to_string()),
+                    ));
                     values.push(self.dlt_cell(table_idx, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
                 }
             }
@@ -204,7 +222,7 @@ impl Normalizer {
 
     /// Flattens nested dicts into `(column name, value)` pairs in dlt's order
     /// and collects the lists that become child tables (by their joined path).
-    fn flatten<'a>(&mut self, table_idx: usize, dict: &'a Map<String, Json>, level: i64) -> (Vec<(String, &'a Json)>, Vec<(String, &'a [Json])>) {
+    fn flatten<'a>(&mut self, table_idx: usize, dict: &'a Map<String, Json>, level: i64) -> Flattened<'a> {
         let sep = self.namer.convention().separator();
         let mut fields = Vec::with_capacity(dict.len());
         let mut lists = Vec::new();
@@ -226,7 +244,7 @@ impl Normalizer {
             }
             stack.extend(nested);
         }
-        (fields, lists)
+        Flattened { fields, lists }
     }
 
     fn is_json_column(&self, table_idx: usize, name: &str) -> bool {
@@ -315,7 +333,11 @@ mod tests {
     use serde_json::json;
 
     fn settings(naming: &str, nesting: u32, skip: bool) -> NormalizeSettings {
-        NormalizeSettings { naming_convention: naming.into(), max_nesting_level: nesting, skip_dlt_columns_and_tables: skip }
+        NormalizeSettings {
+            naming_convention: naming.into(),
+            max_nesting_level: nesting,
+            skip_dlt_columns_and_tables: skip,
+        }
     }
 
     fn run(s: &NormalizeSettings, table: &str, records: &[Json]) -> (Schema, Vec<Row>) {
@@ -333,7 +355,11 @@ mod tests {
 
     #[test]
     fn nesting_zero_keeps_nested_values_as_json() {
-        let (schema, rows) = run(&settings("direct", 0, true), "people", &[json!({"id": 1, "address": {"city": "X"}, "tags": ["a"], "nul": null})]);
+        let (schema, rows) = run(
+            &settings("direct", 0, true),
+            "people",
+            &[json!({"id": 1, "address": {"city": "X"}, "tags": ["a"], "nul": null})],
+        );
         assert_eq!(column_names(&schema, "people"), ["id", "address", "tags"]);
         assert_eq!(schema.tables.len(), 1);
         assert_eq!(rows[0].values[1].1, Value::Json("{\"city\":\"X\"}".into()));
@@ -375,7 +401,11 @@ mod tests {
 
     #[test]
     fn variants_and_coercion() {
-        let (schema, rows) = run(&settings("direct", 0, true), "t", &[json!({"i": 1}), json!({"i": "7"}), json!({"i": 3.7}), json!({"i": "x"})]);
+        let (schema, rows) = run(
+            &settings("direct", 0, true),
+            "t",
+            &[json!({"i": 1}), json!({"i": "7"}), json!({"i": 3.7}), json!({"i": "x"})],
+        );
         assert_eq!(column_names(&schema, "t"), ["i", "i▶v_double", "i▶v_text"]);
         assert!(schema.tables[0].columns[1].variant);
         assert_eq!(rows[1].values, vec![(0, Value::Bigint(7))]);
@@ -384,7 +414,8 @@ mod tests {
 
     #[test]
     fn scalars_become_value_rows_and_dlt_names_are_skipped() {
-        let (schema, rows) = run(&settings("direct", 0, true), "items", &[json!(1), json!({"_dlt_custom": 1, "_DLT_up": 2})]);
+        let (schema, rows) =
+            run(&settings("direct", 0, true), "items", &[json!(1), json!({"_dlt_custom": 1, "_DLT_up": 2})]);
         assert_eq!(column_names(&schema, "items"), ["value", "_DLT_up"]);
         assert_eq!(rows.len(), 2);
         let (schema, rows) = run(&settings("direct", 0, true), "_dlt_x", &[json!({"a": 1})]);

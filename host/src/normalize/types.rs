@@ -48,7 +48,9 @@ pub fn coerce(v: &Json, to: DataType) -> Result<Option<Value>, TypeError> {
         }
         (DataType::Bigint, Json::String(s)) => s.trim().parse::<i64>().ok().map(Value::Bigint),
         (DataType::Double, Json::Number(n)) => n.as_f64().map(Value::Double),
-        (DataType::Double, Json::String(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double),
+        (DataType::Double, Json::String(s)) => {
+            s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double)
+        }
         (DataType::Bool, Json::Bool(b)) => Some(Value::Bool(*b)),
         (DataType::Bool, Json::String(s)) => parse_bool(s).map(Value::Bool),
         (DataType::Bool, Json::Number(n)) => match n.as_i64() {
@@ -98,7 +100,14 @@ pub fn parse_iso_timestamp(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, fmt) {
             return Some(t.timestamp_micros());
         }
@@ -136,7 +145,9 @@ fn plain_decimal(s: &str) -> Option<String> {
         None => (false, mantissa.strip_prefix('+').unwrap_or(mantissa)),
     };
     let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty() || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let all: String = format!("{int_part}{frac_part}");

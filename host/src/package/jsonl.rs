@@ -108,7 +108,9 @@ fn decode_value(j: &Json, t: DataType) -> Option<Value> {
         (DataType::Text, Json::String(s)) => Value::Text(s.clone()),
         (DataType::Decimal, Json::String(s)) => Value::Decimal(s.clone()),
         (DataType::Json, j) => Value::Json(j.to_string()),
-        (DataType::Timestamp, Json::String(s)) => Value::Timestamp(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros()),
+        (DataType::Timestamp, Json::String(s)) => {
+            Value::Timestamp(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros())
+        }
         (DataType::Date, Json::String(s)) => {
             let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
             Value::Date(i32::try_from((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days()).ok()?)

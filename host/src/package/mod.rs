@@ -280,7 +280,8 @@ impl Package {
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PackageError> {
     let bytes = fs::read(path).map_err(io_err("read", path))?;
-    serde_json::from_slice(&bytes).map_err(|e| PackageError::Damaged { path: path.to_path_buf(), message: e.to_string() })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PackageError::Damaged { path: path.to_path_buf(), message: e.to_string() })
 }
 
 fn read_json_or_default<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PackageError> {
@@ -292,7 +293,11 @@ fn read_json_or_default<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> 
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), PackageError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create temp in", dir))?;
-    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| PackageError::Io { action: "write", path: path.to_path_buf(), source: e.into() })?;
+    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| PackageError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
     tmp.as_file().sync_all().map_err(io_err("sync", path))?;
     tmp.persist(path).map_err(|e| PackageError::Io { action: "replace", path: path.to_path_buf(), source: e.error })?;
     Ok(())

@@ -33,7 +33,12 @@ impl JobReader {
     /// Opens `path` and skips its first `skip_rows` rows (already delivered).
     pub fn open(path: &Path, skip_rows: u64) -> Result<Self, PackageError> {
         let file = File::open(path).map_err(io_err("open", path))?;
-        let mut reader = JobReader { path: path.to_path_buf(), lines: BufReader::with_capacity(1 << 16, file).lines(), next_row: 0, carry: None };
+        let mut reader = JobReader {
+            path: path.to_path_buf(),
+            lines: BufReader::with_capacity(1 << 16, file).lines(),
+            next_row: 0,
+            carry: None,
+        };
         while reader.next_row < skip_rows {
             if reader.next_line()?.is_none() {
                 break;
@@ -59,7 +64,12 @@ impl JobReader {
 
     /// The next batch, or `None` at the end of the file. A batch holds at
     /// least one row even if that row alone passes `max_bytes`.
-    pub fn next_batch(&mut self, table: &Table, batch_size: usize, max_bytes: Option<u64>) -> Result<Option<Batch>, PackageError> {
+    pub fn next_batch(
+        &mut self,
+        table: &Table,
+        batch_size: usize,
+        max_bytes: Option<u64>,
+    ) -> Result<Option<Batch>, PackageError> {
         let start_row = self.next_row;
         let mut rows = Vec::with_capacity(batch_size.min(4096));
         let mut bytes = 0u64;
@@ -99,7 +109,8 @@ mod tests {
         table.columns.push(Column::new("i", DataType::Bigint));
 
         let mut r = JobReader::open(&path, 0).expect("open");
-        let sizes: Vec<usize> = std::iter::from_fn(|| r.next_batch(&table, 5, None).expect("batch")).map(|b| b.rows.len()).collect();
+        let sizes: Vec<usize> =
+            std::iter::from_fn(|| r.next_batch(&table, 5, None).expect("batch")).map(|b| b.rows.len()).collect();
         assert_eq!(sizes, [5, 5, 2]);
 
         let mut r = JobReader::open(&path, 3).expect("open");

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{FileFormat, JobInfo, JobState, PackageError, PackageState, PipelineDir, io_err, sync_dir, write_json_atomic};
+use super::{
+    FileFormat, JobInfo, JobState, PackageError, PackageState, PipelineDir, io_err, sync_dir, write_json_atomic,
+};
 use crate::normalize::{NormalizeSettings, Row};
 use crate::package::jsonl;
 use crate::schema::Schema;
@@ -190,7 +192,11 @@ mod tests {
     fn package_appears_only_when_finished() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
-        let settings = NormalizeSettings { naming_convention: "direct".into(), max_nesting_level: 0, skip_dlt_columns_and_tables: true };
+        let settings = NormalizeSettings {
+            naming_convention: "direct".into(),
+            max_nesting_level: 0,
+            skip_dlt_columns_and_tables: true,
+        };
         let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
         let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Jsonl).expect("writer");
         let mut rows = Vec::new();

@@ -28,7 +28,15 @@ struct LogState {
 impl GuestLog {
     /// A log writing lines as `[<sink>] <line>` up to `cap` bytes in total.
     pub fn new(sink: &str, cap: u64) -> Self {
-        GuestLog { inner: Arc::new(Mutex::new(LogState { prefix: format!("[{sink}] "), pending: Vec::new(), written: 0, cap, truncated: false })) }
+        GuestLog {
+            inner: Arc::new(Mutex::new(LogState {
+                prefix: format!("[{sink}] "),
+                pending: Vec::new(),
+                written: 0,
+                cap,
+                truncated: false,
+            })),
+        }
     }
 
     fn write(&self, bytes: &[u8]) {
@@ -69,7 +77,13 @@ impl LogState {
         if self.written + line.len() as u64 > self.cap {
             if !self.truncated {
                 self.truncated = true;
-                out.extend_from_slice(format!("{}(output beyond {} bytes dropped; raise with --max-guest-output)\n", self.prefix, self.cap).as_bytes());
+                out.extend_from_slice(
+                    format!(
+                        "{}(output beyond {} bytes dropped; raise with --max-guest-output)\n",
+                        self.prefix, self.cap
+                    )
+                    .as_bytes(),
+                );
             }
             return;
         }

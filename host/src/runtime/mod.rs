@@ -88,7 +88,9 @@ pub enum RuntimeError {
         message: String,
     },
     /// It is a component, but not one of our world (or an older version).
-    #[error("{path} does not implement the sink world {WORLD}: {message} (rebuild the sink against this host's wit/ directory)")]
+    #[error(
+        "{path} does not implement the sink world {WORLD}: {message} (rebuild the sink against this host's wit/ directory)"
+    )]
     World {
         /// The component file.
         path: PathBuf,
@@ -156,7 +158,8 @@ impl SinkRuntime {
         let engine = Engine::new(&config).map_err(|e| load_err(format!("{e:#}")))?;
         let bytes = std::fs::read(path).map_err(|e| load_err(e.to_string()))?;
         let component = Component::new(&engine, &bytes).map_err(|e| load_err(format!("{e:#}")))?;
-        let world_err = |e: wasmtime::Error| RuntimeError::World { path: path.to_path_buf(), message: format!("{e:#}") };
+        let world_err =
+            |e: wasmtime::Error| RuntimeError::World { path: path.to_path_buf(), message: format!("{e:#}") };
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(world_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(world_err)?;
@@ -178,9 +181,21 @@ impl SinkRuntime {
                 })
                 .map_err(|e| load_err(format!("cannot start the epoch ticker: {e}")))?
         };
-        let mut rt = SinkRuntime { engine, pre, sandbox, config: Arc::new(BTreeMap::new()), name: String::from("sink"), spec: None, ticker_stop, ticker: Some(ticker) };
+        let mut rt = SinkRuntime {
+            engine,
+            pre,
+            sandbox,
+            config: Arc::new(BTreeMap::new()),
+            name: String::from("sink"),
+            spec: None,
+            ticker_stop,
+            ticker: Some(ticker),
+        };
         // The name is needed for log prefixes; ask the sink once.
-        let spec = rt.instance(None)?.spec().map_err(|e| RuntimeError::Instantiate { sink: rt.name.clone(), message: e.to_string() })?;
+        let spec = rt
+            .instance(None)?
+            .spec()
+            .map_err(|e| RuntimeError::Instantiate { sink: rt.name.clone(), message: e.to_string() })?;
         rt.name = spec.name.clone();
         rt.spec = Some(spec);
         Ok(rt)
@@ -223,7 +238,11 @@ impl SinkRuntime {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            egress: EgressPolicy { allowed: Arc::new(self.sandbox.allowed_hosts.clone()), sink: self.name.clone(), timeout: self.sandbox.call_timeout },
+            egress: EgressPolicy {
+                allowed: Arc::new(self.sandbox.allowed_hosts.clone()),
+                sink: self.name.clone(),
+                timeout: self.sandbox.call_timeout,
+            },
             config: self.config.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),
         };
@@ -232,7 +251,15 @@ impl SinkRuntime {
         store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
         let bindings = self.pre.instantiate(&mut store).map_err(|e| inst_err(format!("{e:#}")))?;
-        Ok(SinkInstance { store, bindings, log, sink: self.name.clone(), deadline: self.deadline_ticks(), timeout: self.sandbox.call_timeout, memory_limit: self.sandbox.memory_limit })
+        Ok(SinkInstance {
+            store,
+            bindings,
+            log,
+            sink: self.name.clone(),
+            deadline: self.deadline_ticks(),
+            timeout: self.sandbox.call_timeout,
+            memory_limit: self.sandbox.memory_limit,
+        })
     }
 
     fn deadline_ticks(&self) -> u64 {

@@ -42,7 +42,15 @@ fn events() -> (String, Vec<Value>) {
     (input, expected)
 }
 
-const EVENT_COLUMNS: [(&str, &str); 7] = [("id", "bigint"), ("name", "text"), ("ok", "bool"), ("at", "timestamp"), ("score", "double"), ("meta", "json"), ("note", "text")];
+const EVENT_COLUMNS: [(&str, &str); 7] = [
+    ("id", "bigint"),
+    ("name", "text"),
+    ("ok", "bool"),
+    ("at", "timestamp"),
+    ("score", "double"),
+    ("meta", "json"),
+    ("note", "text"),
+];
 
 fn assert_ok(out: &std::process::Output) {
     assert!(out.status.success(), "host failed ({:?}):\n{}", out.status.code(), stderr(out));
@@ -73,7 +81,12 @@ fn assert_event_schema(doc: &Value) {
         .as_array()
         .expect("columns")
         .iter()
-        .map(|c| (c["name"].as_str().unwrap_or_default().to_string(), c["data_type"].as_str().unwrap_or_default().to_string()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["data_type"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     let want: Vec<(String, String)> = EVENT_COLUMNS.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
     assert_eq!(cols, want);
@@ -92,7 +105,11 @@ fn check_events(batch_size: usize, expected_sizes: &[usize]) {
     for d in &docs {
         assert_event_schema(d);
         for row in d["rows"].as_array().expect("rows") {
-            assert_eq!(row.as_object().map(|o| o.len()), Some(EVENT_COLUMNS.len()), "every row carries every column: {row}");
+            assert_eq!(
+                row.as_object().map(|o| o.len()),
+                Some(EVENT_COLUMNS.len()),
+                "every row carries every column: {row}"
+            );
         }
     }
     assert_eq!(rows_of(&docs, "events"), expected);
