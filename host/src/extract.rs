@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use sha2::{Digest, Sha256};
+
 use crate::input::{self, InputError, InputSource};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
 use crate::package::writer::PackageWriter;
@@ -45,6 +47,8 @@ pub enum ExtractError {
 /// What extraction produced.
 #[derive(Debug, Clone)]
 pub struct Extracted {
+    /// The input's fingerprint (content hashes plus normalization settings).
+    pub fingerprint: String,
     /// The new package, or `None` when the input held no rows.
     pub package: Option<PathBuf>,
     /// Records read.
@@ -57,6 +61,38 @@ pub struct Extracted {
 pub fn new_load_id() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:07}", now.as_secs(), now.subsec_nanos() / 100)
+}
+
+/// The fingerprint of a run's input: what it reads and how it normalizes.
+/// Two runs with the same fingerprint would produce the same rows.
+fn combine(settings: &NormalizeSettings, format: FileFormat, parts: &[(String, Vec<u8>)]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"dlthost-fingerprint-v1\0");
+    h.update(serde_json::to_vec(&(settings, format)).unwrap_or_default());
+    for (table, digest) in parts {
+        h.update(b"\0");
+        h.update(table.as_bytes());
+        h.update(b"\0");
+        h.update(digest);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The fingerprint of `inputs` computed before reading them, or `None` when
+/// one of them is stdin (its fingerprint is known only after the read).
+pub fn fingerprint_files(
+    inputs: &[InputSpec],
+    settings: &NormalizeSettings,
+    format: FileFormat,
+) -> Result<Option<String>, ExtractError> {
+    let mut parts = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let InputSource::File(path) = &input.source else { return Ok(None) };
+        let mut h = Sha256::new();
+        input::hash_file(path, &mut h)?;
+        parts.push((input.table.clone(), h.finalize().to_vec()));
+    }
+    Ok(Some(combine(settings, format, &parts)))
 }
 
 /// Reads `inputs` into a new package of `pipeline`.
@@ -77,10 +113,12 @@ pub fn extract(
     let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?;
     let mut rows: Vec<Row> = Vec::with_capacity(64);
     let mut records = 0u64;
+    let mut parts = Vec::with_capacity(inputs.len());
     for input in inputs {
         let table = normalizer.table_name(&input.table);
         let source_name = input.source.to_string();
-        input::read_records(&input.source, |record| -> Result<(), ExtractError> {
+        let mut hasher = Sha256::new();
+        input::read_records(&input.source, Some(&mut hasher), |record| -> Result<(), ExtractError> {
             records += 1;
             rows.clear();
             normalizer.push(&table, &record.value, &mut rows).map_err(|error| ExtractError::Normalize {
@@ -91,12 +129,14 @@ pub fn extract(
             writer.write(normalizer.schema(), &rows)?;
             Ok(())
         })?;
+        parts.push((input.table.clone(), hasher.finalize().to_vec()));
     }
+    let fingerprint = combine(settings, format, &parts);
     let written = writer.rows();
     let schema = normalizer.into_schema();
-    let package = writer.finish(&schema)?;
+    let package = writer.finish(&schema, &fingerprint)?;
     if package.is_some() {
         pipeline.save_schema(&schema)?;
     }
-    Ok(Extracted { package, records, rows: written })
+    Ok(Extracted { fingerprint, package, records, rows: written })
 }

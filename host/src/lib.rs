@@ -6,6 +6,7 @@
 //! input      files or stdin      → JSON records (file, line)
 //! normalize  JSON records        → relational rows + schema (dlt's rules)
 //! package    rows                → job files in a load package on disk
+//! ledger     delivered batches   → a durable per-job row count (resume)
 //! load       pending packages    → batches, on a pool of worker threads
 //! runtime    batches             → the sink component, one Store per worker
 //! ```
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod extract;
 pub mod input;
+pub mod ledger;
 pub mod load;
 pub mod normalize;
 pub mod package;

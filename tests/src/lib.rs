@@ -127,7 +127,7 @@ pub fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run host")
 }
 
-/// Reads all capture files in `dir`, sorted by table name, job id, start row.
+/// Reads all capture files in `dir`, sorted by table name, load id, job id, start row.
 pub fn read_capture(dir: &Path) -> Vec<Value> {
     let mut docs: Vec<Value> = std::fs::read_dir(dir)
         .expect("read capture dir")
@@ -139,10 +139,13 @@ pub fn read_capture(dir: &Path) -> Vec<Value> {
         .map(|p| serde_json::from_slice(&std::fs::read(&p).expect("read capture file")).expect("capture file is JSON"))
         .collect();
     docs.sort_by_key(|d| {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let c = &d["context"];
         (
-            d["table"]["name"].as_str().unwrap_or_default().to_string(),
-            d["context"]["job_id"].as_str().unwrap_or_default().to_string(),
-            d["context"]["start_row"].as_u64().unwrap_or_default(),
+            text(&d["table"]["name"]),
+            text(&c["load_id"]),
+            text(&c["job_id"]),
+            c["start_row"].as_u64().unwrap_or_default(),
         )
     });
     docs

@@ -4,7 +4,10 @@
 //! output go to stderr. Exit codes: 0 ok, 1 the load failed (jobs failed or
 //! retries exhausted), 2 usage, input or configuration error.
 
+mod common;
+mod load;
 mod run;
+mod status;
 mod units;
 
 use std::process::ExitCode;
@@ -36,8 +39,38 @@ pub struct Cli {
 pub enum Command {
     /// Normalize input into a load package and load it into a sink.
     ///
-    /// Example: host run --component print.wasm --input events.jsonl
+    /// Pending packages of the pipeline are finished first; input that was
+    /// already loaded is skipped (see --force).
     Run(run::RunArgs),
+    /// Load the pipeline's pending packages; never reads input.
+    Load(load::LoadArgs),
+    /// Show pending packages: rows delivered and left per job, last errors.
+    Status(status::StatusArgs),
+}
+
+/// Exit code when the user interrupted the load.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// 0 when everything was delivered, 130 when interrupted, else 1.
+pub fn exit_code(report: &crate::load::LoadReport) -> u8 {
+    if report.interrupted {
+        EXIT_INTERRUPTED
+    } else if report.ok() {
+        0
+    } else {
+        EXIT_LOAD_FAILED
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop handing out batches and finish cleanly.
+/// A second one exits at once with 130.
+fn install_signal_handlers() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = crate::load::STOP.clone();
+    for sig in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, i32::from(EXIT_INTERRUPTED), stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
 }
 
 /// Parses the command line, runs the command and maps the result to an
@@ -51,8 +84,11 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    install_signal_handlers();
     let result = match cli.command {
         Command::Run(args) => args.execute(cli.quiet),
+        Command::Load(args) => args.execute(cli.quiet),
+        Command::Status(args) => args.execute(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

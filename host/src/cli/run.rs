@@ -1,31 +1,18 @@
-//! `host run`: normalize input into a load package, then load every pending
-//! package into the sink.
+//! `host run`: finish pending packages, normalize the input into a new
+//! package, and load it. Rerunning the same command after a failure or a
+//! crash is always right: pending work is finished first, and input that
+//! was already packaged or loaded is not packaged again.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use anyhow::bail;
+use clap::Args;
 
-use super::EXIT_LOAD_FAILED;
-use super::units::{parse_bytes, parse_duration};
+use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
 use crate::extract::{self, InputSpec};
 use crate::input::InputSource;
-use crate::load::{self, LoadOptions, LoadReport};
-use crate::package::{FileFormat, PipelineDir};
-use crate::runtime::bindings::ItemFormat;
-use crate::runtime::{DirGrant, SandboxOptions, SinkRuntime};
-use crate::settings::{self, Overrides};
-
-/// `--loader-file-format` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// JSON Lines (`typed-jsonl` is accepted as an alias).
-    #[value(alias = "typed-jsonl")]
-    Jsonl,
-    /// Apache Parquet.
-    Parquet,
-}
+use crate::load::{self, LoadReport};
+use crate::package::Package;
 
 /// Arguments of `host run`.
 #[derive(Debug, Args)]
@@ -33,9 +20,6 @@ pub enum FormatArg {
     after_help = "Examples:\n  host run --component print.wasm --input events.jsonl\n  cat rows.jsonl | host run --component capture.wasm --input - --table rows --dir ./out::/out"
 )]
 pub struct RunArgs {
-    /// The sink: a WebAssembly component implementing wit/destination.wit.
-    #[arg(long, value_name = "PATH")]
-    pub component: PathBuf,
     /// Input files (JSON Lines or a JSON array, optionally gzip); `-` reads stdin.
     #[arg(long, value_name = "PATH", required = true)]
     pub input: Vec<PathBuf>,
@@ -43,119 +27,98 @@ pub struct RunArgs {
     /// (`events.jsonl.gz` → `events`). Required for stdin.
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
-    /// Pipeline name: the folder holding its schema and packages. Default: the sink's name.
-    #[arg(long, value_name = "NAME")]
-    pub pipeline: Option<String>,
-    /// Where pipelines live. Default: `$DLTHOST_PIPELINES_DIR`, else the
-    /// per-user data directory (`~/.local/share/dlthost/pipelines` on Linux).
-    #[arg(long, value_name = "DIR", env = "DLTHOST_PIPELINES_DIR")]
-    pub pipelines_dir: Option<PathBuf>,
-    /// Rows per call to the sink; 0 hands over whole job files. Overrides the sink.
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<u32>,
-    /// Format of the job files. Overrides the sink.
-    #[arg(long, value_name = "FORMAT")]
-    pub loader_file_format: Option<FormatArg>,
-    /// `direct` or `snake_case`. Overrides the sink.
-    #[arg(long, value_name = "NAME")]
-    pub naming_convention: Option<String>,
-    /// How deep nested objects are flattened (0 keeps them whole as json). Overrides the sink.
-    #[arg(long, value_name = "N")]
-    pub max_nesting_level: Option<u32>,
-    /// Leave out `_dlt*` tables and columns. Overrides the sink.
-    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    pub skip_dlt_columns_and_tables: Option<bool>,
-    /// Worker threads, each with its own sink instance.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub workers: usize,
-    /// Grant the sink a host directory, read-write: HOST_PATH::GUEST_PATH.
-    #[arg(long, value_name = "HOST::GUEST")]
-    pub dir: Vec<String>,
-    /// Pass an environment variable to the sink: KEY=VALUE, or KEY to copy the host's value.
-    #[arg(long, value_name = "KEY[=VALUE]")]
-    pub env: Vec<String>,
-    /// Allow HTTP requests to an origin: scheme://host:port.
-    #[arg(long, value_name = "ORIGIN")]
-    pub allow_host: Vec<String>,
-    /// Memory limit of one sink instance, summed over its memories.
-    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_bytes)]
-    pub memory_limit: usize,
-    /// Wall-clock limit of one call to the sink.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
-    pub call_timeout: Duration,
-    /// Calls per batch before giving up for this run on `retry` errors.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub max_attempts: u32,
+    /// Load the input even if the same input was loaded before.
+    #[arg(long)]
+    pub force: bool,
     /// Print the run summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The sink and its settings.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// The pipeline.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 impl RunArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
-        let sandbox = SandboxOptions {
-            dirs: self.dir.iter().map(|d| parse_dir(d)).collect::<anyhow::Result<_>>()?,
-            env: self.env.iter().map(|e| parse_env(e)).collect(),
-            allowed_hosts: self.allow_host.clone(),
-            memory_limit: self.memory_limit,
-            call_timeout: self.call_timeout,
-            ..SandboxOptions::default()
-        };
-        let runtime = SinkRuntime::load(&self.component, sandbox)?;
-        let Some(spec) = runtime.spec() else { bail!("sink returned no spec") };
-        let overrides = Overrides {
-            batch_size: self.batch_size,
-            loader_file_format: self.loader_file_format.map(|f| match f {
-                FormatArg::Jsonl => FileFormat::Jsonl,
-                FormatArg::Parquet => FileFormat::Parquet,
-            }),
-            naming_convention: self.naming_convention.clone(),
-            max_nesting_level: self.max_nesting_level,
-            skip_dlt_columns_and_tables: self.skip_dlt_columns_and_tables,
-        };
-        let settings = settings::resolve(spec, &overrides)?;
-        if settings.loader_file_format == FileFormat::Parquet {
-            bail!("parquet job files are not supported by this version yet; use --loader-file-format jsonl");
-        }
-        if settings.item_format == ItemFormat::ArrowIpc && settings.batch_size > 0 {
-            bail!("sink `{}` asks for Arrow IPC batches, which this version does not deliver yet", runtime.name());
-        }
         let inputs = self.inputs()?;
+        let sink = self.sink.open()?;
+        let pipeline = self.pipeline.open(sink.runtime.name())?;
+        let _lock = pipeline.lock()?;
+        let mut report = LoadReport::default();
 
-        let pipelines_dir = match &self.pipelines_dir {
-            Some(d) => d.clone(),
-            None => default_pipelines_dir()?,
-        };
-        let pipeline_name = self.pipeline.clone().unwrap_or_else(|| runtime.name().to_string());
-        let pipeline = PipelineDir::open(&pipelines_dir, &pipeline_name)
-            .with_context(|| format!("cannot open pipeline `{pipeline_name}` in {}", pipelines_dir.display()))?;
-
-        let extracted = extract::extract(&pipeline, &inputs, &settings.normalize, settings.loader_file_format)?;
-        if !quiet {
-            match &extracted.package {
-                Some(p) => {
-                    eprintln!("Normalized {} records into {} rows: {}", extracted.records, extracted.rows, p.display())
-                }
-                None => eprintln!("No rows in the input; nothing new to load."),
+        // 1. Finish what an earlier run left pending.
+        if !pipeline.pending()?.is_empty() {
+            if !quiet {
+                eprintln!("Resuming pending packages first.");
+            }
+            load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+            if !report.ok() {
+                return Ok(self.finish(sink.runtime.name(), &report, quiet));
             }
         }
-        let options = LoadOptions {
-            workers: self.workers.max(1),
-            batch_size: settings.batch_size,
-            max_batch_bytes: settings.max_batch_bytes,
-            item_format: settings.item_format,
-            max_attempts: self.max_attempts.max(1),
-            backoff: Duration::from_millis(200),
-        };
-        let report = load::load_pending(&runtime, &pipeline, &options)?;
+
+        // 2. Package the input, unless it is already loaded.
+        let normalize = &sink.settings.normalize;
+        let format = sink.settings.loader_file_format;
+        if let Some(fp) = extract::fingerprint_files(&inputs, normalize, format)?
+            && let Some(load_id) = pipeline.loaded_fingerprint(&fp)?
+            && !self.force
+        {
+            if !quiet {
+                eprintln!(
+                    "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
+                );
+            }
+            return Ok(self.finish(sink.runtime.name(), &report, quiet));
+        }
+        let extracted = extract::extract(&pipeline, &inputs, normalize, format)?;
+        match &extracted.package {
+            None if !quiet => eprintln!("No rows in the input; nothing new to load."),
+            Some(path) => {
+                // Stdin's fingerprint is only known after reading it.
+                if let Some(load_id) = pipeline.loaded_fingerprint(&extracted.fingerprint)?
+                    && !self.force
+                {
+                    Package::open(path)?.discard()?;
+                    if !quiet {
+                        eprintln!(
+                            "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
+                        );
+                    }
+                    return Ok(self.finish(sink.runtime.name(), &report, quiet));
+                }
+                if !quiet {
+                    eprintln!(
+                        "Normalized {} records into {} rows: {}",
+                        extracted.records,
+                        extracted.rows,
+                        path.display()
+                    );
+                }
+            }
+            None => {}
+        }
+
+        // 3. Load it.
+        load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+        Ok(self.finish(sink.runtime.name(), &report, quiet))
+    }
+
+    fn finish(&self, sink: &str, report: &LoadReport, quiet: bool) -> u8 {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            match serde_json::to_string_pretty(report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot print the summary: {e}"),
+            }
         }
         if !quiet {
-            print_summary(runtime.name(), &report);
+            print_summary(sink, report, &this_command());
         }
-        Ok(if report.ok() { 0 } else { EXIT_LOAD_FAILED })
+        super::exit_code(report)
     }
 
     fn inputs(&self) -> anyhow::Result<Vec<InputSpec>> {
@@ -175,61 +138,5 @@ impl RunArgs {
             inputs.push(InputSpec { source, table });
         }
         Ok(inputs)
-    }
-}
-
-/// `HOST::GUEST` → a directory grant; the host directory must exist.
-fn parse_dir(arg: &str) -> anyhow::Result<DirGrant> {
-    let Some((host, guest)) = arg.split_once("::") else {
-        bail!("--dir {arg}: expected HOST_PATH::GUEST_PATH, e.g. --dir ./out::/out");
-    };
-    let host = Path::new(host);
-    if !host.is_dir() {
-        bail!("--dir {arg}: {} is not a directory", host.display());
-    }
-    Ok(DirGrant { host: host.to_path_buf(), guest: guest.to_string() })
-}
-
-/// `KEY=VALUE`, or `KEY` to pass the host's value (empty if unset).
-fn parse_env(arg: &str) -> (String, String) {
-    match arg.split_once('=') {
-        Some((k, v)) => (k.to_string(), v.to_string()),
-        None => (arg.to_string(), std::env::var(arg).unwrap_or_default()),
-    }
-}
-
-fn default_pipelines_dir() -> anyhow::Result<PathBuf> {
-    match dirs::data_dir() {
-        Some(d) => Ok(d.join("dlthost").join("pipelines")),
-        None => bail!("no per-user data directory on this system; pass --pipelines-dir DIR"),
-    }
-}
-
-fn print_summary(sink: &str, report: &LoadReport) {
-    let rows = report.rows();
-    let rate = if report.elapsed_secs > 0.0 { rows as f64 / report.elapsed_secs } else { 0.0 };
-    eprintln!(
-        "Loaded {rows} rows into `{sink}` in {:.2}s ({rate:.0} rows/s, {} calls, {} retries)",
-        report.elapsed_secs, report.calls, report.retries
-    );
-    for (table, t) in &report.tables {
-        eprintln!("  {table}: {} rows, {} jobs", t.rows, t.jobs);
-    }
-    for p in &report.packages_loaded {
-        eprintln!("  package: {}", p.display());
-    }
-    for f in &report.failures {
-        let what = if f.terminal { "failed" } else { "stopped" };
-        eprintln!(
-            "error: job {} of table `{}` {what} at rows {}..{}: {}",
-            f.job_id,
-            f.table,
-            f.start_row,
-            f.start_row + f.row_count,
-            f.error
-        );
-    }
-    if !report.packages_pending.is_empty() {
-        eprintln!("hint: run the same command again to resume where it stopped");
     }
 }

@@ -11,6 +11,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
 
 /// Where records come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +90,14 @@ pub struct Record {
     pub value: Json,
 }
 
-/// Progress of a read: bytes consumed so far, for progress reports.
-pub type BytesRead = u64;
-
 /// Reads every record of `source` and hands it to `each`. An error from
-/// `each` stops the read and is returned as is.
-pub fn read_records<E>(source: &InputSource, mut each: impl FnMut(Record) -> Result<(), E>) -> Result<(), E>
+/// `each` stops the read and is returned as is. When `hasher` is given, every
+/// raw byte read is fed to it (the input's fingerprint, in one pass).
+pub fn read_records<E>(
+    source: &InputSource,
+    hasher: Option<&mut Sha256>,
+    mut each: impl FnMut(Record) -> Result<(), E>,
+) -> Result<(), E>
 where
     E: From<InputError>,
 {
@@ -104,9 +107,13 @@ where
         InputSource::File(p) => Box::new(File::open(p).map_err(io_err)?),
         InputSource::Stdin => Box::new(io::stdin().lock()),
     };
+    let raw: Box<dyn Read + '_> = match hasher {
+        Some(h) => Box::new(HashingReader { inner: raw, hasher: h }),
+        None => raw,
+    };
     let mut reader = BufReader::with_capacity(1 << 16, raw);
     let gzip = reader.fill_buf().map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn BufRead> = if gzip {
+    let mut reader: Box<dyn BufRead + '_> = if gzip {
         Box::new(BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(reader)))
     } else {
         Box::new(reader)
@@ -119,8 +126,30 @@ where
     }
 }
 
+/// Feeds everything read through it to a hasher.
+struct HashingReader<'h> {
+    inner: Box<dyn Read>,
+    hasher: &'h mut Sha256,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Hashes a file's raw bytes (its part of an input fingerprint).
+pub fn hash_file(path: &Path, hasher: &mut Sha256) -> Result<(), InputError> {
+    let err = |error| InputError::Io { source_name: path.display().to_string(), error };
+    let mut f = File::open(path).map_err(err)?;
+    io::copy(&mut f, hasher).map_err(err)?;
+    Ok(())
+}
+
 /// Peeks at the first non-whitespace byte without consuming it.
-fn first_non_blank(reader: &mut dyn BufRead) -> io::Result<Option<u8>> {
+fn first_non_blank(reader: &mut (dyn BufRead + '_)) -> io::Result<Option<u8>> {
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
@@ -138,7 +167,7 @@ fn first_non_blank(reader: &mut dyn BufRead) -> io::Result<Option<u8>> {
 
 fn read_lines<E: From<InputError>>(
     name: &str,
-    mut reader: Box<dyn BufRead>,
+    mut reader: Box<dyn BufRead + '_>,
     each: &mut impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut line = String::new();
@@ -174,7 +203,7 @@ fn read_lines<E: From<InputError>>(
 /// Streams the elements of a top-level JSON array without holding the array.
 fn read_array<E: From<InputError>>(
     name: &str,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + '_>,
     each: &mut impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
     use serde::de::{Deserializer as _, SeqAccess, Visitor};
@@ -241,7 +270,7 @@ mod tests {
 
     fn collect(path: &Path) -> Result<Vec<Record>, InputError> {
         let mut out = Vec::new();
-        read_records(&InputSource::File(path.to_path_buf()), |r| {
+        read_records(&InputSource::File(path.to_path_buf()), None, |r| {
             out.push(r);
             Ok::<_, InputError>(())
         })?;

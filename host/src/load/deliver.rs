@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{JobFailure, LoadOptions, Shared};
+use super::{JobFailure, LoadError, LoadOptions, Shared, stop_requested};
+use crate::ledger::Record;
 use crate::package::reader::JobReader;
 use crate::package::{JobInfo, JobState, Package, PackageError, PipelineDir};
 use crate::runtime::bindings::{BatchContext, Compression, Items, JobFile, SinkError};
@@ -21,6 +22,8 @@ pub fn idempotency_key(load_id: &str, job_id: &str, start_row: u64, row_count: u
 /// How delivering one batch ended.
 enum Outcome {
     Delivered,
+    /// Stopped on request; the job stays in `started_jobs/`.
+    Interrupted,
     /// Give up on the job for this run; it stays in `started_jobs/`.
     Exhausted(String),
     /// Move the job to `failed_jobs/`.
@@ -60,11 +63,14 @@ pub(super) fn worker(
         match tempfile::Builder::new().prefix("handles-").tempdir_in(pipeline.root().join("load")) {
             Ok(d) => Some(d),
             Err(e) => {
-                return shared.fail(PackageError::Io {
-                    action: "create handle directory in",
-                    path: pipeline.root().to_path_buf(),
-                    source: e,
-                });
+                return shared.fail(
+                    PackageError::Io {
+                        action: "create handle directory in",
+                        path: pipeline.root().to_path_buf(),
+                        source: e,
+                    }
+                    .into(),
+                );
             }
         }
     } else {
@@ -84,25 +90,31 @@ fn deliver_job(
     job: &JobInfo,
     options: &LoadOptions,
     shared: &Shared,
-) -> Result<(), PackageError> {
+) -> Result<(), LoadError> {
     let Some(table) = package.schema.table(&job.table) else {
         return Err(PackageError::Damaged {
             path: package.dir().to_path_buf(),
             message: format!("table `{}` of job {} is not in the schema", job.table, job.job_id),
-        });
+        }
+        .into());
     };
     let wit_table = convert::table(table);
     let path = package.job_path(job, JobState::Started);
     let load_id = &package.state.load_id;
+    let already = shared.ledger.delivered(&job.job_id);
     let mut ctx = BatchContext {
         load_id: load_id.clone(),
         job_id: job.job_id.clone(),
         batch_index: 0,
-        start_row: 0,
+        start_row: already,
         row_count: 0,
         idempotency_key: String::new(),
         attempt: 1,
     };
+    if already >= job.rows {
+        // Every row was confirmed before a crash; only the move is left.
+        return finish(package, job, &ctx, Outcome::Delivered, shared, 0);
+    }
 
     if options.batch_size == 0 {
         let Some(dir) = slot.handle_dir.clone() else { return Ok(()) };
@@ -117,12 +129,25 @@ fn deliver_job(
         });
         let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared);
         let _ = std::fs::remove_file(&exposed);
-        return finish(package, job, &ctx, outcome, shared, job.rows);
+        let rows = match outcome {
+            Outcome::Delivered => {
+                shared.ledger.append(Record::Delivered { job: job.job_id.clone(), rows: job.rows })?;
+                job.rows
+            }
+            _ => 0,
+        };
+        return finish(package, job, &ctx, outcome, shared, rows);
     }
 
-    let mut reader = JobReader::open(&path, 0)?;
+    let mut reader = JobReader::open(&path, already)?;
     let mut delivered = 0u64;
-    while let Some(batch) = reader.next_batch(table, options.batch_size as usize, options.max_batch_bytes)? {
+    loop {
+        if stop_requested() {
+            return finish(package, job, &ctx, Outcome::Interrupted, shared, delivered);
+        }
+        let Some(batch) = reader.next_batch(table, options.batch_size as usize, options.max_batch_bytes)? else {
+            break;
+        };
         ctx.start_row = batch.start_row;
         ctx.row_count = batch.rows.len() as u64;
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, ctx.start_row, ctx.row_count);
@@ -130,6 +155,10 @@ fn deliver_job(
         let items = Items::Rows(batch.rows.into_iter().map(convert::row).collect());
         match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared) {
             Outcome::Delivered => {
+                // Durable before the next batch of this job is sent.
+                shared
+                    .ledger
+                    .append(Record::Delivered { job: job.job_id.clone(), rows: ctx.start_row + ctx.row_count })?;
                 delivered += ctx.row_count;
                 ctx.batch_index += 1;
             }
@@ -147,7 +176,7 @@ fn finish(
     outcome: Outcome,
     shared: &Shared,
     rows: u64,
-) -> Result<(), PackageError> {
+) -> Result<(), LoadError> {
     shared.with_report(|r| r.tables.entry(job.table.clone()).or_default().rows += rows);
     let failure = |terminal, error: String| JobFailure {
         load_id: package.state.load_id.clone(),
@@ -169,6 +198,7 @@ fn finish(
             shared.with_report(|r| r.failures.push(failure(true, error)));
         }
         Outcome::Exhausted(error) => shared.with_report(|r| r.failures.push(failure(false, error))),
+        Outcome::Interrupted => shared.with_report(|r| r.interrupted = true),
     }
     Ok(())
 }
@@ -202,10 +232,15 @@ fn deliver_batch(
                 return Outcome::Terminal(format!("sink `{}` refused the batch: {message}", slot.runtime.name()));
             }
             Ok(Err(SinkError::Retry(r))) => {
-                let wait = r.retry_after_ms.map(Duration::from_millis).unwrap_or(backoff).max(backoff);
+                // Honour the sink's retry-after; otherwise back off
+                // exponentially with jitter so workers do not retry in step.
+                let wait = match r.retry_after_ms {
+                    Some(ms) => Duration::from_millis(ms),
+                    None => jitter(backoff),
+                };
                 tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
                 if ctx.attempt < options.max_attempts {
-                    std::thread::sleep(wait);
+                    sleep_unless_stopped(wait);
                 }
                 backoff = backoff.saturating_mul(2);
                 format!("sink `{}` asked to retry: {}", slot.runtime.name(), r.message)
@@ -222,10 +257,32 @@ fn deliver_batch(
                 trap.to_string()
             }
         };
+        let record = Record::Failed { job: ctx.job_id.clone(), start_row: ctx.start_row, error: last_error.clone() };
+        if let Err(e) = shared.ledger.append(record) {
+            tracing::warn!(error = %e, "cannot record a failed attempt in the ledger");
+        }
         if ctx.attempt >= options.max_attempts {
             return Outcome::Exhausted(format!("{last_error} (gave up after {} attempts)", ctx.attempt));
         }
         ctx.attempt += 1;
+    }
+}
+
+/// A duration between half and all of `d`, chosen from the clock's nanos.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+    d.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+}
+
+/// Sleeps `d`, waking early when a stop is requested.
+fn sleep_unless_stopped(d: Duration) {
+    let until = std::time::Instant::now() + d;
+    while !stop_requested() {
+        let now = std::time::Instant::now();
+        if now >= until {
+            break;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
     }
 }
 

@@ -11,16 +11,38 @@ mod deliver;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::ledger::{Ledger, LedgerError};
 use crate::package::{JobInfo, JobState, Package, PackageError, PipelineDir};
 use crate::runtime::SinkRuntime;
 use crate::runtime::bindings::ItemFormat;
 
 pub use deliver::idempotency_key;
+
+/// Set by the first Ctrl-C or SIGTERM: hand out no more batches, let calls
+/// in flight finish, commit the ledger and stop.
+pub static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// True once a stop was requested.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Loading failed for a reason other than the sink (disk, damaged package).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A package file could not be read or moved.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The ledger could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
 
 /// How to load.
 #[derive(Debug, Clone)]
@@ -86,6 +108,8 @@ pub struct LoadReport {
     pub packages_pending: Vec<PathBuf>,
     /// Wall-clock seconds.
     pub elapsed_secs: f64,
+    /// The load stopped early on Ctrl-C or SIGTERM.
+    pub interrupted: bool,
 }
 
 impl LoadReport {
@@ -96,23 +120,29 @@ impl LoadReport {
 
     /// True when every job completed.
     pub fn ok(&self) -> bool {
-        self.failures.is_empty()
+        self.failures.is_empty() && !self.interrupted && self.packages_pending.is_empty()
     }
 }
 
-/// Loads every pending package of `pipeline`, oldest first.
+/// Loads every pending package of `pipeline`, oldest first, adding to
+/// `report`. Stops after the first package that does not complete, so
+/// packages are always delivered in order.
 pub fn load_pending(
     runtime: &SinkRuntime,
     pipeline: &PipelineDir,
     options: &LoadOptions,
-) -> Result<LoadReport, PackageError> {
+    report: &mut LoadReport,
+) -> Result<(), LoadError> {
     let started = Instant::now();
-    let mut report = LoadReport::default();
     for package in pipeline.pending()? {
-        load_package(runtime, pipeline, package, options, &mut report)?;
+        load_package(runtime, pipeline, package, options, report)?;
+        if !report.packages_pending.is_empty() || stop_requested() {
+            report.interrupted |= stop_requested();
+            break;
+        }
     }
-    report.elapsed_secs = started.elapsed().as_secs_f64();
-    Ok(report)
+    report.elapsed_secs += started.elapsed().as_secs_f64();
+    Ok(())
 }
 
 fn load_package(
@@ -121,7 +151,8 @@ fn load_package(
     package: Package,
     options: &LoadOptions,
     report: &mut LoadReport,
-) -> Result<(), PackageError> {
+) -> Result<(), LoadError> {
+    let ledger = Ledger::open(package.dir())?;
     let mut queue = VecDeque::new();
     for job in &package.state.jobs {
         match package.job_state(job) {
@@ -135,13 +166,18 @@ fn load_package(
                 return Err(PackageError::Damaged {
                     path: package.dir().to_path_buf(),
                     message: format!("job file {} is missing", job.file_name),
-                });
+                }
+                .into());
             }
         }
     }
     let workers = options.workers.clamp(1, queue.len().max(1));
-    let shared =
-        Shared { queue: Mutex::new(queue), report: Mutex::new(std::mem::take(report)), error: Mutex::new(None) };
+    let shared = Shared {
+        queue: Mutex::new(queue),
+        report: Mutex::new(std::mem::take(report)),
+        error: Mutex::new(None),
+        ledger,
+    };
     std::thread::scope(|scope| {
         for n in 0..workers {
             let shared = &shared;
@@ -151,11 +187,10 @@ fn load_package(
                 .spawn_scoped(scope, move || deliver::worker(runtime, pipeline, package, options, shared))
                 .map(|_| ())
                 .unwrap_or_else(|e| {
-                    shared.fail(PackageError::Io {
-                        action: "start worker for",
-                        path: package.dir().to_path_buf(),
-                        source: e,
-                    })
+                    shared.fail(
+                        PackageError::Io { action: "start worker for", path: package.dir().to_path_buf(), source: e }
+                            .into(),
+                    )
                 });
         }
     });
@@ -170,7 +205,9 @@ fn load_package(
         report.packages_pending.push(package.dir().to_path_buf());
     } else {
         let failed = package.state.jobs.iter().any(|j| package.job_state(j) == Some(JobState::Failed));
+        let (fingerprint, load_id) = (package.state.fingerprint.clone(), package.state.load_id.clone());
         let moved = package.complete(&pipeline.loaded_dir(), failed)?;
+        pipeline.record_loaded(&fingerprint, &load_id)?;
         report.packages_loaded.push(moved);
     }
     Ok(())
@@ -181,18 +218,20 @@ struct Shared {
     queue: Mutex<VecDeque<JobInfo>>,
     report: Mutex<LoadReport>,
     /// The first I/O error; it stops every worker.
-    error: Mutex<Option<PackageError>>,
+    error: Mutex<Option<LoadError>>,
+    /// The package's ledger.
+    ledger: Ledger,
 }
 
 impl Shared {
     fn next_job(&self) -> Option<JobInfo> {
-        if self.error.lock().map(|e| e.is_some()).unwrap_or(true) {
+        if stop_requested() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) {
             return None;
         }
         self.queue.lock().ok()?.pop_front()
     }
 
-    fn fail(&self, e: PackageError) {
+    fn fail(&self, e: LoadError) {
         if let Ok(mut slot) = self.error.lock() {
             slot.get_or_insert(e);
         }

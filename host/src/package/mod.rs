@@ -22,6 +22,7 @@ pub mod jsonl;
 pub mod reader;
 pub mod writer;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ use crate::schema::Schema;
 const STATE_FILE: &str = "load_package_state.json";
 const SCHEMA_FILE: &str = "schema.json";
 const COMPLETED_FILE: &str = "package_completed.json";
+/// Fingerprints of loaded inputs, kept outside package retention.
+const LOADED_INPUTS_FILE: &str = "loaded_inputs.json";
+/// Held while a `host` process works on the pipeline.
+const LOCK_FILE: &str = "pipeline.lock";
 
 /// Failure to read or change a package on disk.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +53,14 @@ pub enum PackageError {
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
+    },
+    /// Another process holds the pipeline.
+    #[error("pipeline is locked by another host process (pid {holder}); wait for it to finish (lock file {path})")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Pid of the holder.
+        holder: String,
     },
     /// A package file is not what we wrote.
     #[error("{path} is damaged: {message}")]
@@ -136,6 +149,9 @@ pub struct PackageState {
     pub normalize: NormalizeSettings,
     /// Format of the job files.
     pub file_format: FileFormat,
+    /// Fingerprint of the input it was made from.
+    #[serde(default)]
+    pub fingerprint: String,
     /// The jobs, in creation order.
     pub jobs: Vec<JobInfo>,
 }
@@ -202,6 +218,49 @@ impl PipelineDir {
         Ok(())
     }
 
+    /// The load id of the loaded package made from input with `fingerprint`.
+    pub fn loaded_fingerprint(&self, fingerprint: &str) -> Result<Option<String>, PackageError> {
+        let map: BTreeMap<String, String> = read_json_or_default(&self.root.join(LOADED_INPUTS_FILE))?;
+        Ok(map.get(fingerprint).cloned())
+    }
+
+    /// Remembers that input with `fingerprint` was loaded as `load_id`.
+    pub fn record_loaded(&self, fingerprint: &str, load_id: &str) -> Result<(), PackageError> {
+        if fingerprint.is_empty() {
+            return Ok(());
+        }
+        let path = self.root.join(LOADED_INPUTS_FILE);
+        let mut map: BTreeMap<String, String> = read_json_or_default(&path)?;
+        map.insert(fingerprint.to_string(), load_id.to_string());
+        write_json_atomic(&path, &map)
+    }
+
+    /// Takes the pipeline's lock, or fails at once naming the holder's pid.
+    /// The OS releases the lock when the process dies, so a lock left by a
+    /// killed run is taken over.
+    pub fn lock(&self) -> Result<PipelineLock, PackageError> {
+        let path = self.root.join(LOCK_FILE);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = io::Read::read_to_string(&mut file, &mut holder);
+                return Err(PackageError::Locked { path, holder: holder.trim().to_string() });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+        }
+        file.set_len(0).map_err(io_err("write", &path))?;
+        io::Write::write_all(&mut file, std::process::id().to_string().as_bytes()).map_err(io_err("write", &path))?;
+        Ok(PipelineLock { _file: file })
+    }
+
     /// Pending packages, oldest first.
     pub fn pending(&self) -> Result<Vec<Package>, PackageError> {
         let dir = self.normalized_dir();
@@ -219,6 +278,12 @@ impl PipelineDir {
 
 fn load_id_key(id: &str) -> f64 {
     id.parse().unwrap_or(f64::MAX)
+}
+
+/// Held for as long as a command works on a pipeline.
+#[derive(Debug)]
+pub struct PipelineLock {
+    _file: fs::File,
 }
 
 /// A complete package on disk.
@@ -258,6 +323,11 @@ impl Package {
     pub fn move_job(&self, job: &JobInfo, from: JobState, to: JobState) -> Result<(), PackageError> {
         let src = self.job_path(job, from);
         fs::rename(&src, self.job_path(job, to)).map_err(io_err("move job", &src))
+    }
+
+    /// Deletes the package (used when its input turned out to be loaded already).
+    pub fn discard(self) -> Result<(), PackageError> {
+        fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))
     }
 
     /// Saves why a job failed next to it in `failed_jobs/`.

@@ -101,7 +101,7 @@ impl PackageWriter {
 
     /// Makes the package durable and visible to loaders. Returns `None` (and
     /// leaves nothing behind) when no rows were written.
-    pub fn finish(mut self, schema: &Schema) -> Result<Option<PathBuf>, PackageError> {
+    pub fn finish(mut self, schema: &Schema, fingerprint: &str) -> Result<Option<PathBuf>, PackageError> {
         if self.order.is_empty() {
             return Ok(None);
         }
@@ -117,6 +117,7 @@ impl PackageWriter {
             created_at: chrono::Utc::now().to_rfc3339(),
             normalize: self.settings.clone(),
             file_format: self.format,
+            fingerprint: fingerprint.to_string(),
             jobs,
         };
         write_json_atomic(&self.staging.join(super::SCHEMA_FILE), schema)?;
@@ -203,7 +204,7 @@ mod tests {
         n.push("t", &serde_json::json!({"a": 1}), &mut rows).expect("push");
         w.write(n.schema(), &rows).expect("write");
         assert!(pipeline.pending().expect("pending").is_empty());
-        let path = w.finish(n.schema()).expect("finish").expect("a package");
+        let path = w.finish(n.schema(), "fp").expect("finish").expect("a package");
         let pkg = Package::open(&path).expect("open");
         assert_eq!(pkg.state.jobs.len(), 1);
         assert_eq!(pkg.state.jobs[0].rows, 1);

@@ -1,0 +1,42 @@
+//! `host load`: load pending packages only; never reads input.
+
+use clap::Args;
+
+use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
+use crate::load::{self, LoadReport};
+
+/// Arguments of `host load`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  host load --component capture.wasm --dir ./out::/out")]
+pub struct LoadArgs {
+    /// Print the summary as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The sink and its settings.
+    #[command(flatten)]
+    pub sink: SinkArgs,
+    /// The pipeline.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+impl LoadArgs {
+    /// Runs the command; returns the exit code.
+    pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
+        let sink = self.sink.open()?;
+        let pipeline = self.pipeline.open(sink.runtime.name())?;
+        let _lock = pipeline.lock()?;
+        let mut report = LoadReport::default();
+        if pipeline.pending()?.is_empty() && !quiet {
+            eprintln!("No pending packages in {}.", pipeline.root().display());
+        }
+        load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        if !quiet {
+            print_summary(sink.runtime.name(), &report, &this_command());
+        }
+        Ok(super::exit_code(&report))
+    }
+}
