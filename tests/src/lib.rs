@@ -98,15 +98,31 @@ impl Scratch {
         p
     }
 
-    /// `host run` with the capture sink, this scratch's pipelines dir and
-    /// output dir, plus `args`.
-    pub fn run_capture(&self, args: &[&str]) -> Output {
+    /// `host <command> --component <sink>` with this scratch's pipelines dir
+    /// and output dir (granted as `/out`), plus `args`; not started.
+    pub fn command(&self, command: &str, sink: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(host_bin());
-        cmd.arg("run").arg("--component").arg(guest("capture"));
+        cmd.arg(command).arg("--component").arg(guest(sink));
         cmd.arg("--pipelines-dir").arg(self.pipelines());
         cmd.arg("--dir").arg(format!("{}::/out", self.out().display()));
         cmd.args(args);
-        run(cmd)
+        cmd
+    }
+
+    /// `host run` with the capture sink, this scratch's pipelines dir and
+    /// output dir, plus `args`.
+    pub fn run_capture(&self, args: &[&str]) -> Output {
+        run(self.command("run", "capture", args))
+    }
+
+    /// `host run` with the faulty sink, plus `args`.
+    pub fn run_faulty(&self, args: &[&str]) -> Output {
+        run(self.command("run", "faulty", args))
+    }
+
+    /// The directory of pipeline `name`.
+    pub fn pipeline(&self, name: &str) -> PathBuf {
+        self.pipelines().join(name)
     }
 
     /// Every capture file written so far, sorted by table, job and start row.
@@ -157,6 +173,16 @@ pub fn rows_of(docs: &[Value], table: &str) -> Vec<Value> {
         .filter(|d| d["table"]["name"] == table)
         .flat_map(|d| d["rows"].as_array().cloned().unwrap_or_default())
         .collect()
+}
+
+/// JSON lines `{"id": i, "t": tag}` for `i` in `0..n`.
+pub fn numbered(n: usize, tag: &str) -> String {
+    (0..n).map(|i| format!("{{\"id\":{i},\"t\":\"{tag}\"}}\n")).collect()
+}
+
+/// The `id`s of rows, in order.
+pub fn ids(rows: &[Value]) -> Vec<u64> {
+    rows.iter().map(|r| r["id"].as_u64().expect("row has an id")).collect()
 }
 
 /// stderr as text.

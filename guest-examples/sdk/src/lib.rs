@@ -35,6 +35,7 @@ pub mod bindings {
 pub use bindings::dlthost::destination::config;
 pub use bindings::*;
 
+pub mod capture;
 mod encode;
 mod jobfile;
 

@@ -4,3 +4,4 @@
 mod errors;
 mod load;
 mod print;
+mod resume;

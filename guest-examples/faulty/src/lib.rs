@@ -1,0 +1,115 @@
+//! `faulty`: behaves like `capture`, except where environment variables
+//! (passed with `host run --env KEY=VALUE`) tell it to misbehave. It is the
+//! test kit for retries, traps, resume and the sandbox. Faults:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `RETRY_ROW=N` | a batch holding row N returns `retry` |
+//! | `RETRY_AFTER_MS=N` | ... with that retry-after |
+//! | `TERMINAL_TABLE=T` | every batch of table T returns `terminal` |
+//! | `PANIC_ROW=N` | a batch holding row N panics (a trap) |
+//! | `PANIC_ONCE=1` | ... only the first time (a marker file in /out remembers) |
+//! | `SLOW_MS=N` | every call busy-waits N ms first |
+//! | `LOOP=1` | every call loops forever |
+//! | `MEMORY_BOMB=1` | every call allocates until memory runs out |
+//! | `STACK_OVERFLOW=1` | every call recurses without end |
+//! | `READ_FILE=P` | every call tries to read P and reports what happened |
+//! | `WRITE_FILE=P` | every call tries to write P and reports what happened |
+//! | `READ_ENV=K` | every call reports the value of environment variable K |
+//!
+//! "Reports" means the call fails terminally with a message that says what
+//! the sink could do, so a test can check that the sandbox stopped it.
+
+use dlthost_sink::{BatchContext, Guest, Items, RetryError, SinkError, SinkSpec, TableSchema};
+
+struct Faulty;
+
+fn var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+fn holds_row(ctx: &BatchContext, key: &str) -> bool {
+    var(key)
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| ctx.start_row <= n && n < ctx.start_row + ctx.row_count)
+}
+
+#[inline(never)]
+fn recurse(depth: u64, sink: &mut Vec<u64>) -> u64 {
+    // Opaque to the optimizer, so the recursion is neither removed nor flagged.
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let local = [depth; 64];
+    sink.push(local[0]);
+    recurse(depth + 1, sink) + local[63]
+}
+
+impl Guest for Faulty {
+    fn spec() -> SinkSpec {
+        dlthost_sink::default_spec("faulty")
+    }
+
+    fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
+        if let Some(ms) = var("SLOW_MS").and_then(|v| v.parse::<u64>().ok()) {
+            let start = std::time::Instant::now();
+            while start.elapsed().as_millis() < u128::from(ms) {
+                std::hint::spin_loop();
+            }
+        }
+        if var("LOOP").is_some() {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        if var("MEMORY_BOMB").is_some() {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 16 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        if var("STACK_OVERFLOW").is_some() {
+            let mut sink = Vec::new();
+            std::hint::black_box(recurse(0, &mut sink));
+        }
+        if let Some(path) = var("READ_FILE") {
+            let outcome = match std::fs::read(&path) {
+                Ok(bytes) => format!("read {path}: got {} bytes", bytes.len()),
+                Err(e) => format!("read {path}: {e}"),
+            };
+            return Err(SinkError::Terminal(outcome));
+        }
+        if let Some(path) = var("WRITE_FILE") {
+            let outcome = match std::fs::write(&path, b"written by faulty") {
+                Ok(()) => format!("write {path}: written"),
+                Err(e) => format!("write {path}: {e}"),
+            };
+            return Err(SinkError::Terminal(outcome));
+        }
+        if let Some(key) = var("READ_ENV") {
+            return Err(SinkError::Terminal(format!("env {key}: {:?}", std::env::var(&key).ok())));
+        }
+        if holds_row(&ctx, "PANIC_ROW") {
+            let marker = format!("{}/.panicked.{}", dlthost_sink::capture::OUT_DIR, ctx.idempotency_key);
+            let once = var("PANIC_ONCE").is_some();
+            if !once || std::fs::File::create_new(&marker).is_ok() {
+                panic!("injected panic at row {}", ctx.start_row);
+            }
+        }
+        if holds_row(&ctx, "RETRY_ROW") {
+            let retry_after_ms = var("RETRY_AFTER_MS").and_then(|v| v.parse().ok());
+            return Err(SinkError::Retry(RetryError {
+                message: format!("injected retry at row {}", ctx.start_row),
+                retry_after_ms,
+            }));
+        }
+        if var("TERMINAL_TABLE").is_some_and(|t| t == table.name) {
+            return Err(SinkError::Terminal(format!("injected terminal error for table {}", table.name)));
+        }
+        dlthost_sink::capture::write_call(&table, &ctx, &items)
+    }
+}
+
+dlthost_sink::export_sink!(Faulty);

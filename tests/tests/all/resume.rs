@@ -1,0 +1,300 @@
+//! The resume ledger, retries, terminal failures, traps, the pipeline lock,
+//! clean stops and crashes: every row arrives, and arrives once once
+//! repeated idempotency keys are dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{Scratch, ids, numbered, rows_of, run, stderr};
+use serde_json::Value;
+
+fn path_arg(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+fn summary(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).expect("--json summary on stdout")
+}
+
+#[test]
+fn retry_exhausted_then_resumed_by_rerun() {
+    // dlt's behaviours 31/32 with our numbers: 8 rows, batch 3, the batch
+    // holding row 3 keeps failing with `retry`.
+    let s = Scratch::new();
+    let input = s.file("things.jsonl", &numbered(8, "x"));
+    let args = ["--input", path_arg(&input), "--batch-size", "3", "--retry-backoff", "10ms", "--json"];
+    let mut first = args.to_vec();
+    first.extend(["--env", "RETRY_ROW=3"]);
+    let out = s.run_faulty(&first);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("rows 3..6") && err.contains("injected retry"), "{err}");
+    assert!(err.contains("gave up after 5 attempts") && err.contains("resume"), "{err}");
+    let sum = summary(&out);
+    assert_eq!((sum["calls"].as_u64(), sum["retries"].as_u64()), (Some(6), Some(4)), "1 ok call + 5 attempts");
+    assert_eq!(ids(&rows_of(&s.captured(), "things")), [0, 1, 2]);
+
+    // status shows the ledger: 3 delivered, 5 left, 5 failed attempts.
+    let mut status = Command::new(e2e::host_bin());
+    status.args(["status", "--json", "--pipeline", "faulty", "--pipelines-dir"]).arg(s.pipelines());
+    let st = run(status);
+    let st: Value = serde_json::from_slice(&st.stdout).expect("status JSON");
+    let job = &st[0]["jobs"][0];
+    assert_eq!((job["delivered"].as_u64(), job["left"].as_u64()), (Some(3), Some(5)), "{st}");
+    assert_eq!(job["failed_attempts"], 5);
+
+    // The same command without the fault resumes at row 3.
+    let out = s.run_faulty(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    assert_eq!(ids(&rows_of(&docs, "things")), [0, 1, 2, 3, 4, 5, 6, 7]);
+    let starts: Vec<u64> = docs.iter().map(|d| d["context"]["start_row"].as_u64().unwrap_or(99)).collect();
+    assert_eq!(starts, [0, 3, 6]);
+    // And a third run has nothing left to do.
+    let out = s.run_faulty(&args);
+    assert!(out.status.success() && stderr(&out).contains("already loaded"), "{}", stderr(&out));
+    assert_eq!(s.captured().len(), 3);
+}
+
+#[test]
+fn terminal_error_fails_the_job_and_the_others_finish() {
+    let s = Scratch::new();
+    let good = s.file("good.jsonl", &numbered(20, "g"));
+    let bad = s.file("bad.jsonl", &numbered(5, "b"));
+    let out = s.run_faulty(&["--input", path_arg(&good), "--input", path_arg(&bad), "--env", "TERMINAL_TABLE=bad"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("injected terminal error for table bad"), "{}", stderr(&out));
+    assert_eq!(ids(&rows_of(&s.captured(), "good")), (0..20).collect::<Vec<_>>());
+    assert!(rows_of(&s.captured(), "bad").is_empty());
+    let loaded: Vec<_> = std::fs::read_dir(s.pipeline("faulty").join("load/loaded")).expect("loaded").collect();
+    assert_eq!(loaded.len(), 1, "the package completes, as failed");
+    let pkg = loaded[0].as_ref().expect("entry").path();
+    assert_eq!(std::fs::read_to_string(pkg.join("package_completed.json")).expect("marker"), "\"failed\"");
+    let failed: Vec<String> = std::fs::read_dir(pkg.join("failed_jobs"))
+        .expect("failed_jobs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(failed.iter().any(|f| f.starts_with("bad.") && f.ends_with(".jsonl")), "{failed:?}");
+    assert!(failed.iter().any(|f| f.ends_with(".exception")), "{failed:?}");
+}
+
+#[test]
+fn a_trap_replaces_the_store_and_is_retried_once() {
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(10, "x"));
+    let out = s.run_faulty(&[
+        "--input",
+        path_arg(&input),
+        "--batch-size",
+        "2",
+        "--json",
+        "--env",
+        "PANIC_ROW=5",
+        "--env",
+        "PANIC_ONCE=1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("injected panic at row 4"), "guest output reaches stderr: {}", stderr(&out));
+    assert_eq!(summary(&out)["store_replacements"], 1);
+    assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..10).collect::<Vec<_>>());
+
+    // A batch that traps every time fails its job after the second trap.
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(10, "x"));
+    let out = s.run_faulty(&["--input", path_arg(&input), "--batch-size", "2", "--json", "--env", "PANIC_ROW=5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("trapped"), "{}", stderr(&out));
+    assert_eq!(summary(&out)["store_replacements"], 2);
+    assert_eq!(ids(&rows_of(&s.captured(), "t")), [0, 1, 2, 3]);
+}
+
+#[test]
+fn resume_with_another_batch_size_starts_at_the_right_row() {
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(10, "x"));
+    let base = ["--input", path_arg(&input), "--retry-backoff", "1ms", "--max-attempts", "1"];
+    let mut first = base.to_vec();
+    first.extend(["--batch-size", "3", "--env", "RETRY_ROW=4"]);
+    assert_eq!(s.run_faulty(&first).status.code(), Some(1));
+    let mut second = base.to_vec();
+    second.extend(["--batch-size", "4"]);
+    let out = s.run_faulty(&second);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    assert_eq!(ids(&rows_of(&docs, "t")), (0..10).collect::<Vec<_>>());
+    let ranges: Vec<(u64, u64)> = docs
+        .iter()
+        .map(|d| (d["context"]["start_row"].as_u64().unwrap_or(0), d["context"]["row_count"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(ranges, [(0, 3), (3, 4), (7, 3)]);
+}
+
+#[test]
+fn a_second_run_on_a_locked_pipeline_fails_at_once() {
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(6, "x"));
+    let mut slow =
+        s.command("run", "faulty", &["--input", path_arg(&input), "--batch-size", "1", "--env", "SLOW_MS=400"]);
+    let mut child = slow.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let lock = s.pipeline("faulty").join("pipeline.lock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&lock).map_or(true, |t| t.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "the first run never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let out = s.run_faulty(&["--input", path_arg(&input)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("locked by another host process (pid {})", child.id())), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "fails at once");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..6).collect::<Vec<_>>());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_the_rerun_finishes_without_duplicates() {
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(40, "x"));
+    let args = ["--input", path_arg(&input), "--batch-size", "1", "--workers", "1", "--env", "SLOW_MS=40"];
+    let mut cmd = s.command("run", "faulty", &args);
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.captured().len() < 3 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Resume with"), "{}", stderr(&out));
+    let delivered = ids(&rows_of(&s.captured(), "t"));
+    assert!(delivered.len() < 40, "stopped early");
+    assert_eq!(delivered, (0..delivered.len() as u64).collect::<Vec<_>>());
+
+    let out = s.run_faulty(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..40).collect::<Vec<_>>(), "a clean stop replays nothing");
+}
+
+#[test]
+fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(9, "x"));
+    let base = ["--input", path_arg(&input), "--batch-size", "3", "--max-attempts", "1"];
+    let mut first = base.to_vec();
+    first.extend(["--env", "RETRY_ROW=7"]);
+    assert_eq!(s.run_faulty(&first).status.code(), Some(1));
+    let pending = s.pipeline("faulty").join("load/normalized");
+    let pkg = std::fs::read_dir(&pending).expect("pending").next().expect("one package").expect("entry").path();
+    let ledger = pkg.join("ledger.log");
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+
+    // Tear the last "delivered" record: rows 3..6 are sent again, same key.
+    let delivered_lines: Vec<&str> = text.lines().filter(|l| l.contains("\"delivered\"")).collect();
+    assert_eq!(delivered_lines.len(), 2);
+    let cut = text.find(delivered_lines[1]).expect("line") + 10;
+    std::fs::write(&ledger, &text[..cut]).expect("tear");
+    let out = s.run_faulty(&base);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    let keys: Vec<&str> = docs.iter().map(|d| d["context"]["idempotency_key"].as_str().unwrap_or("")).collect();
+    assert_eq!(docs.len(), 4, "one batch replayed");
+    assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), 3, "the replay carries the same key");
+
+    // Damage before the last record is refused with a clear message.
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(9, "x"));
+    let base = ["--input", path_arg(&input), "--batch-size", "3", "--max-attempts", "1"];
+    let mut first = base.to_vec();
+    first.extend(["--env", "RETRY_ROW=7"]);
+    assert_eq!(s.run_faulty(&first).status.code(), Some(1));
+    let pkg = std::fs::read_dir(s.pipeline("faulty").join("load/normalized"))
+        .expect("pending")
+        .next()
+        .expect("pkg")
+        .expect("e")
+        .path();
+    let ledger = pkg.join("ledger.log");
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+    std::fs::write(&ledger, text.replacen("\"rows\":3", "\"rows\":6", 1)).expect("damage");
+    let out = s.run_faulty(&base);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("damaged at line 1"), "{}", stderr(&out));
+    assert_eq!(s.captured().len(), 2, "nothing sent on a damaged ledger");
+}
+
+/// A tiny deterministic generator for kill delays.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        lo + (self.0 >> 33) % (hi - lo)
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worker() {
+    const KILLS: usize = 20;
+    const WORKERS: usize = 2;
+    const BATCH: u64 = 5;
+    let s = Scratch::new();
+    let a = s.file("alpha.jsonl", &numbered(1500, "a"));
+    let b = s.file("beta.jsonl", &numbered(1500, "b"));
+    let args =
+        ["--input", path_arg(&a), "--input", path_arg(&b), "--batch-size", "5", "--workers", "2", "--env", "SLOW_MS=8"];
+    let mut rng = Lcg(0x5eed);
+    let mut kills = 0;
+    let started = Instant::now();
+    let mut finished = false;
+    while !finished {
+        assert!(started.elapsed() < Duration::from_secs(240), "crash test ran too long");
+        let mut child = s
+            .command("run", "faulty", &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        if kills < KILLS {
+            std::thread::sleep(Duration::from_millis(rng.next(80, 450)));
+            if child.try_wait().expect("poll").is_none() {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+                continue;
+            }
+        }
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "run after {kills} kills failed");
+        finished = true;
+    }
+    assert!(kills >= KILLS, "only {kills} kills landed");
+
+    let docs = s.captured();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    for d in &docs {
+        *by_key.entry(d["context"]["idempotency_key"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    let replays: usize = by_key.values().map(|n| n - 1).sum();
+    assert!(replays <= kills * WORKERS, "{replays} replayed batches after {kills} kills");
+    // After dropping repeated keys, every row exactly once.
+    let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut kept = BTreeSet::new();
+    for d in &docs {
+        if !kept.insert(d["context"]["idempotency_key"].as_str().unwrap_or_default().to_string()) {
+            continue;
+        }
+        let table = d["table"]["name"].as_str().unwrap_or_default().to_string();
+        let rows = d["rows"].as_array().cloned().unwrap_or_default();
+        assert!(rows.len() as u64 <= BATCH);
+        seen.entry(table).or_default().extend(ids(&rows));
+    }
+    for table in ["alpha", "beta"] {
+        let mut got = seen.remove(table).unwrap_or_default();
+        got.sort_unstable();
+        assert_eq!(got, (0..1500).collect::<Vec<_>>(), "{table}: every row exactly once");
+    }
+    eprintln!("crash test: {kills} kills, {replays} replayed batches, {:?}", started.elapsed());
+}
