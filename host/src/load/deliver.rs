@@ -10,7 +10,7 @@ use crate::ledger::Record;
 use crate::package::reader::JobReader;
 use crate::package::{JobInfo, JobState, Package, PackageError, PipelineDir};
 use crate::runtime::bindings::{BatchContext, Compression, Items, JobFile, SinkError};
-use crate::runtime::{JOB_DIR_GUEST, RuntimeError, SinkInstance, SinkRuntime, convert};
+use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkInstance, SinkRuntime, convert};
 
 /// The idempotency key of a batch: the same for the same rows of the same
 /// job of the same package, whatever the attempt, run or batch size.
@@ -249,10 +249,16 @@ fn deliver_batch(
                 // A trapped instance can never be entered again.
                 slot.instance = None;
                 shared.with_report(|r| r.store_replacements += 1);
-                traps += 1;
                 tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
-                if traps >= 2 {
-                    return Outcome::Terminal(trap.to_string());
+                if matches!(trap, CallError::Timeout { .. }) {
+                    // A slow destination is transient: back off like `retry`.
+                    sleep_unless_stopped(jitter(backoff));
+                    backoff = backoff.saturating_mul(2);
+                } else {
+                    traps += 1;
+                    if traps >= 2 {
+                        return Outcome::Terminal(format!("{trap} (twice on this batch)"));
+                    }
                 }
                 trap.to_string()
             }
