@@ -106,6 +106,8 @@ impl Scratch {
         cmd.arg("--pipelines-dir").arg(self.pipelines());
         cmd.arg("--dir").arg(format!("{}::/out", self.out().display()));
         cmd.args(args);
+        // One compile cache for the whole test run, never the user's.
+        cmd.env("DLTHOST_CACHE_DIR", repo_root().join("target/test-cache"));
         cmd
     }
 

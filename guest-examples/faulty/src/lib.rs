@@ -16,6 +16,8 @@
 //! | `READ_FILE=P` | every call tries to read P and reports what happened |
 //! | `WRITE_FILE=P` | every call tries to write P and reports what happened |
 //! | `READ_ENV=K` | every call reports the value of environment variable K |
+//! | `HTTP_GET=URL` | every call GETs URL; a 2xx goes on to capture, anything else is reported |
+//! | `FAULT_TABLE=T` | all of the above apply to table T only; other tables are captured |
 //!
 //! "Reports" means the call fails terminally with a message that says what
 //! the sink could do, so a test can check that the sandbox stopped it.
@@ -51,6 +53,16 @@ impl Guest for Faulty {
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
+        if var("FAULT_TABLE").is_none_or(|t| t == table.name) {
+            misbehave(&table, &ctx)?;
+        }
+        dlthost_sink::capture::write_call(&table, &ctx, &items)
+    }
+}
+
+/// Applies the faults the environment asks for.
+fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
+    {
         if let Some(ms) = var("SLOW_MS").and_then(|v| v.parse::<u64>().ok()) {
             let start = std::time::Instant::now();
             while start.elapsed().as_millis() < u128::from(ms) {
@@ -91,14 +103,21 @@ impl Guest for Faulty {
         if let Some(key) = var("READ_ENV") {
             return Err(SinkError::Terminal(format!("env {key}: {:?}", std::env::var(&key).ok())));
         }
-        if holds_row(&ctx, "PANIC_ROW") {
+        if let Some(url) = var("HTTP_GET") {
+            match waki::Client::new().get(&url).connect_timeout(std::time::Duration::from_secs(5)).send() {
+                Ok(resp) if (200..300).contains(&resp.status_code()) => {}
+                Ok(resp) => return Err(SinkError::Terminal(format!("GET {url}: status {}", resp.status_code()))),
+                Err(e) => return Err(SinkError::Terminal(format!("GET {url}: {e}"))),
+            }
+        }
+        if holds_row(ctx, "PANIC_ROW") {
             let marker = format!("{}/.panicked.{}", dlthost_sink::capture::OUT_DIR, ctx.idempotency_key);
             let once = var("PANIC_ONCE").is_some();
             if !once || std::fs::File::create_new(&marker).is_ok() {
                 panic!("injected panic at row {}", ctx.start_row);
             }
         }
-        if holds_row(&ctx, "RETRY_ROW") {
+        if holds_row(ctx, "RETRY_ROW") {
             let retry_after_ms = var("RETRY_AFTER_MS").and_then(|v| v.parse().ok());
             return Err(SinkError::Retry(RetryError {
                 message: format!("injected retry at row {}", ctx.start_row),
@@ -108,8 +127,8 @@ impl Guest for Faulty {
         if var("TERMINAL_TABLE").is_some_and(|t| t == table.name) {
             return Err(SinkError::Terminal(format!("injected terminal error for table {}", table.name)));
         }
-        dlthost_sink::capture::write_call(&table, &ctx, &items)
     }
+    Ok(())
 }
 
 dlthost_sink::export_sink!(Faulty);

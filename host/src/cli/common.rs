@@ -8,9 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::units::{parse_bytes, parse_duration};
-use crate::load::{LoadOptions, LoadReport};
+use crate::load::{LoadOptions, LoadReport, Strategy};
 use crate::package::{FileFormat, PipelineDir};
 use crate::runtime::bindings::ItemFormat;
+use crate::runtime::cache::{self, CompileCache};
+use crate::runtime::egress::AllowedHost;
 use crate::runtime::{DirGrant, SandboxOptions, SinkRuntime};
 use crate::settings::{self, Overrides, SinkSettings};
 
@@ -81,9 +83,32 @@ pub struct SinkArgs {
     /// Pass an environment variable to the sink: KEY=VALUE, or KEY to copy the host's value.
     #[arg(long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
-    /// Allow HTTP requests to an origin: scheme://host:port.
-    #[arg(long, value_name = "ORIGIN")]
-    pub allow_host: Vec<String>,
+    /// Allow HTTP requests to an origin: scheme://host[:port], `*.` for
+    /// subdomains (https://*.example.com). Local addresses must be listed
+    /// explicitly (http://127.0.0.1:8080).
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_allowed_host)]
+    pub allow_host: Vec<AllowedHost>,
+    /// Fuel per call (about one unit per wasm instruction): a deterministic
+    /// budget. Default: unlimited.
+    #[arg(long, value_name = "UNITS")]
+    pub fuel: Option<u64>,
+    /// Cap on the bytes a sink instance may print (stdout plus stderr).
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_guest_output: usize,
+    /// Replace a sink instance after this many calls.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub store_max_batches: u64,
+    /// Replace a sink instance once its memory passes this size.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_bytes)]
+    pub store_max_memory: usize,
+    /// How jobs run at once: `parallel` (default), `table-sequential` (one
+    /// job per table at a time) or `sequential` (one job at a time), as dlt.
+    #[arg(long, value_name = "STRATEGY", default_value = "parallel")]
+    pub strategy: Strategy,
+    /// Where compiled components are cached. Default: the per-user cache
+    /// directory (`~/.cache/dlthost/components` on Linux).
+    #[arg(long, value_name = "DIR", env = "DLTHOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Memory limit of one sink instance, summed over its memories.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_bytes)]
     pub memory_limit: usize,
@@ -118,7 +143,11 @@ impl SinkArgs {
             allowed_hosts: self.allow_host.clone(),
             memory_limit: self.memory_limit,
             call_timeout: self.call_timeout,
-            ..SandboxOptions::default()
+            fuel: self.fuel,
+            max_guest_output: self.max_guest_output as u64,
+            store_max_batches: self.store_max_batches.max(1),
+            store_max_memory: self.store_max_memory,
+            cache: Some(compile_cache(self.cache_dir.as_deref())),
         };
         let runtime = SinkRuntime::load(&self.component, sandbox)?;
         let Some(spec) = runtime.spec() else { bail!("sink returned no spec") };
@@ -146,9 +175,23 @@ impl SinkArgs {
             item_format: settings.item_format,
             max_attempts: self.max_attempts.max(1),
             backoff: self.retry_backoff,
+            strategy: self.strategy,
         };
         Ok(Sink { runtime, settings, load })
     }
+}
+
+/// The compile cache in `dir`, or the per-user default.
+pub fn compile_cache(dir: Option<&Path>) -> CompileCache {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(CompileCache::default_dir)
+        .unwrap_or_else(|| std::env::temp_dir().join("dlthost-components"));
+    CompileCache::new(dir, cache::DEFAULT_CAP)
+}
+
+fn parse_allowed_host(s: &str) -> Result<AllowedHost, String> {
+    AllowedHost::parse(s).map_err(|e| e.to_string())
 }
 
 /// `HOST::GUEST` → a directory grant; the host directory must exist.

@@ -4,6 +4,7 @@
 //! output go to stderr. Exit codes: 0 ok, 1 the load failed (jobs failed or
 //! retries exhausted), 2 usage, input or configuration error.
 
+mod cache;
 mod common;
 mod load;
 mod run;
@@ -46,6 +47,10 @@ pub enum Command {
     Load(load::LoadArgs),
     /// Show pending packages: rows delivered and left per job, last errors.
     Status(status::StatusArgs),
+    /// Compile a sink ahead of time into the compile cache.
+    Compile(cache::CompileArgs),
+    /// Manage the compile cache.
+    Cache(cache::CacheArgs),
 }
 
 /// Exit code when the user interrupted the load.
@@ -89,6 +94,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => args.execute(cli.quiet),
         Command::Load(args) => args.execute(cli.quiet),
         Command::Status(args) => args.execute(),
+        Command::Compile(args) => args.execute(),
+        Command::Cache(args) => args.execute(),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -108,8 +115,12 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 #[cfg(test)]

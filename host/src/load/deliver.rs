@@ -39,6 +39,10 @@ struct Slot<'a> {
 
 impl Slot<'_> {
     fn get(&mut self) -> Result<&mut SinkInstance, RuntimeError> {
+        if self.instance.as_ref().is_some_and(SinkInstance::worn_out) {
+            // Linear memory never shrinks: start fresh now and then.
+            self.instance = None;
+        }
         if self.instance.is_none() {
             self.instance = Some(self.runtime.instance(self.handle_dir.as_deref())?);
         }
@@ -81,6 +85,7 @@ pub(super) fn worker(
         if let Err(e) = deliver_job(&mut slot, package, &job, options, shared) {
             shared.fail(e);
         }
+        shared.done(&job);
     }
 }
 
@@ -229,9 +234,11 @@ fn deliver_batch(
         let last_error = match instance.load(table, ctx, items) {
             Ok(Ok(())) => return Outcome::Delivered,
             Ok(Err(SinkError::Terminal(message))) => {
+                let message = with_denials(message, instance.take_denials());
                 return Outcome::Terminal(format!("sink `{}` refused the batch: {message}", slot.runtime.name()));
             }
-            Ok(Err(SinkError::Retry(r))) => {
+            Ok(Err(SinkError::Retry(mut r))) => {
+                r.message = with_denials(r.message, instance.take_denials());
                 // Honour the sink's retry-after; otherwise back off
                 // exponentially with jitter so workers do not retry in step.
                 let wait = match r.retry_after_ms {
@@ -272,6 +279,12 @@ fn deliver_batch(
         }
         ctx.attempt += 1;
     }
+}
+
+/// Adds what the sandbox refused during the call to the sink's message, so
+/// the user sees the cause even when the sink's own message is vague.
+fn with_denials(message: String, denials: Vec<String>) -> String {
+    if denials.is_empty() { message } else { format!("{message} [sandbox denied HTTP to {}]", denials.join(", ")) }
 }
 
 /// A duration between half and all of `d`, chosen from the clock's nanos.

@@ -59,6 +59,21 @@ pub struct LoadOptions {
     pub max_attempts: u32,
     /// First backoff after a `retry` error; doubles each attempt.
     pub backoff: Duration,
+    /// Which jobs may run at the same time.
+    pub strategy: Strategy,
+}
+
+/// dlt's `loader_parallelism_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Any jobs at once, up to `workers`.
+    #[default]
+    Parallel,
+    /// At most one job per table at once; tables in parallel.
+    TableSequential,
+    /// One job at a time.
+    Sequential,
 }
 
 /// Per-table totals of a load.
@@ -110,6 +125,46 @@ pub struct LoadReport {
     pub elapsed_secs: f64,
     /// The load stopped early on Ctrl-C or SIGTERM.
     pub interrupted: bool,
+    /// Sandbox figures of the run.
+    pub sandbox: SandboxReport,
+}
+
+/// What the sandbox saw during a load.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SandboxReport {
+    /// The component came from the compile cache.
+    pub cache_hit: bool,
+    /// Milliseconds to compile or load the component.
+    pub compile_ms: f64,
+    /// Sink instances created (one per worker, plus replacements).
+    pub instances: u64,
+    /// Most linear memory one instance used, in bytes.
+    pub peak_guest_memory: u64,
+    /// Seconds spent inside the sink, summed over workers.
+    pub guest_secs: f64,
+    /// HTTP requests sent.
+    pub http_requests: u64,
+    /// HTTP requests refused by the allow-list.
+    pub http_denied: u64,
+    /// Request body bytes sent.
+    pub http_bytes_sent: u64,
+}
+
+impl SandboxReport {
+    /// Reads the runtime's counters.
+    pub fn from_runtime(rt: &SinkRuntime) -> Self {
+        let s = rt.stats();
+        SandboxReport {
+            cache_hit: rt.compiled().hit,
+            compile_ms: rt.compiled().millis,
+            instances: s.instances.load(Ordering::Relaxed),
+            peak_guest_memory: s.peak_memory.load(Ordering::Relaxed) as u64,
+            guest_secs: s.guest_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            http_requests: s.http.requests.load(Ordering::Relaxed),
+            http_denied: s.http.denied.load(Ordering::Relaxed),
+            http_bytes_sent: s.http.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl LoadReport {
@@ -142,6 +197,7 @@ pub fn load_pending(
         }
     }
     report.elapsed_secs += started.elapsed().as_secs_f64();
+    report.sandbox = SandboxReport::from_runtime(runtime);
     Ok(())
 }
 
@@ -171,12 +227,18 @@ fn load_package(
             }
         }
     }
-    let workers = options.workers.clamp(1, queue.len().max(1));
+    let workers = match options.strategy {
+        Strategy::Sequential => 1,
+        Strategy::Parallel | Strategy::TableSequential => options.workers.clamp(1, queue.len().max(1)),
+    };
     let shared = Shared {
         queue: Mutex::new(queue),
         report: Mutex::new(std::mem::take(report)),
         error: Mutex::new(None),
         ledger,
+        strategy: options.strategy,
+        busy_tables: Mutex::new(Vec::new()),
+        wake: std::sync::Condvar::new(),
     };
     std::thread::scope(|scope| {
         for n in 0..workers {
@@ -221,14 +283,44 @@ struct Shared {
     error: Mutex<Option<LoadError>>,
     /// The package's ledger.
     ledger: Ledger,
+    /// Which jobs may run at once.
+    strategy: Strategy,
+    /// Tables with a job running (table-sequential).
+    busy_tables: Mutex<Vec<String>>,
+    /// Wakes workers waiting for a table to become free.
+    wake: std::sync::Condvar,
 }
 
 impl Shared {
+    /// The next job this worker may run, or `None` when there is none left
+    /// (or the load is stopping). Under `table-sequential` a job waits while
+    /// another job of its table runs.
     fn next_job(&self) -> Option<JobInfo> {
-        if stop_requested() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) {
-            return None;
+        let mut queue = self.queue.lock().ok()?;
+        loop {
+            if stop_requested() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) || queue.is_empty() {
+                return None;
+            }
+            if self.strategy != Strategy::TableSequential {
+                return queue.pop_front();
+            }
+            let mut busy = self.busy_tables.lock().ok()?;
+            if let Some(i) = queue.iter().position(|j| !busy.contains(&j.table)) {
+                let job = queue.remove(i)?;
+                busy.push(job.table.clone());
+                return Some(job);
+            }
+            drop(busy);
+            queue = self.wake.wait_timeout(queue, Duration::from_millis(100)).ok()?.0;
         }
-        self.queue.lock().ok()?.pop_front()
+    }
+
+    /// Marks a job finished (frees its table under `table-sequential`).
+    fn done(&self, job: &JobInfo) {
+        if let Ok(mut busy) = self.busy_tables.lock() {
+            busy.retain(|t| t != &job.table);
+        }
+        self.wake.notify_all();
     }
 
     fn fail(&self, e: LoadError) {

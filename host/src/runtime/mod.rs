@@ -3,20 +3,26 @@
 //! One [`SinkRuntime`] per run holds the `Engine`, the compiled component and
 //! its `InstancePre`, all shared by the workers. Each worker thread creates
 //! its own [`SinkInstance`] (a Store plus an instance), reuses it across
-//! batches and jobs, and replaces it after a trap. A ticker thread advances
-//! the engine's epoch so a call that runs past its deadline traps.
+//! batches and jobs, and replaces it after a trap, after
+//! `store_max_batches` calls or past `store_max_memory`. A ticker thread
+//! advances the engine's epoch so a call that runs past its deadline traps.
+//!
+//! Every limit lives in [`SandboxOptions`], with its default and the flag
+//! that sets it.
 
 pub mod bindings;
+pub mod cache;
 pub mod convert;
+pub mod egress;
 pub mod guest_log;
 pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -24,8 +30,10 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use bindings::{ConfigValue, Destination, DestinationPre};
+use cache::{CacheOutcome, CompileCache};
+use egress::{AllowedHost, EgressPolicy, HttpStats};
 use guest_log::GuestLog;
-use state::{EgressPolicy, HostState, MemoryLimiter};
+use state::{HostState, MemoryLimiter};
 
 /// The WIT package and world every sink must implement.
 pub const WORLD: &str = "dlthost:destination/destination@0.1.0";
@@ -46,21 +54,39 @@ pub struct DirGrant {
     pub guest: String,
 }
 
-/// What a sink may use. Everything not granted here is invisible to it.
+/// What a sink may use and how much. Everything not granted here is
+/// invisible to it.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
-    /// Directories granted read-write.
+    /// Directories granted read-write (`--dir`). Default: none.
     pub dirs: Vec<DirGrant>,
-    /// Environment variables passed in (`--env`); no host variable otherwise.
+    /// Environment variables passed in (`--env`). Default: none, not even
+    /// the host's.
     pub env: Vec<(String, String)>,
-    /// Allowed HTTP origins, `scheme://host:port`.
-    pub allowed_hosts: Vec<String>,
-    /// Sum of all linear memories of one instance, in bytes.
+    /// Allowed HTTP origins (`--allow-host`). Default: none.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Sum of all linear memories of one instance, in bytes
+    /// (`--memory-limit`, default 1 GiB).
     pub memory_limit: usize,
-    /// Wall-clock limit of one call.
+    /// Wall-clock limit of one call (`--call-timeout`, default 300 s); also
+    /// caps HTTP connect and response timeouts.
     pub call_timeout: Duration,
-    /// Cap on guest stdout+stderr bytes per instance.
+    /// Fuel (roughly, wasm instructions) per call (`--fuel`, default off):
+    /// a deterministic budget, for tests and replays.
+    pub fuel: Option<u64>,
+    /// Cap on guest stdout+stderr bytes per instance (`--max-guest-output`,
+    /// default 16 MiB).
     pub max_guest_output: u64,
+    /// Replace an instance after this many calls (`--store-max-batches`,
+    /// default 10000): linear memory never shrinks, so long-lived instances
+    /// of garbage-collected guests creep up.
+    pub store_max_batches: u64,
+    /// Replace an instance once its memory passes this many bytes
+    /// (`--store-max-memory`, default 256 MiB).
+    pub store_max_memory: usize,
+    /// Where compiled components are cached (`--cache-dir`); `None` compiles
+    /// every time.
+    pub cache: Option<CompileCache>,
 }
 
 impl Default for SandboxOptions {
@@ -71,7 +97,11 @@ impl Default for SandboxOptions {
             allowed_hosts: Vec::new(),
             memory_limit: 1 << 30,
             call_timeout: Duration::from_secs(300),
+            fuel: None,
             max_guest_output: 16 << 20,
+            store_max_batches: 10_000,
+            store_max_memory: 256 << 20,
+            cache: None,
         }
     }
 }
@@ -107,7 +137,8 @@ pub enum RuntimeError {
     },
 }
 
-/// How a call ended when it did not return normally.
+/// How a call ended when it did not return normally. The instance must be
+/// replaced after any of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The call ran past `--call-timeout`.
@@ -126,7 +157,21 @@ pub enum CallError {
         /// The limit.
         limit: usize,
     },
-    /// Any other trap: a panic, stack overflow, unreachable.
+    /// The call used up its `--fuel`.
+    #[error("sink `{sink}` ran out of fuel ({fuel} units per call; raise it with --fuel)")]
+    Fuel {
+        /// The sink.
+        sink: String,
+        /// The budget.
+        fuel: u64,
+    },
+    /// The guest overflowed its stack.
+    #[error("sink `{sink}` overflowed its stack (infinite recursion?)")]
+    StackOverflow {
+        /// The sink.
+        sink: String,
+    },
+    /// Any other trap: a panic, `unreachable`, an out-of-bounds access.
     #[error("sink `{sink}` trapped: {message}")]
     Trap {
         /// The sink.
@@ -134,6 +179,19 @@ pub enum CallError {
         /// wasmtime's description, with the guest backtrace.
         message: String,
     },
+}
+
+/// Run-wide counters of the sandbox.
+#[derive(Debug, Default)]
+pub struct RuntimeStats {
+    /// HTTP counters.
+    pub http: Arc<HttpStats>,
+    /// Most memory one instance used, in bytes.
+    pub peak_memory: std::sync::atomic::AtomicUsize,
+    /// Nanoseconds spent inside guest calls, summed over workers.
+    pub guest_nanos: std::sync::atomic::AtomicU64,
+    /// Instances created.
+    pub instances: std::sync::atomic::AtomicU64,
 }
 
 /// A compiled sink, shared by all workers of a run.
@@ -144,28 +202,39 @@ pub struct SinkRuntime {
     config: Arc<BTreeMap<String, ConfigValue>>,
     name: String,
     spec: Option<bindings::SinkSpec>,
+    compiled: CacheOutcome,
+    stats: Arc<RuntimeStats>,
     ticker_stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
 
+/// The engine configuration every run and the compile cache share.
+pub fn engine(fuel: bool) -> Result<Engine, wasmtime::Error> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.consume_fuel(fuel);
+    Engine::new(&config)
+}
+
 impl SinkRuntime {
-    /// Compiles the component at `path` and checks that it implements our world.
+    /// Compiles (or loads from the cache) the component at `path` and checks
+    /// that it implements our world.
     pub fn load(path: &Path, sandbox: SandboxOptions) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
         let load_err = |message: String| RuntimeError::Load { path: path.to_path_buf(), message };
-        let engine = Engine::new(&config).map_err(|e| load_err(format!("{e:#}")))?;
+        let engine = engine(sandbox.fuel.is_some()).map_err(|e| load_err(format!("{e:#}")))?;
         let bytes = std::fs::read(path).map_err(|e| load_err(e.to_string()))?;
-        let component = Component::new(&engine, &bytes).map_err(|e| load_err(format!("{e:#}")))?;
-        let world_err =
-            |e: wasmtime::Error| RuntimeError::World { path: path.to_path_buf(), message: format!("{e:#}") };
-        let mut linker: Linker<HostState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(world_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(world_err)?;
-        Destination::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(world_err)?;
-        let pre = linker.instantiate_pre(&component).map_err(world_err)?;
-        let pre = DestinationPre::new(pre).map_err(world_err)?;
+        let (component, compiled) = match &sandbox.cache {
+            Some(cache) => cache.load_or_compile(&engine, &bytes).map_err(|e| load_err(format!("{e:#}")))?,
+            None => {
+                let started = Instant::now();
+                let c = Component::new(&engine, &bytes).map_err(|e| load_err(format!("{e:#}")))?;
+                let millis = started.elapsed().as_secs_f64() * 1000.0;
+                (c, CacheOutcome { hit: false, path: PathBuf::new(), millis })
+            }
+        };
+        let pre = link(&engine, &component)
+            .map_err(|e| RuntimeError::World { path: path.to_path_buf(), message: format!("{e:#}") })?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -188,6 +257,8 @@ impl SinkRuntime {
             config: Arc::new(BTreeMap::new()),
             name: String::from("sink"),
             spec: None,
+            compiled,
+            stats: Arc::new(RuntimeStats::default()),
             ticker_stop,
             ticker: Some(ticker),
         };
@@ -211,6 +282,21 @@ impl SinkRuntime {
         self.spec.as_ref()
     }
 
+    /// How the component was compiled or loaded.
+    pub fn compiled(&self) -> &CacheOutcome {
+        &self.compiled
+    }
+
+    /// Run-wide sandbox counters.
+    pub fn stats(&self) -> &RuntimeStats {
+        &self.stats
+    }
+
+    /// The sandbox options in force.
+    pub fn sandbox(&self) -> &SandboxOptions {
+        &self.sandbox
+    }
+
     /// Sets the resolved config values the sink may read.
     pub fn set_config(&mut self, values: BTreeMap<String, ConfigValue>) {
         self.config = Arc::new(values);
@@ -223,6 +309,7 @@ impl SinkRuntime {
         let log = GuestLog::new(&self.name, self.sandbox.max_guest_output);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(log.clone()).stderr(log.clone());
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         for (k, v) in &self.sandbox.env {
             wasi.env(k, v);
         }
@@ -234,6 +321,7 @@ impl SinkRuntime {
             wasi.preopened_dir(dir, JOB_DIR_GUEST, FsPerms::ReadOnly)
                 .map_err(|e| inst_err(format!("cannot mount the job directory: {e:#}")))?;
         }
+        let denials = Arc::new(Mutex::new(Vec::new()));
         let state = HostState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -242,29 +330,47 @@ impl SinkRuntime {
                 allowed: Arc::new(self.sandbox.allowed_hosts.clone()),
                 sink: self.name.clone(),
                 timeout: self.sandbox.call_timeout,
+                stats: self.stats.http.clone(),
+                denials: denials.clone(),
             },
             config: self.config.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        if let Some(fuel) = self.sandbox.fuel {
+            store.set_fuel(fuel).map_err(|e| inst_err(format!("{e:#}")))?;
+        }
         let bindings = self.pre.instantiate(&mut store).map_err(|e| inst_err(format!("{e:#}")))?;
+        self.stats.instances.fetch_add(1, Ordering::Relaxed);
         Ok(SinkInstance {
             store,
             bindings,
             log,
             sink: self.name.clone(),
             deadline: self.deadline_ticks(),
-            timeout: self.sandbox.call_timeout,
-            memory_limit: self.sandbox.memory_limit,
+            sandbox: self.sandbox.clone(),
+            stats: self.stats.clone(),
+            calls: 0,
+            denials,
         })
     }
 
     fn deadline_ticks(&self) -> u64 {
         (self.sandbox.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
+}
+
+/// Links WASI, wasi-http and our `config` import, and checks the component
+/// exports our world.
+fn link(engine: &Engine, component: &Component) -> wasmtime::Result<DestinationPre<HostState>> {
+    let mut linker: Linker<HostState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    Destination::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    DestinationPre::new(linker.instantiate_pre(component)?)
 }
 
 impl Drop for SinkRuntime {
@@ -283,16 +389,37 @@ pub struct SinkInstance {
     log: GuestLog,
     sink: String,
     deadline: u64,
-    timeout: Duration,
-    memory_limit: usize,
+    sandbox: SandboxOptions,
+    stats: Arc<RuntimeStats>,
+    calls: u64,
+    denials: Arc<Mutex<Vec<String>>>,
 }
 
 impl SinkInstance {
+    fn before_call(&mut self) -> Result<(), CallError> {
+        self.store.set_epoch_deadline(self.deadline);
+        if let Some(fuel) = self.sandbox.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap { sink: self.sink.clone(), message: format!("{e:#}") })?;
+        }
+        self.calls += 1;
+        Ok(())
+    }
+
+    fn after_call(&mut self, started: Instant) {
+        self.log.flush();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats.guest_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.stats.peak_memory.fetch_max(self.store.data().limiter.peak, Ordering::Relaxed);
+    }
+
     /// Calls the sink's `spec`.
     pub fn spec(&mut self) -> Result<bindings::SinkSpec, CallError> {
-        self.store.set_epoch_deadline(self.deadline);
+        self.before_call()?;
+        let started = Instant::now();
         let r = self.bindings.call_spec(&mut self.store);
-        self.log.flush();
+        self.after_call(started);
         r.map_err(|e| self.classify(e))
     }
 
@@ -304,24 +431,41 @@ impl SinkInstance {
         ctx: &bindings::BatchContext,
         items: &bindings::Items,
     ) -> Result<Result<(), bindings::SinkError>, CallError> {
-        self.store.set_epoch_deadline(self.deadline);
+        self.before_call()?;
+        let started = Instant::now();
         let r = self.bindings.call_load(&mut self.store, table, ctx, items);
-        self.log.flush();
+        self.after_call(started);
         r.map_err(|e| self.classify(e))
     }
 
-    /// Peak bytes of linear memory this instance used.
-    pub fn peak_memory(&self) -> usize {
-        self.store.data().limiter.peak
+    /// HTTP requests the policy refused during the last calls (drained).
+    pub fn take_denials(&self) -> Vec<String> {
+        self.denials.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
+    }
+
+    /// True when the instance should be replaced before the next call:
+    /// too many calls, or too much memory.
+    pub fn worn_out(&self) -> bool {
+        self.calls >= self.sandbox.store_max_batches || self.store.data().limiter.used > self.sandbox.store_max_memory
     }
 
     fn classify(&self, e: wasmtime::Error) -> CallError {
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return CallError::Timeout { sink: self.sink.clone(), timeout: self.timeout };
+        let sink = self.sink.clone();
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => return CallError::Timeout { sink, timeout: self.sandbox.call_timeout },
+            Some(Trap::OutOfFuel) => return CallError::Fuel { sink, fuel: self.sandbox.fuel.unwrap_or(0) },
+            Some(Trap::StackOverflow) => return CallError::StackOverflow { sink },
+            _ => {}
         }
         if self.store.data().limiter.hit {
-            return CallError::Memory { sink: self.sink.clone(), limit: self.memory_limit };
+            return CallError::Memory { sink, limit: self.sandbox.memory_limit };
         }
-        CallError::Trap { sink: self.sink.clone(), message: format!("{e:?}") }
+        // The root cause names the trap; the backtrace is for -vv.
+        tracing::debug!(sink = %sink, trap = ?e, "sink trapped");
+        let mut message = e.root_cause().to_string();
+        if matches!(e.downcast_ref::<Trap>(), Some(Trap::UnreachableCodeReached)) {
+            message.push_str(" (a panic in the sink; its own message is in the [sink] lines above)");
+        }
+        CallError::Trap { sink, message }
     }
 }

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::egress::EgressPolicy;
 
 use super::bindings::{ConfigHost, ConfigValue};
 
@@ -39,74 +40,6 @@ impl ConfigHost for HostState {
         // Only declared keys were resolved into this map, so an undeclared
         // key, another sink's key or a host variable is simply not here.
         self.config.get(&key).cloned()
-    }
-}
-
-/// Which outgoing HTTP requests a sink may make: exact `scheme://host:port`
-/// origins the user allowed. Everything else is refused with
-/// `HttpRequestDenied`, and the host logs the entry that would allow it.
-#[derive(Debug, Clone, Default)]
-pub struct EgressPolicy {
-    /// Allowed origins, e.g. `http://127.0.0.1:8080`.
-    pub allowed: Arc<Vec<String>>,
-    /// The sink's name, for log lines.
-    pub sink: String,
-    /// Upper bound for connect and response timeouts.
-    pub timeout: Duration,
-}
-
-impl EgressPolicy {
-    /// Whether a request to `scheme://host:port` is allowed.
-    pub fn allows(&self, origin: &str) -> bool {
-        self.allowed.iter().any(|a| a == origin)
-    }
-}
-
-/// `scheme://host:port` of a URI, with the scheme's default port filled in.
-pub fn origin_of(uri: &http::Uri) -> Option<String> {
-    let scheme = uri.scheme_str()?;
-    let host = uri.host()?;
-    let port = uri.port_u16().or(match scheme {
-        "http" => Some(80),
-        "https" => Some(443),
-        _ => None,
-    })?;
-    Some(format!("{scheme}://{host}:{port}"))
-}
-
-impl WasiHttpHooks for EgressPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        _ = fut;
-        let origin = origin_of(request.uri());
-        let allowed = origin.as_deref().is_some_and(|o| self.allows(o));
-        if !allowed {
-            let shown = origin.unwrap_or_else(|| request.uri().to_string());
-            tracing::warn!(sink = %self.sink, origin = %shown, "HTTP request denied; allow it with --allow-host {shown}");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        let clamp = |d: Option<Duration>| Some(d.map_or(self.timeout, |d| d.min(self.timeout)));
-        let options = RequestOptions {
-            connect_timeout: clamp(options.and_then(|o| o.connect_timeout)),
-            first_byte_timeout: clamp(options.and_then(|o| o.first_byte_timeout)),
-            between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout)),
-        };
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
     }
 }
 

@@ -5,3 +5,4 @@ mod errors;
 mod load;
 mod print;
 mod resume;
+mod sandbox;

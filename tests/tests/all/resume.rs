@@ -242,8 +242,18 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worke
     let s = Scratch::new();
     let a = s.file("alpha.jsonl", &numbered(1500, "a"));
     let b = s.file("beta.jsonl", &numbered(1500, "b"));
-    let args =
-        ["--input", path_arg(&a), "--input", path_arg(&b), "--batch-size", "5", "--workers", "2", "--env", "SLOW_MS=8"];
+    let args = [
+        "--input",
+        path_arg(&a),
+        "--input",
+        path_arg(&b),
+        "--batch-size",
+        "5",
+        "--workers",
+        "2",
+        "--env",
+        "SLOW_MS=20",
+    ];
     let mut rng = Lcg(0x5eed);
     let mut kills = 0;
     let started = Instant::now();
@@ -258,7 +268,7 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worke
             .spawn()
             .expect("spawn");
         if kills < KILLS {
-            std::thread::sleep(Duration::from_millis(rng.next(80, 450)));
+            std::thread::sleep(Duration::from_millis(rng.next(50, 300)));
             if child.try_wait().expect("poll").is_none() {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap");
