@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod config;
 pub mod extract;
 pub mod input;
 pub mod ledger;

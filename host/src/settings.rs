@@ -25,6 +25,19 @@ pub struct Overrides {
     pub skip_dlt_columns_and_tables: Option<bool>,
 }
 
+impl Overrides {
+    /// Each value of `self`, else the one of `lower`.
+    pub fn or(self, lower: Overrides) -> Overrides {
+        Overrides {
+            batch_size: self.batch_size.or(lower.batch_size),
+            loader_file_format: self.loader_file_format.or(lower.loader_file_format),
+            naming_convention: self.naming_convention.or(lower.naming_convention),
+            max_nesting_level: self.max_nesting_level.or(lower.max_nesting_level),
+            skip_dlt_columns_and_tables: self.skip_dlt_columns_and_tables.or(lower.skip_dlt_columns_and_tables),
+        }
+    }
+}
+
 /// Settings in force for a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkSettings {

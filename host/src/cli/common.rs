@@ -8,11 +8,16 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use super::units::{parse_bytes, parse_duration};
+use std::collections::BTreeMap;
+
+use crate::config::{self, ConfigError, ConfigSources, Raw};
 use crate::load::{LoadOptions, LoadReport, Strategy};
 use crate::package::{FileFormat, PipelineDir};
 use crate::runtime::bindings::ItemFormat;
+use crate::runtime::bindings::{ConfigValue, SinkSpec};
 use crate::runtime::cache::{self, CompileCache};
 use crate::runtime::egress::AllowedHost;
+use crate::runtime::egress::InjectedHeader;
 use crate::runtime::{DirGrant, SandboxOptions, SinkRuntime};
 use crate::settings::{self, Overrides, SinkSettings};
 
@@ -24,6 +29,15 @@ pub enum FormatArg {
     Jsonl,
     /// Apache Parquet.
     Parquet,
+}
+
+impl FormatArg {
+    fn format(self) -> FileFormat {
+        match self {
+            FormatArg::Jsonl => FileFormat::Jsonl,
+            FormatArg::Parquet => FileFormat::Parquet,
+        }
+    }
 }
 
 /// Where the pipeline lives.
@@ -53,12 +67,26 @@ impl PipelineArgs {
     }
 }
 
-/// The sink, its sandbox and its settings for this run.
+/// The sink, its sandbox and its settings for this run. Every setting here
+/// can also come from the environment or `.dlt/config.toml` (see
+/// docs/configuration.md); a flag wins over both.
 #[derive(Debug, Clone, Args)]
 pub struct SinkArgs {
     /// The sink: a WebAssembly component implementing wit/destination.wit.
+    /// Default: `component` under `[destination.<name>]` in config.toml or
+    /// `DESTINATION__<NAME>__COMPONENT`, with `--destination NAME`.
     #[arg(long, value_name = "PATH")]
-    pub component: PathBuf,
+    pub component: Option<PathBuf>,
+    /// The destination name: the config section `[destination.<name>]` and
+    /// the environment prefix `DESTINATION__<NAME>__`. Default: the sink's own name.
+    #[arg(long, value_name = "NAME")]
+    pub destination: Option<String>,
+    /// The directory holding `.dlt/config.toml` and `.dlt/secrets.toml`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub project_dir: PathBuf,
+    /// Set a sink's config key for this run: KEY=VALUE (beats every other source).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Rows per call to the sink; 0 hands over whole job files. Overrides the sink.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
@@ -74,9 +102,9 @@ pub struct SinkArgs {
     /// Leave out `_dlt*` tables and columns. Overrides the sink.
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub skip_dlt_columns_and_tables: Option<bool>,
-    /// Worker threads, each with its own sink instance (dlt's default: 20).
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub workers: usize,
+    /// Worker threads, each with its own sink instance [default: 20, as dlt].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Grant the sink a host directory, read-write: HOST_PATH::GUEST_PATH.
     #[arg(long, value_name = "HOST::GUEST")]
     pub dir: Vec<String>,
@@ -85,43 +113,43 @@ pub struct SinkArgs {
     pub env: Vec<String>,
     /// Allow HTTP requests to an origin: scheme://host[:port], `*.` for
     /// subdomains (https://*.example.com). Local addresses must be listed
-    /// explicitly (http://127.0.0.1:8080).
+    /// explicitly (http://127.0.0.1:8080). Adds to `allowed_hosts` in config.
     #[arg(long, value_name = "ORIGIN", value_parser = parse_allowed_host)]
     pub allow_host: Vec<AllowedHost>,
+    /// Memory limit of one sink instance, summed over its memories [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<usize>,
+    /// Wall-clock limit of one call to the sink [default: 300s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub call_timeout: Option<Duration>,
     /// Fuel per call (about one unit per wasm instruction): a deterministic
-    /// budget. Default: unlimited.
+    /// budget [default: unlimited].
     #[arg(long, value_name = "UNITS")]
     pub fuel: Option<u64>,
-    /// Cap on the bytes a sink instance may print (stdout plus stderr).
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_bytes)]
-    pub max_guest_output: usize,
-    /// Replace a sink instance after this many calls.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
-    pub store_max_batches: u64,
-    /// Replace a sink instance once its memory passes this size.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_bytes)]
-    pub store_max_memory: usize,
-    /// How jobs run at once: `parallel` (default), `table-sequential` (one
-    /// job per table at a time) or `sequential` (one job at a time), as dlt.
-    #[arg(long, value_name = "STRATEGY", default_value = "parallel")]
-    pub strategy: Strategy,
+    /// Cap on the bytes a sink instance may print, stdout plus stderr [default: 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_guest_output: Option<usize>,
+    /// Replace a sink instance after this many calls [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub store_max_batches: Option<u64>,
+    /// Replace a sink instance once its memory passes this size [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub store_max_memory: Option<usize>,
+    /// How jobs run at once: `parallel`, `table-sequential` (one job per
+    /// table at a time) or `sequential` (one job at a time), as dlt [default: parallel].
+    #[arg(long, value_name = "STRATEGY")]
+    pub strategy: Option<Strategy>,
+    /// Calls per batch in one run before giving up on `retry` errors (the run
+    /// then stops; rerun to resume) [default: 5].
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// First wait after a `retry` error; doubles on each attempt, with jitter [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retry_backoff: Option<Duration>,
     /// Where compiled components are cached. Default: the per-user cache
     /// directory (`~/.cache/dlthost/components` on Linux).
     #[arg(long, value_name = "DIR", env = "DLTHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Memory limit of one sink instance, summed over its memories.
-    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_bytes)]
-    pub memory_limit: usize,
-    /// Wall-clock limit of one call to the sink.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_duration)]
-    pub call_timeout: Duration,
-    /// Calls per batch in one run before giving up on `retry` errors (the run
-    /// then stops; rerun to resume).
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub max_attempts: u32,
-    /// First wait after a `retry` error; doubles on each attempt, with jitter.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub retry_backoff: Duration,
 }
 
 /// A loaded sink with its settings.
@@ -132,52 +160,255 @@ pub struct Sink {
     pub settings: SinkSettings,
     /// How to load.
     pub load: LoadOptions,
+    /// The pipeline.
+    pub pipeline: PipelineDir,
+}
+
+/// A load setting: the flag, else `LOAD__<KEY>`, else `[load] <key>`, else `default`.
+fn load_setting<T>(
+    flag: Option<T>,
+    sources: &ConfigSources,
+    key: &str,
+    expected: &str,
+    parse: impl Fn(&Raw) -> Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    if let Some(v) = flag {
+        return Ok(v);
+    }
+    match sources.load_setting(key) {
+        Some(raw) => parse(&raw).ok_or_else(|| config::setting_error(&raw, expected)),
+        None => Ok(default),
+    }
+}
+
+fn text_parse<T>(f: impl Fn(&str) -> Result<T, String>) -> impl Fn(&Raw) -> Option<T> {
+    move |raw| config::as_text(raw).and_then(|t| f(&t).ok())
 }
 
 impl SinkArgs {
-    /// Compiles the sink, asks its spec and applies the overrides.
-    pub fn open(&self) -> anyhow::Result<Sink> {
-        let sandbox = SandboxOptions {
+    /// Reads the config sources, compiles the sink, asks its spec, resolves
+    /// every setting and key, and opens the pipeline.
+    pub fn open(&self, pipeline_args: &PipelineArgs) -> anyhow::Result<Sink> {
+        let sources = ConfigSources::load(&self.project_dir, std::env::vars())?;
+        let component = match (&self.component, &self.destination) {
+            (Some(path), _) => path.clone(),
+            (None, Some(name)) => {
+                let pipeline = pipeline_args.pipeline.as_deref().unwrap_or(name);
+                match sources.component(pipeline, name).as_ref().and_then(config::as_text) {
+                    Some(path) => self.project_dir.join(path),
+                    None => bail!(
+                        "no component for destination `{name}`: pass --component PATH, or set `component` under [destination.{name}] in .dlt/config.toml, or DESTINATION__{}__COMPONENT",
+                        name.to_ascii_uppercase()
+                    ),
+                }
+            }
+            (None, None) => {
+                bail!("which sink? pass --component PATH (or --destination NAME with a configured component)")
+            }
+        };
+
+        // Settings that do not depend on the sink's name come first: the
+        // engine needs fuel and the cache before the component is compiled.
+        let duration = |raw: &Raw| config::as_text(raw).and_then(|t| parse_duration(&t).ok());
+        let bytes = |raw: &Raw| match &raw.value {
+            toml::Value::Integer(i) => usize::try_from(*i).ok(),
+            _ => config::as_text(raw).and_then(|t| parse_bytes(&t).ok()),
+        };
+        let int = |raw: &Raw| config::as_i64(raw);
+        let workers = load_setting(
+            self.workers,
+            &sources,
+            "workers",
+            "a number",
+            |r| int(r).and_then(|i| usize::try_from(i).ok()),
+            20,
+        )?;
+        let max_attempts = load_setting(
+            self.max_attempts,
+            &sources,
+            "max_attempts",
+            "a number",
+            |r| int(r).and_then(|i| u32::try_from(i).ok()),
+            5,
+        )?;
+        let retry_backoff = load_setting(
+            self.retry_backoff,
+            &sources,
+            "retry_backoff",
+            "a duration (500ms, 2s)",
+            duration,
+            Duration::from_secs(1),
+        )?;
+        let memory_limit =
+            load_setting(self.memory_limit, &sources, "memory_limit", "a size (512MiB)", bytes, 1 << 30)?;
+        let call_timeout = load_setting(
+            self.call_timeout,
+            &sources,
+            "call_timeout",
+            "a duration (30s)",
+            duration,
+            Duration::from_secs(300),
+        )?;
+        let fuel = load_setting(
+            self.fuel.map(Some),
+            &sources,
+            "fuel",
+            "a number",
+            |r| int(r).and_then(|i| u64::try_from(i).ok()).map(Some),
+            None,
+        )?;
+        let max_guest_output =
+            load_setting(self.max_guest_output, &sources, "max_guest_output", "a size", bytes, 16 << 20)?;
+        let store_max_batches = load_setting(
+            self.store_max_batches,
+            &sources,
+            "store_max_batches",
+            "a number",
+            |r| int(r).and_then(|i| u64::try_from(i).ok()),
+            10_000,
+        )?;
+        let store_max_memory =
+            load_setting(self.store_max_memory, &sources, "store_max_memory", "a size", bytes, 256 << 20)?;
+        let strategy = load_setting(
+            self.strategy,
+            &sources,
+            "parallelism_strategy",
+            "parallel, table-sequential or sequential",
+            text_parse(|t| Strategy::from_str(t, true)),
+            Strategy::Parallel,
+        )?;
+
+        let mut sandbox = SandboxOptions {
             dirs: self.dir.iter().map(|d| parse_dir(d)).collect::<anyhow::Result<_>>()?,
             env: self.env.iter().map(|e| parse_env(e)).collect(),
             allowed_hosts: self.allow_host.clone(),
-            memory_limit: self.memory_limit,
-            call_timeout: self.call_timeout,
-            fuel: self.fuel,
-            max_guest_output: self.max_guest_output as u64,
-            store_max_batches: self.store_max_batches.max(1),
-            store_max_memory: self.store_max_memory,
+            memory_limit,
+            call_timeout,
+            fuel,
+            max_guest_output: max_guest_output as u64,
+            store_max_batches: store_max_batches.max(1),
+            store_max_memory,
             cache: Some(compile_cache(self.cache_dir.as_deref())),
+            inject_header: None,
         };
-        let runtime = SinkRuntime::load(&self.component, sandbox)?;
-        let Some(spec) = runtime.spec() else { bail!("sink returned no spec") };
-        let overrides = Overrides {
+        let mut runtime = SinkRuntime::load(&component, sandbox.clone())?;
+        let Some(spec) = runtime.spec().cloned() else { bail!("sink returned no spec") };
+        let name = self.destination.clone().unwrap_or_else(|| spec.name.clone());
+        let pipeline_name = pipeline_args.pipeline.clone().unwrap_or_else(|| name.clone());
+
+        // Sink settings: flags, then environment and config.toml, then the spec.
+        let setting = |keys: &[&str]| sources.sink_setting(&pipeline_name, &name, keys);
+        let from_config = Overrides {
+            batch_size: match setting(&["batch_size"]) {
+                Some(raw) => Some(
+                    int(&raw)
+                        .and_then(|i| u32::try_from(i).ok())
+                        .ok_or_else(|| config::setting_error(&raw, "a number"))?,
+                ),
+                None => None,
+            },
+            loader_file_format: match setting(&["loader_file_format"]) {
+                Some(raw) => Some(
+                    config::as_text(&raw)
+                        .and_then(|t| FormatArg::from_str(&t, true).ok())
+                        .map(FormatArg::format)
+                        .ok_or_else(|| config::setting_error(&raw, "jsonl or parquet"))?,
+                ),
+                None => None,
+            },
+            naming_convention: setting(&["naming_convention"]).as_ref().and_then(config::as_text),
+            max_nesting_level: match setting(&["max_nesting_level", "max_table_nesting"]) {
+                Some(raw) => Some(
+                    int(&raw)
+                        .and_then(|i| u32::try_from(i).ok())
+                        .ok_or_else(|| config::setting_error(&raw, "a number"))?,
+                ),
+                None => None,
+            },
+            skip_dlt_columns_and_tables: match setting(&["skip_dlt_columns_and_tables"]) {
+                Some(raw) => Some(config::as_bool(&raw).ok_or_else(|| config::setting_error(&raw, "true or false"))?),
+                None => None,
+            },
+        };
+        let from_flags = Overrides {
             batch_size: self.batch_size,
-            loader_file_format: self.loader_file_format.map(|f| match f {
-                FormatArg::Jsonl => FileFormat::Jsonl,
-                FormatArg::Parquet => FileFormat::Parquet,
-            }),
+            loader_file_format: self.loader_file_format.map(FormatArg::format),
             naming_convention: self.naming_convention.clone(),
             max_nesting_level: self.max_nesting_level,
             skip_dlt_columns_and_tables: self.skip_dlt_columns_and_tables,
         };
-        let settings = settings::resolve(spec, &overrides)?;
+        let settings = settings::resolve(&spec, &from_flags.or(from_config))?;
         if settings.loader_file_format == FileFormat::Parquet {
             bail!("parquet job files are not supported by this version yet; use --loader-file-format jsonl");
         }
         if settings.item_format == ItemFormat::ArrowIpc && settings.batch_size > 0 {
-            bail!("sink `{}` asks for Arrow IPC batches, which this version does not deliver yet", runtime.name());
+            bail!("sink `{name}` asks for Arrow IPC batches, which this version does not deliver yet");
         }
+
+        // The sink's declared keys, and the sandbox parts named by the destination.
+        let set: BTreeMap<String, String> = self
+            .set
+            .iter()
+            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| anyhow::anyhow!("--set expects KEY=VALUE"))?;
+        for key in set.keys() {
+            if !spec.config.iter().any(|k| &k.name == key) {
+                bail!("--set {key}: sink `{name}` declares no such key (it declares: {})", declared_names(&spec));
+            }
+        }
+        let mut values = sources.sink_keys(&pipeline_name, &name, &spec.config, &set)?;
+        if let Some(raw) = setting(&["allowed_hosts"]) {
+            let entries = config::as_list(&raw).ok_or_else(|| config::setting_error(&raw, "a list of origins"))?;
+            for e in entries {
+                sandbox
+                    .allowed_hosts
+                    .push(AllowedHost::parse(&e).map_err(|err| anyhow::anyhow!("{}: {err}", raw.source))?);
+            }
+        }
+        if let Some(raw) = setting(&["auth_header"]) {
+            let template = config::as_text(&raw).ok_or_else(|| config::setting_error(&raw, "`Name: value`"))?;
+            let texts: BTreeMap<String, String> = values.iter().map(|(k, v)| (k.clone(), config_text(v))).collect();
+            let (header, used) =
+                InjectedHeader::parse(&template, &texts).map_err(|e| anyhow::anyhow!("{}: {e}", raw.source))?;
+            // Keys the host injects itself never reach the guest.
+            for k in used {
+                values.remove(&k);
+            }
+            sandbox.inject_header = Some(header);
+        }
+        runtime.set_sandbox(sandbox);
+        runtime.set_config(values);
+
         let load = LoadOptions {
-            workers: self.workers.max(1),
+            workers: workers.max(1),
             batch_size: settings.batch_size,
             max_batch_bytes: settings.max_batch_bytes,
             item_format: settings.item_format,
-            max_attempts: self.max_attempts.max(1),
-            backoff: self.retry_backoff,
-            strategy: self.strategy,
+            max_attempts: max_attempts.max(1),
+            backoff: retry_backoff,
+            strategy,
         };
-        Ok(Sink { runtime, settings, load })
+        let pipeline = pipeline_args.open(&pipeline_name)?;
+        Ok(Sink { runtime, settings, load, pipeline })
+    }
+}
+
+fn declared_names(spec: &SinkSpec) -> String {
+    if spec.config.is_empty() {
+        "none".into()
+    } else {
+        spec.config.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn config_text(v: &ConfigValue) -> String {
+    match v {
+        ConfigValue::String(s) => s.clone(),
+        ConfigValue::Integer(i) => i.to_string(),
+        ConfigValue::Float(f) => f.to_string(),
+        ConfigValue::Boolean(b) => b.to_string(),
     }
 }
 

@@ -23,14 +23,14 @@ pub struct LoadArgs {
 impl LoadArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
-        let sink = self.sink.open()?;
-        let pipeline = self.pipeline.open(sink.runtime.name())?;
+        let sink = self.sink.open(&self.pipeline)?;
+        let pipeline = &sink.pipeline;
         let _lock = pipeline.lock()?;
         let mut report = LoadReport::default();
         if pipeline.pending()?.is_empty() && !quiet {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
-        load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }

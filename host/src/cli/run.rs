@@ -45,8 +45,8 @@ impl RunArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
         let inputs = self.inputs()?;
-        let sink = self.sink.open()?;
-        let pipeline = self.pipeline.open(sink.runtime.name())?;
+        let sink = self.sink.open(&self.pipeline)?;
+        let pipeline = &sink.pipeline;
         let _lock = pipeline.lock()?;
         let mut report = LoadReport::default();
 
@@ -55,7 +55,7 @@ impl RunArgs {
             if !quiet {
                 eprintln!("Resuming pending packages first.");
             }
-            load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+            load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
             if !report.ok() {
                 return Ok(self.finish(sink.runtime.name(), &report, quiet));
             }
@@ -104,7 +104,7 @@ impl RunArgs {
         }
 
         // 3. Load it.
-        load::load_pending(&sink.runtime, &pipeline, &sink.load, &mut report)?;
+        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
         Ok(self.finish(sink.runtime.name(), &report, quiet))
     }
 

@@ -7,6 +7,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "destination",
+    additional_derives: [PartialEq],
 });
 
 pub use dlthost::destination::config::Host as ConfigHost;

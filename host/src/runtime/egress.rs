@@ -130,6 +130,53 @@ pub struct EgressPolicy {
     pub stats: Arc<HttpStats>,
     /// Denials of this Store, for error messages.
     pub denials: Arc<Mutex<Vec<String>>>,
+    /// A header the host adds to every allowed request (secret; the guest
+    /// never sees it).
+    pub inject: Option<InjectedHeader>,
+}
+
+/// A header added by the host, e.g. `Authorization: Bearer <api_key>`. Its
+/// value is a secret: `Debug` never prints it.
+#[derive(Clone)]
+pub struct InjectedHeader {
+    /// Header name.
+    pub name: http::HeaderName,
+    /// Header value (secret).
+    pub value: http::HeaderValue,
+}
+
+impl std::fmt::Debug for InjectedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: <secret>", self.name)
+    }
+}
+
+impl InjectedHeader {
+    /// Parses `Name: value template`, replacing `{key}` with `values[key]`.
+    /// Returns the header and the keys it used.
+    pub fn parse(
+        template: &str,
+        values: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(Self, Vec<String>), String> {
+        let (name, value) = template.split_once(':').ok_or("auth_header must look like `Name: value`")?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("bad header name `{}`", name.trim()))?;
+        let mut out = value.trim().to_string();
+        let mut used = Vec::new();
+        for (k, v) in values {
+            let placeholder = format!("{{{k}}}");
+            if out.contains(&placeholder) {
+                out = out.replace(&placeholder, v);
+                used.push(k.clone());
+            }
+        }
+        if out.contains('{') && out.contains('}') {
+            return Err("auth_header refers to a key the sink does not declare or that has no value".into());
+        }
+        let value = http::HeaderValue::from_str(&out)
+            .map_err(|_| "the auth_header value is not a valid header value".to_string())?;
+        Ok((InjectedHeader { name, value }, used))
+    }
 }
 
 impl EgressPolicy {
@@ -177,6 +224,10 @@ impl WasiHttpHooks for EgressPolicy {
             request.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
         {
             self.stats.bytes_sent.fetch_add(len, Ordering::Relaxed);
+        }
+        let mut request = request;
+        if let Some(h) = &self.inject {
+            request.headers_mut().insert(h.name.clone(), h.value.clone());
         }
         let clamp = |d: Option<Duration>| Some(d.map_or(self.timeout, |d| d.min(self.timeout)));
         let options = RequestOptions {

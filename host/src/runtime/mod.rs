@@ -87,6 +87,8 @@ pub struct SandboxOptions {
     /// Where compiled components are cached (`--cache-dir`); `None` compiles
     /// every time.
     pub cache: Option<CompileCache>,
+    /// A header the host adds to allowed HTTP requests (`auth_header`).
+    pub inject_header: Option<egress::InjectedHeader>,
 }
 
 impl Default for SandboxOptions {
@@ -102,6 +104,7 @@ impl Default for SandboxOptions {
             store_max_batches: 10_000,
             store_max_memory: 256 << 20,
             cache: None,
+            inject_header: None,
         }
     }
 }
@@ -302,6 +305,12 @@ impl SinkRuntime {
         self.config = Arc::new(values);
     }
 
+    /// Replaces the sandbox options for instances created from now on (the
+    /// engine-level ones, fuel and cache, are fixed at load).
+    pub fn set_sandbox(&mut self, sandbox: SandboxOptions) {
+        self.sandbox = sandbox;
+    }
+
     /// A new Store and instance. `job_dir` is mounted read-only at
     /// [`JOB_DIR_GUEST`] for whole-file delivery.
     pub fn instance(&self, job_dir: Option<&Path>) -> Result<SinkInstance, RuntimeError> {
@@ -332,6 +341,7 @@ impl SinkRuntime {
                 timeout: self.sandbox.call_timeout,
                 stats: self.stats.http.clone(),
                 denials: denials.clone(),
+                inject: self.sandbox.inject_header.clone(),
             },
             config: self.config.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),

@@ -1,0 +1,382 @@
+//! Settings and secrets: `.dlt/config.toml`, `.dlt/secrets.toml`, the
+//! environment and `--set`, resolved the way dlt users already write them.
+//!
+//! Precedence, highest first:
+//!
+//! | source | sink keys (`api_key`, ...) | sink settings (`batch_size`, ...) | load settings (`workers`, ...) |
+//! |---|---|---|---|
+//! | command line | `--set KEY=VALUE` | the flags | the flags |
+//! | environment | `<PIPELINE>__DESTINATION__<NAME>__<KEY>`, then `DESTINATION__<NAME>__<KEY>` | same names | `LOAD__<KEY>` |
+//! | `.dlt/secrets.toml` | `[destination.<name>]` | — | — |
+//! | `.dlt/config.toml` | `[destination.<name>]`, non-secret keys only | `[destination.<name>]` | `[load]` |
+//! | the sink's `spec` | declared default | its values | — |
+//!
+//! There is deliberately no bare `<KEY>` or `DESTINATION__<KEY>` fallback: a
+//! sink that declares `path` must never see the host's `PATH`. Only the keys
+//! a sink declares are resolved, and only those reach it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::runtime::bindings::{ConfigKey, ConfigType, ConfigValue};
+
+/// A configuration problem the user must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A toml file cannot be read or parsed.
+    #[error("cannot read {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A required key has no value anywhere.
+    #[error("sink `{sink}` needs `{key}`, which is not set. Looked in (highest first): {places}")]
+    Missing {
+        /// The sink's name.
+        sink: String,
+        /// The key.
+        key: String,
+        /// Every place that was checked.
+        places: String,
+    },
+    /// A secret was found in config.toml.
+    #[error(
+        "`{key}` is a secret but was found in {path} under [destination.{sink}]; move it to .dlt/secrets.toml (or an environment variable)"
+    )]
+    SecretInConfig {
+        /// The sink's name.
+        sink: String,
+        /// The key.
+        key: String,
+        /// The config file.
+        path: PathBuf,
+    },
+    /// A value does not have the declared type. Secret values are never
+    /// printed.
+    #[error("{source_name}: expected {expected}, found {found}")]
+    Type {
+        /// Where the value came from (variable name or toml section).
+        source_name: String,
+        /// The type wanted.
+        expected: String,
+        /// The value found (or `<secret>`).
+        found: String,
+    },
+}
+
+/// A raw value before coercion, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raw {
+    /// The value: text from the environment or the command line, or toml.
+    pub value: toml::Value,
+    /// Where it came from, for messages: `env DESTINATION__X__Y`, `.dlt/config.toml [load]`, ...
+    pub source: String,
+}
+
+/// The configuration sources of one run.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    config_path: PathBuf,
+    secrets_path: PathBuf,
+    config: toml::Table,
+    secrets: toml::Table,
+    env: HashMap<String, String>,
+}
+
+impl ConfigSources {
+    /// Reads `<project_dir>/.dlt/config.toml` and `secrets.toml` (missing files
+    /// are empty) and takes `env` as the environment.
+    pub fn load(project_dir: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let config_path = project_dir.join(".dlt/config.toml");
+        let secrets_path = project_dir.join(".dlt/secrets.toml");
+        Ok(ConfigSources {
+            config: read_toml(&config_path)?,
+            secrets: read_toml(&secrets_path)?,
+            config_path,
+            secrets_path,
+            env: env.into_iter().collect(),
+        })
+    }
+
+    fn section<'a>(table: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Table> {
+        let mut t = table;
+        for part in path {
+            t = t.get(*part)?.as_table()?;
+        }
+        Some(t)
+    }
+
+    fn env_names(pipeline: &str, sink: &str, key: &str) -> [String; 2] {
+        let up = |s: &str| s.to_ascii_uppercase();
+        [
+            format!("{}__DESTINATION__{}__{}", up(pipeline), up(sink), up(key)),
+            format!("DESTINATION__{}__{}", up(sink), up(key)),
+        ]
+    }
+
+    fn from_env(&self, names: &[String]) -> Option<Raw> {
+        names.iter().find_map(|n| {
+            self.env
+                .get(n)
+                .map(|v| Raw { value: toml::Value::String(v.clone()), source: format!("environment variable {n}") })
+        })
+    }
+
+    fn from_toml(&self, secrets: bool, section: &[&str], key: &str) -> Option<Raw> {
+        let (table, path) =
+            if secrets { (&self.secrets, &self.secrets_path) } else { (&self.config, &self.config_path) };
+        let v = Self::section(table, section)?.get(key)?;
+        Some(Raw { value: v.clone(), source: format!("{} [{}] {key}", path.display(), section.join(".")) })
+    }
+
+    /// A sink setting (`batch_size`, ...): environment, then
+    /// `[destination.<sink>]` in config.toml. Aliases are tried in order.
+    pub fn sink_setting(&self, pipeline: &str, sink: &str, keys: &[&str]) -> Option<Raw> {
+        keys.iter().find_map(|key| {
+            self.from_env(&Self::env_names(pipeline, sink, key))
+                .or_else(|| self.from_toml(false, &["destination", sink], key))
+        })
+    }
+
+    /// A load setting (`workers`, ...): `LOAD__<KEY>`, then `[load]` in config.toml.
+    pub fn load_setting(&self, key: &str) -> Option<Raw> {
+        self.from_env(&[format!("LOAD__{}", key.to_ascii_uppercase())])
+            .or_else(|| self.from_toml(false, &["load"], key))
+    }
+
+    /// The component configured for destination `name`.
+    pub fn component(&self, pipeline: &str, name: &str) -> Option<Raw> {
+        self.sink_setting(pipeline, name, &["component"])
+    }
+
+    /// Resolves every key the sink declared. `cli` holds `--set` values.
+    pub fn sink_keys(
+        &self,
+        pipeline: &str,
+        sink: &str,
+        declared: &[ConfigKey],
+        cli: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, ConfigValue>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for key in declared {
+            let name = key.name.as_str();
+            if key.secret && self.from_toml(false, &["destination", sink], name).is_some() {
+                return Err(ConfigError::SecretInConfig {
+                    sink: sink.to_string(),
+                    key: name.to_string(),
+                    path: self.config_path.clone(),
+                });
+            }
+            let raw = cli
+                .get(name)
+                .map(|v| Raw { value: toml::Value::String(v.clone()), source: format!("--set {name}") })
+                .or_else(|| self.from_env(&Self::env_names(pipeline, sink, name)))
+                .or_else(|| self.from_toml(true, &["destination", sink], name))
+                .or_else(|| if key.secret { None } else { self.from_toml(false, &["destination", sink], name) });
+            let value = match raw {
+                Some(raw) => Some(coerce(&raw, key.value_type, key.secret)?),
+                None => key.default.clone(),
+            };
+            match value {
+                Some(v) => {
+                    out.insert(name.to_string(), v);
+                }
+                None if key.required => {
+                    let [p, d] = Self::env_names(pipeline, sink, name);
+                    let mut places = vec![
+                        format!("--set {name}=..."),
+                        format!("environment variable {p}"),
+                        format!("environment variable {d}"),
+                    ];
+                    places.push(format!("{} [destination.{sink}] {name}", self.secrets_path.display()));
+                    if !key.secret {
+                        places.push(format!("{} [destination.{sink}] {name}", self.config_path.display()));
+                    }
+                    return Err(ConfigError::Missing {
+                        sink: sink.to_string(),
+                        key: name.to_string(),
+                        places: places.join("; "),
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Table, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::File { path: path.to_path_buf(), message: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(toml::Table::new()),
+        Err(e) => Err(ConfigError::File { path: path.to_path_buf(), message: e.to_string() }),
+    }
+}
+
+fn type_err(raw: &Raw, expected: &str, secret: bool) -> ConfigError {
+    let found = if secret { "<secret>".to_string() } else { raw.value.to_string() };
+    ConfigError::Type { source_name: raw.source.clone(), expected: expected.to_string(), found }
+}
+
+/// Coerces a raw value to a declared config type.
+pub fn coerce(raw: &Raw, to: ConfigType, secret: bool) -> Result<ConfigValue, ConfigError> {
+    use toml::Value as T;
+    let v = &raw.value;
+    Ok(match to {
+        ConfigType::String => match v {
+            T::String(s) => ConfigValue::String(s.clone()),
+            T::Integer(i) => ConfigValue::String(i.to_string()),
+            T::Float(f) => ConfigValue::String(f.to_string()),
+            T::Boolean(b) => ConfigValue::String(b.to_string()),
+            _ => return Err(type_err(raw, "a string", secret)),
+        },
+        ConfigType::Integer => ConfigValue::Integer(as_i64(raw).ok_or_else(|| type_err(raw, "an integer", secret))?),
+        ConfigType::Float => ConfigValue::Float(match v {
+            T::Float(f) => *f,
+            T::Integer(i) => *i as f64,
+            T::String(s) => s.trim().parse().map_err(|_| type_err(raw, "a number", secret))?,
+            _ => return Err(type_err(raw, "a number", secret)),
+        }),
+        ConfigType::Boolean => {
+            ConfigValue::Boolean(as_bool(raw).ok_or_else(|| type_err(raw, "true or false", secret))?)
+        }
+    })
+}
+
+/// The raw value as an integer (`7`, `"7"`).
+pub fn as_i64(raw: &Raw) -> Option<i64> {
+    match &raw.value {
+        toml::Value::Integer(i) => Some(*i),
+        toml::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The raw value as a bool (`true`, `"True"`, `"1"`, `"no"`).
+pub fn as_bool(raw: &Raw) -> Option<bool> {
+    match &raw.value {
+        toml::Value::Boolean(b) => Some(*b),
+        toml::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The raw value as text (strings as is, numbers and bools printed).
+pub fn as_text(raw: &Raw) -> Option<String> {
+    match &raw.value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The raw value as a list of strings (a toml array, or comma-separated text).
+pub fn as_list(raw: &Raw) -> Option<Vec<String>> {
+    match &raw.value {
+        toml::Value::Array(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+        toml::Value::String(s) => Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
+        _ => None,
+    }
+}
+
+/// The error for a setting whose value has the wrong type.
+pub fn setting_error(raw: &Raw, expected: &str) -> ConfigError {
+    type_err(raw, expected, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, t: ConfigType, secret: bool, required: bool, default: Option<ConfigValue>) -> ConfigKey {
+        ConfigKey { name: name.into(), value_type: t, secret, required, default }
+    }
+
+    fn sources(config: &str, secrets: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, ConfigSources) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join(".dlt")).expect("mkdir");
+        std::fs::write(dir.path().join(".dlt/config.toml"), config).expect("write");
+        std::fs::write(dir.path().join(".dlt/secrets.toml"), secrets).expect("write");
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = ConfigSources::load(dir.path(), env).expect("load");
+        (dir, s)
+    }
+
+    #[test]
+    fn precedence_cli_env_secrets_config_default() {
+        let keys = [
+            key("api_key", ConfigType::String, true, true, None),
+            key("retries", ConfigType::Integer, false, false, Some(ConfigValue::Integer(3))),
+            key("url", ConfigType::String, false, true, None),
+        ];
+        let (_d, s) = sources(
+            "[destination.sink]\nurl = \"http://config\"\nretries = 4\n",
+            "[destination.sink]\napi_key = \"from-secrets\"\nurl = \"http://secrets\"\n",
+            &[("DESTINATION__SINK__RETRIES", "7"), ("P__DESTINATION__SINK__RETRIES", "8")],
+        );
+        let got = s.sink_keys("p", "sink", &keys, &BTreeMap::new()).expect("resolves");
+        assert_eq!(got["api_key"], ConfigValue::String("from-secrets".into()));
+        assert_eq!(got["retries"], ConfigValue::Integer(8), "pipeline-scoped env wins");
+        assert_eq!(got["url"], ConfigValue::String("http://secrets".into()), "secrets.toml beats config.toml");
+        let got = s.sink_keys("other", "sink", &keys, &BTreeMap::new()).expect("resolves");
+        assert_eq!(got["retries"], ConfigValue::Integer(7));
+        let cli = BTreeMap::from([("retries".to_string(), "9".to_string())]);
+        assert_eq!(s.sink_keys("p", "sink", &keys, &cli).expect("resolves")["retries"], ConfigValue::Integer(9));
+        let (_d, s) = sources("", "[destination.sink]\napi_key = \"k\"\nurl = \"u\"\n", &[]);
+        assert_eq!(s.sink_keys("p", "sink", &keys, &BTreeMap::new()).expect("ok")["retries"], ConfigValue::Integer(3));
+    }
+
+    #[test]
+    fn missing_key_lists_every_place() {
+        let (_d, s) = sources("", "", &[]);
+        let err =
+            s.sink_keys("pipe", "sink", &[key("api_key", ConfigType::String, true, true, None)], &BTreeMap::new());
+        let msg = err.expect_err("missing").to_string();
+        for place in [
+            "--set api_key",
+            "PIPE__DESTINATION__SINK__API_KEY",
+            "DESTINATION__SINK__API_KEY",
+            "secrets.toml [destination.sink]",
+        ] {
+            assert!(msg.contains(place), "{msg}");
+        }
+        assert!(!msg.contains("config.toml"), "a secret is never looked up in config.toml: {msg}");
+    }
+
+    #[test]
+    fn secret_in_config_is_refused_and_types_are_checked() {
+        let (_d, s) = sources("[destination.sink]\napi_key = \"oops\"\n", "", &[]);
+        let err = s.sink_keys("p", "sink", &[key("api_key", ConfigType::String, true, true, None)], &BTreeMap::new());
+        assert!(err.expect_err("refused").to_string().contains("move it to .dlt/secrets.toml"));
+        let (_d, s) = sources("", "", &[("DESTINATION__SINK__PIN", "12a")]);
+        let err = s.sink_keys("p", "sink", &[key("pin", ConfigType::Integer, true, true, None)], &BTreeMap::new());
+        let msg = err.expect_err("type").to_string();
+        assert!(msg.contains("expected an integer") && msg.contains("<secret>") && !msg.contains("12a"), "{msg}");
+    }
+
+    #[test]
+    fn no_bare_fallbacks() {
+        let (_d, s) = sources("", "", &[("PATH", "/usr/bin"), ("DESTINATION__PATH", "/x")]);
+        let got = s.sink_keys("p", "sink", &[key("path", ConfigType::String, false, false, None)], &BTreeMap::new());
+        assert!(got.expect("ok").is_empty());
+    }
+
+    #[test]
+    fn settings_and_load_settings() {
+        let (_d, s) =
+            sources("[destination.sink]\nmax_table_nesting = 2\n[load]\nworkers = 3\n", "", &[("LOAD__WORKERS", "5")]);
+        let raw = s.sink_setting("p", "sink", &["max_nesting_level", "max_table_nesting"]).expect("alias");
+        assert_eq!(as_i64(&raw), Some(2));
+        assert_eq!(s.load_setting("workers").and_then(|r| as_i64(&r)), Some(5));
+    }
+}
