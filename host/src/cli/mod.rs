@@ -6,6 +6,7 @@
 
 mod cache;
 mod common;
+mod inspect;
 mod load;
 mod run;
 mod status;
@@ -51,6 +52,8 @@ pub enum Command {
     Compile(cache::CompileArgs),
     /// Manage the compile cache.
     Cache(cache::CacheArgs),
+    /// Show what a sink asks for: its settings, config keys and capabilities.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Exit code when the user interrupted the load.
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => args.execute(),
         Command::Compile(args) => args.execute(),
         Command::Cache(args) => args.execute(),
+        Command::Inspect(args) => args.execute(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -285,6 +285,12 @@ impl SinkRuntime {
         self.spec.as_ref()
     }
 
+    /// The interfaces the component imports (`wasi:http/outgoing-handler@0.2.6`, ...).
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect()
+    }
+
     /// How the component was compiled or loaded.
     pub fn compiled(&self) -> &CacheOutcome {
         &self.compiled
