@@ -48,7 +48,7 @@ impl GuestLog {
             s.emit(&line, &mut out);
         }
         // A guest that never writes a newline still must not grow memory.
-        if s.pending.len() > 64 * 1024 {
+        if s.pending.len() > 1 << 20 {
             let mut line = std::mem::take(&mut s.pending);
             line.push(b'\n');
             s.emit(&line, &mut out);

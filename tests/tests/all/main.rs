@@ -3,6 +3,7 @@
 
 mod config;
 mod errors;
+mod http;
 mod load;
 mod print;
 mod resume;
