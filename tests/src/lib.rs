@@ -57,6 +57,71 @@ fn ensure_wasm_target() {
     }
 }
 
+/// Runs `scripts/guest-tools.sh` once per test run: installs the pinned
+/// componentize-py and componentize-js into `target/tools` if missing. A
+/// failure fails the tests (a missing tool is not a reason to skip).
+fn guest_tools() -> PathBuf {
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let root = repo_root();
+        let status =
+            Command::new("bash").arg(root.join("scripts/guest-tools.sh")).status().expect("run guest-tools.sh");
+        assert!(status.success(), "installing componentize-py / componentize-js failed");
+        root.join("target/tools")
+    })
+    .clone()
+}
+
+fn newer_than(out: &Path, inputs: &[PathBuf]) -> bool {
+    let Ok(out_time) = std::fs::metadata(out).and_then(|m| m.modified()) else { return false };
+    inputs.iter().all(|i| std::fs::metadata(i).and_then(|m| m.modified()).is_ok_and(|t| t <= out_time))
+}
+
+fn build_foreign(name: &str, source: &str, mut cmd: Command) -> PathBuf {
+    let root = repo_root();
+    let out = root.join("target/guests").join(format!("{name}.wasm"));
+    let inputs = [root.join(source), root.join("wit/destination.wit")];
+    if !newer_than(&out, &inputs) {
+        std::fs::create_dir_all(root.join("target/guests")).expect("mkdir target/guests");
+        let status = cmd.status().unwrap_or_else(|e| panic!("run the {name} build: {e}"));
+        assert!(status.success(), "building {name} failed");
+    }
+    out
+}
+
+/// The Python example sink, built with componentize-py (once, and again
+/// only when its source or the WIT changed).
+pub fn python_sink() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let tools = guest_tools();
+            let root = repo_root();
+            let mut cmd = Command::new(tools.join("venv/bin/componentize-py"));
+            cmd.current_dir(root.join("guest-examples/python-sink"));
+            cmd.args(["-d", "../../wit", "-w", "destination", "componentize", "app", "-o"]);
+            cmd.arg(root.join("target/guests/python_sink.wasm"));
+            build_foreign("python_sink", "guest-examples/python-sink/app.py", cmd)
+        })
+        .clone()
+}
+
+/// The JavaScript example sink, built with componentize-js.
+pub fn js_sink() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let tools = guest_tools();
+            let root = repo_root();
+            let mut cmd = Command::new(tools.join("node/node_modules/.bin/componentize-js"));
+            cmd.current_dir(root.join("guest-examples/js-sink"));
+            cmd.args(["app.js", "--wit", "../../wit", "--world-name", "destination", "-o"]);
+            cmd.arg(root.join("target/guests/js_sink.wasm"));
+            build_foreign("js_sink", "guest-examples/js-sink/app.js", cmd)
+        })
+        .clone()
+}
+
 /// Path of the example sink `name` (e.g. `capture`).
 pub fn guest(name: &str) -> PathBuf {
     let p = guests_dir().join(format!("{name}.wasm"));
@@ -103,8 +168,13 @@ impl Scratch {
     /// `host <command> --component <sink>` with this scratch's pipelines dir
     /// and output dir (granted as `/out`), plus `args`; not started.
     pub fn command(&self, command: &str, sink: &str, args: &[&str]) -> Command {
+        self.command_for(command, &guest(sink), args)
+    }
+
+    /// Like [`Scratch::command`], for a component at any path.
+    pub fn command_for(&self, command: &str, component: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(host_bin());
-        cmd.arg(command).arg("--component").arg(guest(sink));
+        cmd.arg(command).arg("--component").arg(component);
         cmd.arg("--pipelines-dir").arg(self.pipelines());
         cmd.arg("--dir").arg(format!("{}::/out", self.out().display()));
         cmd.args(args);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 /// and unicode, ISO timestamps with offsets, nested objects and lists,
 /// nulls, a column that appears late), and the row `capture` must receive
 /// for each.
-fn events() -> (String, Vec<Value>) {
+pub(crate) fn events() -> (String, Vec<Value>) {
     let mut input = String::new();
     let mut expected = Vec::new();
     for i in 0..25i64 {
@@ -58,7 +58,7 @@ fn assert_ok(out: &std::process::Output) {
 
 /// Checks the contexts of a table's calls: contiguous start rows, counts that
 /// match the rows, batch indexes in order, one load id, unique keys.
-fn assert_contexts(docs: &[Value], table: &str, batch_sizes: &[usize]) {
+pub(crate) fn assert_contexts(docs: &[Value], table: &str, batch_sizes: &[usize]) {
     let calls: Vec<&Value> = docs.iter().filter(|d| d["table"]["name"] == table).collect();
     let sizes: Vec<usize> = calls.iter().map(|d| d["rows"].as_array().map_or(0, Vec::len)).collect();
     assert_eq!(sizes, batch_sizes, "batch sizes of {table}");
@@ -76,7 +76,7 @@ fn assert_contexts(docs: &[Value], table: &str, batch_sizes: &[usize]) {
     }
 }
 
-fn assert_event_schema(doc: &Value) {
+pub(crate) fn assert_event_schema(doc: &Value) {
     let cols: Vec<(String, String)> = doc["table"]["columns"]
         .as_array()
         .expect("columns")

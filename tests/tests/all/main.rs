@@ -4,6 +4,7 @@
 mod config;
 mod errors;
 mod http;
+mod languages;
 mod load;
 mod print;
 mod resume;
