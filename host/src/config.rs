@@ -116,7 +116,7 @@ impl ConfigSources {
         ]
     }
 
-    fn from_env(&self, names: &[String]) -> Option<Raw> {
+    fn env_value(&self, names: &[String]) -> Option<Raw> {
         names.iter().find_map(|n| {
             self.env
                 .get(n)
@@ -124,7 +124,7 @@ impl ConfigSources {
         })
     }
 
-    fn from_toml(&self, secrets: bool, section: &[&str], key: &str) -> Option<Raw> {
+    fn toml_value(&self, secrets: bool, section: &[&str], key: &str) -> Option<Raw> {
         let (table, path) =
             if secrets { (&self.secrets, &self.secrets_path) } else { (&self.config, &self.config_path) };
         let v = Self::section(table, section)?.get(key)?;
@@ -135,15 +135,15 @@ impl ConfigSources {
     /// `[destination.<sink>]` in config.toml. Aliases are tried in order.
     pub fn sink_setting(&self, pipeline: &str, sink: &str, keys: &[&str]) -> Option<Raw> {
         keys.iter().find_map(|key| {
-            self.from_env(&Self::env_names(pipeline, sink, key))
-                .or_else(|| self.from_toml(false, &["destination", sink], key))
+            self.env_value(&Self::env_names(pipeline, sink, key))
+                .or_else(|| self.toml_value(false, &["destination", sink], key))
         })
     }
 
     /// A load setting (`workers`, ...): `LOAD__<KEY>`, then `[load]` in config.toml.
     pub fn load_setting(&self, key: &str) -> Option<Raw> {
-        self.from_env(&[format!("LOAD__{}", key.to_ascii_uppercase())])
-            .or_else(|| self.from_toml(false, &["load"], key))
+        self.env_value(&[format!("LOAD__{}", key.to_ascii_uppercase())])
+            .or_else(|| self.toml_value(false, &["load"], key))
     }
 
     /// The component configured for destination `name`.
@@ -162,7 +162,7 @@ impl ConfigSources {
         let mut out = BTreeMap::new();
         for key in declared {
             let name = key.name.as_str();
-            if key.secret && self.from_toml(false, &["destination", sink], name).is_some() {
+            if key.secret && self.toml_value(false, &["destination", sink], name).is_some() {
                 return Err(ConfigError::SecretInConfig {
                     sink: sink.to_string(),
                     key: name.to_string(),
@@ -172,9 +172,9 @@ impl ConfigSources {
             let raw = cli
                 .get(name)
                 .map(|v| Raw { value: toml::Value::String(v.clone()), source: format!("--set {name}") })
-                .or_else(|| self.from_env(&Self::env_names(pipeline, sink, name)))
-                .or_else(|| self.from_toml(true, &["destination", sink], name))
-                .or_else(|| if key.secret { None } else { self.from_toml(false, &["destination", sink], name) });
+                .or_else(|| self.env_value(&Self::env_names(pipeline, sink, name)))
+                .or_else(|| self.toml_value(true, &["destination", sink], name))
+                .or_else(|| if key.secret { None } else { self.toml_value(false, &["destination", sink], name) });
             let value = match raw {
                 Some(raw) => Some(coerce(&raw, key.value_type, key.secret)?),
                 None => key.default.clone(),
