@@ -2,6 +2,7 @@
 //! example sinks built from `guest-examples/`.
 
 mod config;
+mod csv;
 mod errors;
 mod http;
 mod languages;
