@@ -3,6 +3,7 @@
 
 mod config;
 mod csv;
+mod docs;
 mod errors;
 mod http;
 mod languages;
