@@ -66,11 +66,11 @@ def column_json(c):
 
 def safe_file_name(name):
     out = "".join(chr(b) if (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-")) else "%%%02X" % b for b in name.encode())
-    if len(out) > 120:
+    if len(out) > 64:
         h = 0xCBF29CE484222325
         for b in name.encode():
             h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-        out = out[:100].rstrip("%")
+        out = out[:47].rstrip("%")
         while len(out) >= 2 and out[-2] == "%":
             out = out[:-2]
         out += "~%016x" % h

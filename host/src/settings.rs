@@ -82,6 +82,7 @@ pub fn resolve(spec: &SinkSpec, overrides: &Overrides) -> Result<SinkSettings, S
                 .skip_dlt_columns_and_tables
                 .or(spec.skip_dlt_columns_and_tables)
                 .unwrap_or(true),
+            schema_hints: Default::default(),
         },
         max_batch_bytes: spec.max_batch_bytes,
         item_format: spec.item_format,

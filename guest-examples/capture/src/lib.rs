@@ -9,7 +9,8 @@
 //! host never leaves half a file. The format is described by
 //! `capture.schema.json` next to this file; `example.json` is one such file.
 
-use dlthost_sink::{BatchContext, Guest, Items, SinkError, SinkSpec, TableSchema};
+use dlthost_sink::{BatchContext, FileFormat, Guest, Items, JobFile, SinkError, SinkSpec, TableSchema};
+use serde_json::{Map, Value as Json};
 
 struct Capture;
 
@@ -19,8 +20,79 @@ impl Guest for Capture {
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
-        dlthost_sink::capture::write_call(&table, &ctx, &items)
+        dlthost_sink::capture::write_call_with(&table, &ctx, &items, read_file)
     }
+}
+
+/// Whole job files: jsonl through the SDK, parquet here.
+fn read_file(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
+    match file.format {
+        FileFormat::Parquet => read_parquet(file, table),
+        FileFormat::Jsonl => dlthost_sink::read_job_file(file, table),
+    }
+}
+
+/// Reads every row of a Parquet job file as JSON objects in the capture
+/// encoding (every column of `table`, in file order).
+fn read_parquet(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
+    use arrow::array::{
+        Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
+        Time64MicrosecondArray, TimestampMicrosecondArray,
+    };
+    use dlthost_sink::{DataType, Value};
+    // WASI cannot clone file handles, which parquet's File reader needs:
+    // read the file into memory (a debugging sink can afford that).
+    let bytes = bytes::Bytes::from(std::fs::read(&file.path).map_err(|e| format!("{}: {e}", file.path))?);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(4096).build())
+        .map_err(|e| format!("{}: {e}", file.path))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{}: {e}", file.path))?;
+        for r in 0..batch.num_rows() {
+            let mut row = Map::with_capacity(table.columns.len());
+            for c in &table.columns {
+                let Some(a) = batch.column_by_name(&c.name) else {
+                    row.insert(c.name.clone(), Json::Null);
+                    continue;
+                };
+                let any = a.as_any();
+                let bad = || format!("{}: column {} has an unexpected type", file.path, c.name);
+                let v = if a.is_null(r) {
+                    Value::Null
+                } else {
+                    match c.data_type {
+                        DataType::Text => {
+                            Value::Text(any.downcast_ref::<StringArray>().ok_or_else(bad)?.value(r).into())
+                        }
+                        DataType::Json => {
+                            Value::Json(any.downcast_ref::<StringArray>().ok_or_else(bad)?.value(r).into())
+                        }
+                        DataType::Double => Value::Double(any.downcast_ref::<Float64Array>().ok_or_else(bad)?.value(r)),
+                        DataType::Bool => Value::Bool(any.downcast_ref::<BooleanArray>().ok_or_else(bad)?.value(r)),
+                        DataType::Bigint => Value::Bigint(any.downcast_ref::<Int64Array>().ok_or_else(bad)?.value(r)),
+                        DataType::Timestamp => {
+                            Value::Timestamp(any.downcast_ref::<TimestampMicrosecondArray>().ok_or_else(bad)?.value(r))
+                        }
+                        DataType::Binary => {
+                            Value::Binary(any.downcast_ref::<BinaryArray>().ok_or_else(bad)?.value(r).to_vec())
+                        }
+                        DataType::Date => Value::Date(any.downcast_ref::<Date32Array>().ok_or_else(bad)?.value(r)),
+                        DataType::Time => {
+                            Value::Time(any.downcast_ref::<Time64MicrosecondArray>().ok_or_else(bad)?.value(r))
+                        }
+                        DataType::Decimal => {
+                            let d = any.downcast_ref::<Decimal128Array>().ok_or_else(bad)?;
+                            Value::Decimal(d.value_as_string(r))
+                        }
+                    }
+                };
+                row.insert(c.name.clone(), dlthost_sink::value_to_json(&v));
+            }
+            rows.push(Json::Object(row));
+        }
+    }
+    Ok(rows)
 }
 
 dlthost_sink::export_sink!(Capture);

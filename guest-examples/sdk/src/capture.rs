@@ -13,12 +13,20 @@ use crate::{
 /// Where the granted directory must be mounted in the guest.
 pub const OUT_DIR: &str = "/out";
 
-/// The capture document of one call.
-pub fn document(table: &TableSchema, ctx: &BatchContext, items: &Items) -> Result<Json, SinkError> {
+/// Reads a whole job file into capture-encoded rows.
+pub type FileReader = fn(&crate::JobFile, &TableSchema) -> Result<Vec<Json>, String>;
+
+/// The capture document of one call; whole files are read with `read_file`.
+pub fn document(
+    table: &TableSchema,
+    ctx: &BatchContext,
+    items: &Items,
+    read_file: FileReader,
+) -> Result<Json, SinkError> {
     let (rows, file) = match items {
         Items::Rows(rows) => (rows.iter().map(|r| row_to_json(table, r)).collect(), Json::Null),
         Items::File(f) => {
-            let rows = read_job_file(f, table).map_err(SinkError::Terminal)?;
+            let rows = read_file(f, table).map_err(SinkError::Terminal)?;
             (rows, json!({"path": f.path, "format": file_format_name(f.format), "row_count": f.row_count}))
         }
         Items::ArrowIpc(_) => return Err(SinkError::Terminal("capture asks for rows, got arrow-ipc".into())),
@@ -31,9 +39,20 @@ pub fn document(table: &TableSchema, ctx: &BatchContext, items: &Items) -> Resul
     }))
 }
 
-/// Writes the call to `/out/<table>.<job_id>.<start_row>.<n>.json`.
+/// Writes the call to `/out/<table>.<job_id>.<start_row>.<n>.json`
+/// (whole files: jsonl only; see [`write_call_with`]).
 pub fn write_call(table: &TableSchema, ctx: &BatchContext, items: &Items) -> Result<(), SinkError> {
-    let doc = document(table, ctx, items)?;
+    write_call_with(table, ctx, items, read_job_file)
+}
+
+/// Like [`write_call`], reading whole job files with `read_file`.
+pub fn write_call_with(
+    table: &TableSchema,
+    ctx: &BatchContext,
+    items: &Items,
+    read_file: FileReader,
+) -> Result<(), SinkError> {
+    let doc = document(table, ctx, items, read_file)?;
     let stem = format!("{}.{}.{}", safe_file_name(&table.name), ctx.job_id, ctx.start_row);
     write_new_file(&stem, doc.to_string().as_bytes()).map_err(|e| {
         crate::retry(format!(

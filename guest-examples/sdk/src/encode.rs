@@ -146,7 +146,8 @@ fn format_time(us: i64) -> String {
 
 /// Makes a table name safe as part of a file name, reversibly: ASCII letters,
 /// digits, `_` and `-` stay, every other byte becomes `%XX`. Names longer than
-/// 120 bytes after that are cut and suffixed with a hash of the full name.
+/// 64 bytes after that are cut and suffixed with a hash of the full name, so
+/// `<table>.<job_id>...` stays within file-name limits.
 pub fn safe_file_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -156,9 +157,9 @@ pub fn safe_file_name(name: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    if out.len() > 120 {
+    if out.len() > 64 {
         let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
-        out.truncate(100);
+        out.truncate(47);
         while out.ends_with('%') || out.as_bytes()[out.len() - 2] == b'%' {
             out.pop();
         }
@@ -182,6 +183,6 @@ mod tests {
     fn safe_names() {
         assert_eq!(safe_file_name("a/b.c"), "a%2Fb%2Ec");
         assert_eq!(safe_file_name("plain_Name-1"), "plain_Name-1");
-        assert!(safe_file_name(&"x".repeat(300)).len() <= 120);
+        assert!(safe_file_name(&"x".repeat(300)).len() <= 64);
     }
 }

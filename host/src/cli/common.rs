@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{self, ConfigError, ConfigSources, Raw};
 use crate::load::{LoadOptions, LoadReport, Strategy};
+use crate::normalize::hints::SchemaHints;
 use crate::package::{FileFormat, PipelineDir};
 use crate::runtime::bindings::ItemFormat;
 use crate::runtime::bindings::{ConfigValue, SinkSpec};
@@ -102,6 +103,10 @@ pub struct SinkArgs {
     /// Leave out `_dlt*` tables and columns. Overrides the sink.
     #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
     pub skip_dlt_columns_and_tables: Option<bool>,
+    /// Column hints (types JSON cannot express, nullability, keys), TOML:
+    /// `[tables.<table>.columns.<column>] data_type = "decimal"`.
+    #[arg(long, value_name = "FILE")]
+    pub schema_hints: Option<PathBuf>,
     /// Worker threads, each with its own sink instance [default: 20, as dlt].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -338,12 +343,17 @@ impl SinkArgs {
             max_nesting_level: self.max_nesting_level,
             skip_dlt_columns_and_tables: self.skip_dlt_columns_and_tables,
         };
-        let settings = settings::resolve(&spec, &from_flags.or(from_config))?;
-        if settings.loader_file_format == FileFormat::Parquet {
-            bail!("parquet job files are not supported by this version yet; use --loader-file-format jsonl");
+        let mut settings = settings::resolve(&spec, &from_flags.or(from_config))?;
+        if let Some(path) = &self.schema_hints {
+            settings.normalize.schema_hints = SchemaHints::load(path)?;
         }
-        if settings.item_format == ItemFormat::ArrowIpc && settings.batch_size > 0 {
-            bail!("sink `{name}` asks for Arrow IPC batches, which this version does not deliver yet");
+        if settings.item_format == ItemFormat::ArrowIpc
+            && settings.batch_size > 0
+            && settings.loader_file_format != FileFormat::Parquet
+        {
+            bail!(
+                "sink `{name}` asks for Arrow IPC batches, which come from parquet job files: add --loader-file-format parquet"
+            );
         }
 
         // The sink's declared keys, and the sandbox parts named by the destination.

@@ -7,9 +7,10 @@ use sha2::{Digest, Sha256};
 
 use super::{JobFailure, LoadError, LoadOptions, Shared, stop_requested};
 use crate::ledger::Record;
+use crate::package::parquet::{self, ParquetJobReader};
 use crate::package::reader::JobReader;
-use crate::package::{JobInfo, JobState, Package, PackageError, PipelineDir};
-use crate::runtime::bindings::{BatchContext, Compression, Items, JobFile, SinkError};
+use crate::package::{FileFormat, JobInfo, JobState, Package, PackageError, PipelineDir};
+use crate::runtime::bindings::{BatchContext, Compression, ItemFormat, Items, JobFile, SinkError};
 use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkInstance, SinkRuntime, convert};
 
 /// The idempotency key of a batch: the same for the same rows of the same
@@ -144,20 +145,17 @@ fn deliver_job(
         return finish(package, job, &ctx, outcome, shared, rows);
     }
 
-    let mut reader = JobReader::open(&path, already)?;
+    let mut batches = Batches::open(package, table, &path, already, options)?;
     let mut delivered = 0u64;
     loop {
         if stop_requested() {
             return finish(package, job, &ctx, Outcome::Interrupted, shared, delivered);
         }
-        let Some(batch) = reader.next_batch(table, options.batch_size as usize, options.max_batch_bytes)? else {
-            break;
-        };
-        ctx.start_row = batch.start_row;
-        ctx.row_count = batch.rows.len() as u64;
+        let Some((start_row, row_count, items)) = batches.next()? else { break };
+        ctx.start_row = start_row;
+        ctx.row_count = row_count;
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, ctx.start_row, ctx.row_count);
         ctx.attempt = 1;
-        let items = Items::Rows(batch.rows.into_iter().map(convert::row).collect());
         match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared) {
             Outcome::Delivered => {
                 // Durable before the next batch of this job is sent.
@@ -171,6 +169,63 @@ fn deliver_job(
         }
     }
     finish(package, job, &ctx, Outcome::Delivered, shared, delivered)
+}
+
+/// Batches of one job file, in the form the sink asked for.
+enum Batches<'a> {
+    Jsonl { reader: JobReader, table: &'a crate::schema::Table, batch_size: usize, max_bytes: Option<u64> },
+    Parquet { reader: ParquetJobReader, table: &'a crate::schema::Table, path: PathBuf, ipc: bool },
+}
+
+impl<'a> Batches<'a> {
+    fn open(
+        package: &Package,
+        table: &'a crate::schema::Table,
+        path: &Path,
+        skip: u64,
+        options: &LoadOptions,
+    ) -> Result<Self, PackageError> {
+        let batch_size = options.batch_size.max(1) as usize;
+        Ok(match package.state.file_format {
+            FileFormat::Jsonl => Batches::Jsonl {
+                reader: JobReader::open(path, skip)?,
+                table,
+                batch_size,
+                max_bytes: options.max_batch_bytes,
+            },
+            FileFormat::Parquet => Batches::Parquet {
+                reader: ParquetJobReader::open(path, skip, batch_size)?,
+                table,
+                path: path.to_path_buf(),
+                ipc: options.item_format == ItemFormat::ArrowIpc,
+            },
+        })
+    }
+
+    /// `(start row, row count, items)` of the next batch.
+    fn next(&mut self) -> Result<Option<(u64, u64, Items)>, PackageError> {
+        match self {
+            Batches::Jsonl { reader, table, batch_size, max_bytes } => {
+                Ok(reader.next_batch(table, *batch_size, *max_bytes)?.map(|b| {
+                    let n = b.rows.len() as u64;
+                    (b.start_row, n, Items::Rows(b.rows.into_iter().map(convert::row).collect()))
+                }))
+            }
+            Batches::Parquet { reader, table, path, ipc } => {
+                let Some((start, batch)) = reader.next_record_batch()? else { return Ok(None) };
+                let n = batch.num_rows() as u64;
+                let items = if *ipc {
+                    Items::ArrowIpc(
+                        parquet::to_ipc(&batch)
+                            .map_err(|e| PackageError::Damaged { path: path.clone(), message: e.to_string() })?,
+                    )
+                } else {
+                    Items::Rows(parquet::batch_rows(&batch, table, path)?.into_iter().map(convert::row).collect())
+                };
+                Ok(Some((start, n, items)))
+            }
+        }
+    }
 }
 
 /// Records how a job ended and moves its file.

@@ -5,6 +5,7 @@
 //! [`Schema`] as new columns appear. Memory stays bounded by the schema and
 //! the current record, never by the input size.
 
+pub mod hints;
 pub mod naming;
 pub mod types;
 
@@ -14,6 +15,7 @@ use sha3::Shake128;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 
 use crate::schema::{Column, DataType, Schema, Table, Value};
+use hints::SchemaHints;
 use naming::{Namer, NamingConvention};
 pub use types::TypeError;
 
@@ -38,6 +40,9 @@ pub struct NormalizeSettings {
     pub max_nesting_level: u32,
     /// Leave out `_dlt*` tables and columns.
     pub skip_dlt_columns_and_tables: bool,
+    /// User column hints (`--schema-hints`).
+    #[serde(default, skip_serializing_if = "SchemaHints::is_empty")]
+    pub schema_hints: SchemaHints,
 }
 
 /// A record could not be normalized.
@@ -83,6 +88,8 @@ pub struct Normalizer {
     schema: Schema,
     load_id: String,
     root_rows: u64,
+    /// Hinted columns by normalized table name.
+    hints: std::collections::HashMap<String, Vec<Column>>,
 }
 
 impl Normalizer {
@@ -90,14 +97,61 @@ impl Normalizer {
     pub fn new(settings: &NormalizeSettings, schema: Schema, load_id: &str) -> Result<Self, NormalizeError> {
         let convention = NamingConvention::parse(&settings.naming_convention)
             .ok_or_else(|| NormalizeError::UnknownNaming(settings.naming_convention.clone()))?;
-        Ok(Normalizer {
-            namer: Namer::new(convention),
+        let mut namer = Namer::new(convention);
+        let mut hints = std::collections::HashMap::new();
+        for t in &settings.schema_hints.tables {
+            let table = namer.identifier(&t.name).to_string();
+            let cols = t
+                .columns
+                .iter()
+                .map(|h| {
+                    let mut c = Column::new(namer.identifier(&h.name), h.data_type);
+                    c.nullable = h.nullable;
+                    c.primary_key = h.primary_key;
+                    c.unique = h.unique;
+                    c.precision = h.precision;
+                    c.scale = h.scale;
+                    if h.data_type == DataType::Timestamp {
+                        c.timezone = Some(true);
+                    }
+                    c
+                })
+                .collect();
+            hints.insert(table, cols);
+        }
+        let mut normalizer = Normalizer {
+            namer,
             max_nesting: i64::from(settings.max_nesting_level),
             skip_dlt: settings.skip_dlt_columns_and_tables,
             schema,
             load_id: load_id.to_string(),
             root_rows: 0,
-        })
+            hints,
+        };
+        // Tables of earlier runs get hinted columns they lack.
+        for i in 0..normalizer.schema.tables.len() {
+            normalizer.apply_hints(i);
+        }
+        Ok(normalizer)
+    }
+
+    fn apply_hints(&mut self, table_idx: usize) {
+        let table = &mut self.schema.tables[table_idx];
+        let Some(cols) = self.hints.get(&table.name) else { return };
+        for c in cols {
+            match table.column_index(&c.name) {
+                Some(i) => {
+                    let existing = &mut table.columns[i];
+                    existing.data_type = c.data_type;
+                    existing.nullable = c.nullable;
+                    existing.primary_key = c.primary_key;
+                    existing.unique = c.unique;
+                    existing.precision = c.precision;
+                    existing.scale = c.scale;
+                }
+                None => table.columns.push(c.clone()),
+            }
+        }
     }
 
     /// The schema grown so far.
@@ -259,7 +313,9 @@ impl Normalizer {
         let mut table = Table::new(name);
         table.parent = parent.map(str::to_string);
         self.schema.tables.push(table);
-        self.schema.tables.len() - 1
+        let idx = self.schema.tables.len() - 1;
+        self.apply_hints(idx);
+        idx
     }
 
     /// Types `v` for column `name`: into the column if it fits (coerced as
@@ -337,6 +393,7 @@ mod tests {
             naming_convention: naming.into(),
             max_nesting_level: nesting,
             skip_dlt_columns_and_tables: skip,
+            schema_hints: SchemaHints::default(),
         }
     }
 
@@ -420,6 +477,24 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let (schema, rows) = run(&settings("direct", 0, true), "_dlt_x", &[json!({"a": 1})]);
         assert!(schema.tables.is_empty() && rows.is_empty());
+    }
+
+    #[test]
+    fn hints_declare_types_order_and_nullability() {
+        let mut s = settings("direct", 0, true);
+        s.schema_hints = SchemaHints::parse(
+            "[tables.t.columns.amount]\ndata_type = \"decimal\"\nprecision = 10\nscale = 2\n[tables.t.columns.day]\ndata_type = \"date\"\nnullable = false\n",
+        )
+        .expect("hints");
+        let (schema, rows) =
+            run(&s, "t", &[json!({"id": 1, "amount": "12.5", "day": "2024-01-02"}), json!({"amount": "lots"})]);
+        assert_eq!(column_names(&schema, "t"), ["amount", "day", "id", "amount▶v_text"]);
+        let t = schema.table("t").expect("t");
+        assert_eq!((t.columns[0].data_type, t.columns[0].precision), (DataType::Decimal, Some(10)));
+        assert!(!t.columns[1].nullable);
+        assert_eq!(rows[0].values[0], (2, Value::Bigint(1)));
+        assert!(rows[0].values.contains(&(0, Value::Decimal("12.5".into()))));
+        assert!(rows[0].values.contains(&(1, Value::Date(19_724))));
     }
 
     #[test]

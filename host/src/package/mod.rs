@@ -19,6 +19,7 @@
 //! an atomic rename.
 
 pub mod jsonl;
+pub mod parquet;
 pub mod reader;
 pub mod writer;
 

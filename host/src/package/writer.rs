@@ -89,7 +89,13 @@ impl PackageWriter {
             table: table.to_string(),
             rows: 0,
         };
-        let path = self.staging.join(JobState::New.dir_name()).join(&info.file_name);
+        // Parquet needs the table's final schema: spool rows as jsonl and
+        // convert when the package is finished.
+        let name = match self.format {
+            FileFormat::Jsonl => info.file_name.clone(),
+            FileFormat::Parquet => format!("{}.spool", info.file_name),
+        };
+        let path = self.staging.join(JobState::New.dir_name()).join(name);
         let file = File::create_new(&path).map_err(io_err("create", &path))?;
         Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file) })
     }
@@ -109,7 +115,15 @@ impl PackageWriter {
         for idx in std::mem::take(&mut self.order) {
             let Some(mut job) = self.jobs.remove(&idx) else { continue };
             job.out.flush().map_err(io_err("write", &job.path))?;
-            job.out.get_ref().sync_all().map_err(io_err("sync", &job.path))?;
+            if self.format == FileFormat::Parquet {
+                let out = self.staging.join(JobState::New.dir_name()).join(&job.info.file_name);
+                let table = &schema.tables[idx];
+                super::parquet::jsonl_to_parquet(&job.path, &out, table, super::parquet::ROW_GROUP_ROWS)?;
+                drop(job.out);
+                fs::remove_file(&job.path).map_err(io_err("remove", &job.path))?;
+            } else {
+                job.out.get_ref().sync_all().map_err(io_err("sync", &job.path))?;
+            }
             jobs.push(job.info);
         }
         let state = PackageState {
@@ -197,6 +211,7 @@ mod tests {
             naming_convention: "direct".into(),
             max_nesting_level: 0,
             skip_dlt_columns_and_tables: true,
+            schema_hints: Default::default(),
         };
         let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
         let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Jsonl).expect("writer");

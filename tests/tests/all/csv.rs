@@ -6,7 +6,8 @@ use e2e::{Scratch, stderr};
 #[test]
 fn csv_files_per_table_with_a_new_file_when_columns_grow() {
     let s = Scratch::new();
-    let first = s.file("people.jsonl", "{\"id\":1,\"name\":\"Ada, Countess\"}\n{\"id\":2,\"name\":\"say \\\"hi\\\"\"}\n");
+    let first =
+        s.file("people.jsonl", "{\"id\":1,\"name\":\"Ada, Countess\"}\n{\"id\":2,\"name\":\"say \\\"hi\\\"\"}\n");
     let out = e2e::run(s.command("run", "csv_sink", &["--input", first.to_str().expect("utf8")]));
     assert!(out.status.success(), "{}", stderr(&out));
     let csv = std::fs::read_to_string(s.out().join("people.csv")).expect("people.csv");

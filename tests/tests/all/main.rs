@@ -5,6 +5,7 @@ mod config;
 mod csv;
 mod docs;
 mod errors;
+mod formats;
 mod http;
 mod languages;
 mod load;

@@ -1,0 +1,129 @@
+//! Every data type survives input → job file (jsonl or parquet) → sink
+//! unchanged, for batch sizes 1, 7, 1000 and 0 (whole files), including table
+//! names that are not file-name safe.
+
+use e2e::{Scratch, rows_of, stderr};
+use serde_json::{Value, json};
+
+const HINTS: &str = r#"
+[tables.TABLE.columns.price]
+data_type = "decimal"
+precision = 10
+scale = 2
+
+[tables.TABLE.columns.day]
+data_type = "date"
+
+[tables.TABLE.columns.clock]
+data_type = "time"
+
+[tables.TABLE.columns.blob]
+data_type = "binary"
+"#;
+
+/// 20 records and the rows the sink must see (columns in schema order:
+/// hinted ones first, then as they appear).
+fn things() -> (String, Vec<Value>) {
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    for i in 0..20i64 {
+        let blob = ["AAE=", "/w==", "aGk="][i as usize % 3];
+        let rec = json!({
+            "id": i,
+            "price": format!("{}.{:02}", i * 3, i),
+            "day": format!("2024-02-{:02}", i + 1),
+            "clock": format!("{:02}:15:30.{:06}", i, i * 7),
+            "blob": blob,
+            "at": format!("2024-03-01T00:00:{:02}.123456+01:00", i),
+            "ok": i % 2 == 0,
+            "f": i as f64 / 4.0,
+            "meta": {"k": [i], "s": "▶"},
+            "name": if i % 4 == 0 { Value::Null } else { json!(format!("n{i}")) },
+        });
+        input.push_str(&rec.to_string());
+        input.push('\n');
+        expected.push(json!({
+            "price": rec["price"],
+            "day": rec["day"],
+            "clock": rec["clock"],
+            "blob": rec["blob"],
+            "id": i,
+            "at": format!("2024-02-29T23:00:{:02}.123456Z", i),
+            "ok": rec["ok"],
+            "f": rec["f"],
+            "meta": rec["meta"],
+            "name": rec["name"],
+        }));
+    }
+    (input, expected)
+}
+
+fn load(format: &str, batch: &str, table: &str) -> (Scratch, Vec<Value>) {
+    let s = Scratch::new();
+    let (input, _) = things();
+    let file = s.file("input.jsonl", &input);
+    // A quoted TOML key holds any table name.
+    let hints = s.file("hints.toml", &HINTS.replace("TABLE", &format!("\"{table}\"")));
+    let out = s.run_capture(&[
+        "--input",
+        file.to_str().expect("utf8"),
+        "--table",
+        table,
+        "--loader-file-format",
+        format,
+        "--batch-size",
+        batch,
+        "--schema-hints",
+        hints.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{format} batch {batch}: {}", stderr(&out));
+    let docs = s.captured();
+    (s, docs)
+}
+
+#[test]
+fn every_type_survives_jsonl_and_parquet_at_every_batch_size() {
+    let (_, expected) = things();
+    for format in ["jsonl", "parquet"] {
+        for (batch, calls) in [("1", 20), ("7", 3), ("1000", 1), ("0", 1)] {
+            let (_, docs) = load(format, batch, "things");
+            assert_eq!(docs.len(), calls, "{format} batch {batch}");
+            let rows = rows_of(&docs, "things");
+            assert_eq!(rows, expected, "{format} batch {batch}");
+            let cols: Vec<(String, String)> = docs[0]["table"]["columns"]
+                .as_array()
+                .expect("columns")
+                .iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").into(), c["data_type"].as_str().unwrap_or("").into()))
+                .collect();
+            assert_eq!(cols[0], ("price".to_string(), "decimal".to_string()));
+            assert_eq!(docs[0]["table"]["columns"][0]["precision"], 10);
+            if batch == "0" {
+                assert_eq!(docs[0]["file"]["format"], format);
+                assert!(docs[0]["file"]["path"].as_str().unwrap_or("").ends_with(&format!(".0.{format}")));
+            }
+        }
+    }
+}
+
+#[test]
+fn table_names_that_are_not_file_name_safe() {
+    let (_, expected) = things();
+    let long = "t".repeat(300);
+    for table in ["a/b.c", long.as_str()] {
+        for format in ["jsonl", "parquet"] {
+            let (s, docs) = load(format, "1000", table);
+            assert_eq!(rows_of(&docs, table), expected, "{format} {}", &table[..5.min(table.len())]);
+            let pkg = std::fs::read_dir(s.pipeline("capture").join("load/loaded"))
+                .expect("loaded")
+                .next()
+                .expect("pkg")
+                .expect("e")
+                .path();
+            for entry in std::fs::read_dir(pkg.join("completed_jobs")).expect("jobs") {
+                let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+                assert!(!name.contains('/') && name.len() < 200, "{name}");
+            }
+        }
+    }
+}
