@@ -17,7 +17,7 @@ fn guides_embed_the_tested_examples() {
             let body = &after[body_start..];
             let body = &body[..body.find("```").expect("closing fence")];
             let source = std::fs::read_to_string(root.join(path)).expect("example source");
-            assert_eq!(body, source, "{guide} shows an outdated copy of {path}");
+            assert_eq!(body, source, "{guide} shows an outdated copy of {path}: run scripts/sync_guides.py");
             found += 1;
         }
         assert!(found > 0, "{guide} embeds no tested example");
