@@ -146,6 +146,13 @@ impl ConfigSources {
             .or_else(|| self.toml_value(false, &["load"], key))
     }
 
+    /// A data-writer setting (`file_max_items`, ...): `DATA_WRITER__<KEY>`,
+    /// then `[data_writer]` in config.toml (dlt's names).
+    pub fn data_writer_setting(&self, key: &str) -> Option<Raw> {
+        self.env_value(&[format!("DATA_WRITER__{}", key.to_ascii_uppercase())])
+            .or_else(|| self.toml_value(false, &["data_writer"], key))
+    }
+
     /// The component configured for destination `name`.
     pub fn component(&self, pipeline: &str, name: &str) -> Option<Raw> {
         self.sink_setting(pipeline, name, &["component"])

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::input::{self, InputError, InputSource};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
-use crate::package::writer::PackageWriter;
+use crate::package::writer::{PackageWriter, Rotation};
 use crate::package::{FileFormat, PackageError, PipelineDir};
 
 /// One input and the table its records go to (raw, before naming).
@@ -101,6 +101,7 @@ pub fn extract(
     inputs: &[InputSpec],
     settings: &NormalizeSettings,
     format: FileFormat,
+    rotation: Rotation,
 ) -> Result<Extracted, ExtractError> {
     pipeline.clean_staging()?;
     let load_id = new_load_id();
@@ -110,7 +111,7 @@ pub fn extract(
         line: 0,
         error,
     })?;
-    let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?;
+    let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation);
     let mut rows: Vec<Row> = Vec::with_capacity(64);
     let mut records = 0u64;
     let mut parts = Vec::with_capacity(inputs.len());

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use crate::config::{self, ConfigError, ConfigSources, Raw};
 use crate::load::{LoadOptions, LoadReport, Strategy};
 use crate::normalize::hints::SchemaHints;
+use crate::package::writer::Rotation;
 use crate::package::{FileFormat, PipelineDir};
 use crate::runtime::bindings::ItemFormat;
 use crate::runtime::bindings::{ConfigValue, SinkSpec};
@@ -107,6 +108,18 @@ pub struct SinkArgs {
     /// `[tables.<table>.columns.<column>] data_type = "decimal"`.
     #[arg(long, value_name = "FILE")]
     pub schema_hints: Option<PathBuf>,
+    /// Start a new job file for a table after this many rows, so it loads
+    /// in parallel (dlt's `file_max_items`) [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub file_max_items: Option<u64>,
+    /// Start a new job file for a table after this many bytes (dlt's
+    /// `file_max_bytes`) [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub file_max_bytes: Option<usize>,
+    /// Keep this many loaded packages; older ones are deleted, except those
+    /// with failed jobs [default: 5].
+    #[arg(long, value_name = "N")]
+    pub keep_loaded: Option<usize>,
     /// Worker threads, each with its own sink instance [default: 20, as dlt].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -167,6 +180,8 @@ pub struct Sink {
     pub load: LoadOptions,
     /// The pipeline.
     pub pipeline: PipelineDir,
+    /// Job file rotation.
+    pub rotation: Rotation,
 }
 
 /// A load setting: the flag, else `LOAD__<KEY>`, else `[load] <key>`, else `default`.
@@ -399,9 +414,34 @@ impl SinkArgs {
             max_attempts: max_attempts.max(1),
             backoff: retry_backoff,
             strategy,
+            keep_loaded: load_setting(
+                self.keep_loaded,
+                &sources,
+                "keep_loaded_packages",
+                "a number",
+                |r| int(r).and_then(|i| usize::try_from(i).ok()),
+                5,
+            )?,
         };
         let pipeline = pipeline_args.open(&pipeline_name)?;
-        Ok(Sink { runtime, settings, load, pipeline })
+        let writer_setting = |flag: Option<u64>, key: &str| -> Result<Option<u64>, ConfigError> {
+            match (flag, sources.data_writer_setting(key)) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, Some(raw)) => match &raw.value {
+                    toml::Value::Integer(i) => Ok(u64::try_from(*i).ok()),
+                    _ => config::as_text(&raw)
+                        .and_then(|t| parse_bytes(&t).ok())
+                        .map(|v| Some(v as u64))
+                        .ok_or_else(|| config::setting_error(&raw, "a number")),
+                },
+                (None, None) => Ok(None),
+            }
+        };
+        let rotation = Rotation {
+            max_items: writer_setting(self.file_max_items, "file_max_items")?,
+            max_bytes: writer_setting(self.file_max_bytes.map(|b| b as u64), "file_max_bytes")?,
+        };
+        Ok(Sink { runtime, settings, load, pipeline, rotation })
     }
 }
 

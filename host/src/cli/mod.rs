@@ -8,6 +8,7 @@ mod cache;
 mod common;
 mod inspect;
 mod load;
+mod packages;
 mod run;
 mod status;
 mod units;
@@ -54,6 +55,12 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Show what a sink asks for: its settings, config keys and capabilities.
     Inspect(inspect::InspectArgs),
+    /// List a pipeline's pending, loaded and failed packages.
+    Packages(packages::PackagesArgs),
+    /// Discard a pipeline's pending packages.
+    DropPending(packages::DropPendingArgs),
+    /// Put failed jobs back so the next load retries them.
+    RetryFailed(packages::RetryFailedArgs),
 }
 
 /// Exit code when the user interrupted the load.
@@ -100,6 +107,9 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => args.execute(),
         Command::Cache(args) => args.execute(),
         Command::Inspect(args) => args.execute(),
+        Command::Packages(args) => args.execute(),
+        Command::DropPending(args) => args.execute(),
+        Command::RetryFailed(args) => args.execute(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -75,7 +75,7 @@ impl RunArgs {
             }
             return Ok(self.finish(sink.runtime.name(), &report, quiet));
         }
-        let extracted = extract::extract(pipeline, &inputs, normalize, format)?;
+        let extracted = extract::extract(pipeline, &inputs, normalize, format, sink.rotation)?;
         match &extracted.package {
             None if !quiet => eprintln!("No rows in the input; nothing new to load."),
             Some(path) => {

@@ -61,6 +61,8 @@ pub struct LoadOptions {
     pub backoff: Duration,
     /// Which jobs may run at the same time.
     pub strategy: Strategy,
+    /// Loaded packages to keep (older ones are deleted unless they failed).
+    pub keep_loaded: usize,
 }
 
 /// dlt's `loader_parallelism_strategy`.
@@ -198,6 +200,7 @@ pub fn load_pending(
     }
     report.elapsed_secs += started.elapsed().as_secs_f64();
     report.sandbox = SandboxReport::from_runtime(runtime);
+    pipeline.apply_retention(options.keep_loaded)?;
     Ok(())
 }
 

@@ -262,6 +262,61 @@ impl PipelineDir {
         Ok(PipelineLock { _file: file })
     }
 
+    /// Loaded packages, oldest first, with whether any job failed.
+    pub fn loaded(&self) -> Result<Vec<(PathBuf, bool)>, PackageError> {
+        let dir = self.loaded_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let path = entry.map_err(io_err("list", &dir))?.path();
+            if path.is_dir() {
+                let status = fs::read_to_string(path.join(COMPLETED_FILE)).unwrap_or_default();
+                out.push((path, status.contains("failed")));
+            }
+        }
+        out.sort_by(|a, b| {
+            let key =
+                |p: &Path| load_id_key(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            key(&a.0).total_cmp(&key(&b.0))
+        });
+        Ok(out)
+    }
+
+    /// Deletes the oldest loaded packages beyond the newest `keep`, never one
+    /// with failed jobs (`host retry-failed` needs it).
+    pub fn apply_retention(&self, keep: usize) -> Result<(), PackageError> {
+        let loaded = self.loaded()?;
+        let excess = loaded.len().saturating_sub(keep);
+        for (path, failed) in loaded.into_iter().take(excess) {
+            if !failed {
+                fs::remove_dir_all(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a loaded package's failed jobs back in `new_jobs/` and the
+    /// package back in `normalized/`; returns how many jobs moved.
+    pub fn retry_failed(&self, package_dir: &Path) -> Result<usize, PackageError> {
+        let pkg = Package::open(package_dir)?;
+        let mut moved = 0;
+        for job in &pkg.state.jobs {
+            if pkg.job_state(job) == Some(JobState::Failed) {
+                pkg.move_job(job, JobState::Failed, JobState::New)?;
+                let exception =
+                    package_dir.join(JobState::Failed.dir_name()).join(format!("{}.exception", job.file_name));
+                let _ = fs::remove_file(exception);
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            let marker = package_dir.join(COMPLETED_FILE);
+            let _ = fs::remove_file(marker);
+            let target = self.normalized_dir().join(&pkg.state.load_id);
+            fs::rename(package_dir, &target).map_err(io_err("move package", package_dir))?;
+        }
+        Ok(moved)
+    }
+
     /// Pending packages, oldest first.
     pub fn pending(&self) -> Result<Vec<Package>, PackageError> {
         let dir = self.normalized_dir();

@@ -28,7 +28,14 @@ pub struct PackageWriter {
     format: FileFormat,
     /// Open job files by table index.
     jobs: HashMap<usize, OpenJob>,
+    /// Table indexes in the order their first job was opened.
     order: Vec<usize>,
+    /// Jobs closed by rotation, waiting for `finish`.
+    closed: Vec<(usize, OpenJob)>,
+    /// Jobs opened so far per table (the rotation sequence).
+    opened: HashMap<usize, u32>,
+    rotation: Rotation,
+    line: Vec<u8>,
     finished: bool,
 }
 
@@ -36,6 +43,17 @@ struct OpenJob {
     info: JobInfo,
     path: PathBuf,
     out: BufWriter<File>,
+    bytes: u64,
+}
+
+/// When to start a new job file for a table (dlt's `file_max_items` and
+/// `file_max_bytes`), so a large table loads in parallel. Off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rows per job file.
+    pub max_items: Option<u64>,
+    /// Bytes (of jsonl) per job file.
+    pub max_bytes: Option<u64>,
 }
 
 impl PackageWriter {
@@ -59,29 +77,54 @@ impl PackageWriter {
             format,
             jobs: HashMap::new(),
             order: Vec::new(),
+            closed: Vec::new(),
+            opened: HashMap::new(),
+            rotation: Rotation::default(),
+            line: Vec::with_capacity(1024),
             finished: false,
         })
+    }
+
+    /// Appends rows; `schema` must contain every table and column they use.
+    /// Sets when job files rotate (default: never).
+    pub fn with_rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = rotation;
+        self
     }
 
     /// Appends rows; `schema` must contain every table and column they use.
     pub fn write(&mut self, schema: &Schema, rows: &[Row]) -> Result<(), PackageError> {
         for row in rows {
             let table = &schema.tables[row.table];
+            let full = self.jobs.get(&row.table).is_some_and(|j| {
+                self.rotation.max_items.is_some_and(|m| j.info.rows >= m)
+                    || self.rotation.max_bytes.is_some_and(|m| j.bytes >= m)
+            });
+            if full && let Some(job) = self.jobs.remove(&row.table) {
+                self.closed.push((row.table, job));
+            }
             if !self.jobs.contains_key(&row.table) {
-                let job = self.open_job(&table.name)?;
+                let seq = self.opened.get(&row.table).copied().unwrap_or(0) + 1;
+                if seq == 1 {
+                    self.order.push(row.table);
+                }
+                self.opened.insert(row.table, seq);
+                let job = self.open_job(&table.name, seq)?;
                 self.jobs.insert(row.table, job);
-                self.order.push(row.table);
             }
             let Some(job) = self.jobs.get_mut(&row.table) else { continue };
-            jsonl::write_row(&mut job.out, table, &row.values).map_err(io_err("write", &job.path))?;
+            self.line.clear();
+            jsonl::write_row(&mut self.line, table, &row.values).map_err(io_err("write", &job.path))?;
+            job.out.write_all(&self.line).map_err(io_err("write", &job.path))?;
+            job.bytes += self.line.len() as u64;
             job.info.rows += 1;
         }
         Ok(())
     }
 
-    fn open_job(&self, table: &str) -> Result<OpenJob, PackageError> {
+    fn open_job(&self, table: &str, seq: u32) -> Result<OpenJob, PackageError> {
         let safe = safe_file_name(table);
-        let file_id = file_id(&self.load_id, table);
+        let file_id = file_id(&self.load_id, table, seq);
         let ext = self.format.extension();
         let info = JobInfo {
             job_id: format!("{safe}.{file_id}.{ext}"),
@@ -97,7 +140,7 @@ impl PackageWriter {
         };
         let path = self.staging.join(JobState::New.dir_name()).join(name);
         let file = File::create_new(&path).map_err(io_err("create", &path))?;
-        Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file) })
+        Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file), bytes: 0 })
     }
 
     /// Rows written so far.
@@ -111,9 +154,14 @@ impl PackageWriter {
         if self.order.is_empty() {
             return Ok(None);
         }
-        let mut jobs = Vec::with_capacity(self.order.len());
+        let mut pending = std::mem::take(&mut self.closed);
         for idx in std::mem::take(&mut self.order) {
-            let Some(mut job) = self.jobs.remove(&idx) else { continue };
+            if let Some(job) = self.jobs.remove(&idx) {
+                pending.push((idx, job));
+            }
+        }
+        let mut jobs = Vec::with_capacity(pending.len());
+        for (idx, mut job) in pending {
             job.out.flush().map_err(io_err("write", &job.path))?;
             if self.format == FileFormat::Parquet {
                 let out = self.staging.join(JobState::New.dir_name()).join(&job.info.file_name);
@@ -157,8 +205,8 @@ impl Drop for PackageWriter {
 }
 
 /// dlt-style 10 hex character file id, unique per load and table.
-fn file_id(load_id: &str, table: &str) -> String {
-    let digest = Sha256::digest(format!("{load_id}\u{0}{table}").as_bytes());
+fn file_id(load_id: &str, table: &str, seq: u32) -> String {
+    let digest = Sha256::digest(format!("{load_id}\u{0}{table}\u{0}{seq}").as_bytes());
     hex::encode(&digest[..5])
 }
 

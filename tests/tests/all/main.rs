@@ -9,6 +9,7 @@ mod formats;
 mod http;
 mod languages;
 mod load;
+mod packages;
 mod print;
 mod resume;
 mod sandbox;
