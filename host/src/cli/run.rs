@@ -64,8 +64,9 @@ impl RunArgs {
         // 2. Package the input, unless it is already loaded.
         let normalize = &sink.settings.normalize;
         let format = sink.settings.loader_file_format;
-        if let Some(fp) = extract::fingerprint_files(&inputs, normalize, format)?
-            && let Some(load_id) = pipeline.loaded_fingerprint(&fp)?
+        let fingerprint = extract::fingerprint_files(&inputs, normalize, format)?;
+        if let Some(fp) = &fingerprint
+            && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
             && !self.force
         {
             if !quiet {
@@ -75,7 +76,7 @@ impl RunArgs {
             }
             return Ok(self.finish(sink.runtime.name(), &report, quiet));
         }
-        let extracted = extract::extract(pipeline, &inputs, normalize, format, sink.rotation)?;
+        let extracted = extract::extract(pipeline, &inputs, normalize, format, sink.rotation, fingerprint.as_deref())?;
         match &extracted.package {
             None if !quiet => eprintln!("No rows in the input; nothing new to load."),
             Some(path) => {

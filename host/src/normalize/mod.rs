@@ -88,6 +88,8 @@ pub struct Normalizer {
     schema: Schema,
     load_id: String,
     root_rows: u64,
+    /// Seed of root row ids, from the load id.
+    id_seed: u64,
     /// Hinted columns by normalized table name.
     hints: std::collections::HashMap<String, Vec<Column>>,
 }
@@ -126,6 +128,13 @@ impl Normalizer {
             schema,
             load_id: load_id.to_string(),
             root_rows: 0,
+            id_seed: {
+                let mut h = Shake128::default();
+                h.update(load_id.as_bytes());
+                let mut seed = [0u8; 8];
+                h.finalize_xof().read(&mut seed);
+                u64::from_le_bytes(seed)
+            },
             hints,
         };
         // Tables of earlier runs get hinted columns they lack.
@@ -189,8 +198,22 @@ impl Normalizer {
         }
     }
 
+    /// A root row's `_dlt_id`: 10 pseudo-random bytes (dlt uses random
+    /// bytes too), base64 without padding. Seeded from the load id, so ids
+    /// are unique within a load and differ between loads, at a fraction of
+    /// the cost of hashing every row.
     fn root_row_id(&self) -> String {
-        short_hash(&format!("{}_{}", self.load_id, self.root_rows))
+        let mut x = self.id_seed.wrapping_add(self.root_rows.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut bytes = [0u8; 16];
+        for chunk in bytes.chunks_mut(8) {
+            // splitmix64
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes[..10])
     }
 
     /// Normalizes one dict row of `table`. `parent` is `(parent row id, list

@@ -9,14 +9,21 @@ use std::io::{self, Write};
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::schema::{DataType, Table, Value};
 
-/// Writes one row as a JSON object line. `values` are `(column index, value)`.
+/// Writes one row as a JSON object line. `values` are `(column index,
+/// value)`; they are written in column order, which lets [`read_row`] find
+/// columns without a lookup.
 pub fn write_row(out: &mut impl Write, table: &Table, values: &[(usize, Value)]) -> io::Result<()> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    if !values.windows(2).all(|w| w[0].0 < w[1].0) {
+        order.sort_by_key(|&i| values[i].0);
+    }
     out.write_all(b"{")?;
-    for (i, (col, value)) in values.iter().enumerate() {
+    for (i, &at) in order.iter().enumerate() {
+        let (col, value) = &values[at];
         if i > 0 {
             out.write_all(b",")?;
         }
@@ -43,12 +50,33 @@ fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
     }
 }
 
-/// RFC 3339 UTC with exactly six fraction digits.
+/// RFC 3339 UTC with exactly six fraction digits. Hand-formatted: this runs
+/// for every timestamp cell, and chrono's formatter is several times slower.
 pub fn format_timestamp(us: i64) -> String {
-    match DateTime::from_timestamp_micros(us) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        None => us.to_string(),
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return DateTime::from_timestamp_micros(us)
+            .map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
     }
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// `YYYY-MM-DD`.
@@ -83,21 +111,93 @@ pub enum DecodeError {
 }
 
 /// Parses one line into a row aligned with `table.columns` (absent → null).
+///
+/// This is the hot path of loading: it decodes each cell straight into its
+/// column's type, finds columns by walking them in order (rows are written
+/// in column order), and never builds a JSON map.
 pub fn read_row(line: &str, table: &Table) -> Result<Vec<Value>, DecodeError> {
-    let map: Map<String, Json> = serde_json::from_str(line)?;
-    let mut row = Vec::with_capacity(table.columns.len());
-    for col in &table.columns {
-        let v = match map.get(&col.name) {
-            None | Some(Json::Null) => Value::Null,
-            Some(j) => decode_value(j, col.data_type).ok_or_else(|| DecodeError::Type {
-                column: col.name.clone(),
-                expected: col.data_type.name(),
-                found: j.to_string().chars().take(80).collect(),
-            })?,
-        };
-        row.push(v);
-    }
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(line);
+    let row = RowSeed { table }.deserialize(&mut de)?;
+    de.end()?;
     Ok(row)
+}
+
+/// Decodes one JSON object into a row of `table`.
+struct RowSeed<'t> {
+    table: &'t Table,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Vec<Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object with one key per column")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let columns = &self.table.columns;
+        let mut row = vec![Value::Null; columns.len()];
+        let mut next = 0usize;
+        while let Some(idx) = map.next_key_seed(KeySeed { table: self.table, hint: next })? {
+            let Some(idx) = idx else {
+                // A key the schema does not know: skip its value.
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            next = idx + 1;
+            let col = &columns[idx];
+            let json: Json = map.next_value()?;
+            row[idx] = match &json {
+                Json::Null => Value::Null,
+                j => decode_value(j, col.data_type).ok_or_else(|| {
+                    A::Error::custom(DecodeError::Type {
+                        column: col.name.clone(),
+                        expected: col.data_type.name(),
+                        found: j.to_string().chars().take(80).collect(),
+                    })
+                })?,
+            };
+        }
+        Ok(row)
+    }
+}
+
+/// Resolves a key to its column index, trying the expected position first.
+struct KeySeed<'t> {
+    table: &'t Table,
+    hint: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a column name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        let cols = &self.table.columns;
+        if cols.get(self.hint).is_some_and(|c| c.name == key) {
+            return Ok(Some(self.hint));
+        }
+        Ok(cols.iter().position(|c| c.name == key))
+    }
 }
 
 fn decode_value(j: &Json, t: DataType) -> Option<Value> {
@@ -128,6 +228,17 @@ fn decode_value(j: &Json, t: DataType) -> Option<Value> {
 mod tests {
     use super::*;
     use crate::schema::Column;
+
+    #[test]
+    fn timestamps_format_like_chrono() {
+        for us in
+            [0i64, -1, 1_704_164_645_000_001, 951_782_400_000_000, -62_135_596_800_000_000, 253_402_300_799_999_999]
+        {
+            let want =
+                DateTime::from_timestamp_micros(us).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+            assert_eq!(format_timestamp(us), want, "{us}");
+        }
+    }
 
     #[test]
     fn every_type_round_trips() {
