@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The same work in dlt 1.31 (installed from PyPI into target/bench/dlt-venv),
+# a no-op @dlt.destination(batch_size=...) at dlt's defaults, so both tools
+# are measured on one machine in one run. Prints rows/s and peak RSS, then
+# the ratio against `host run` into the no-op sink. Not part of the tests.
+#
+#   scripts/bench_dlt.sh [ROWS] [BATCH]     (defaults 100000, 1000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-100000}
+batch=${2:-1000}
+venv=target/bench/dlt-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "dlt==1.31.*" pyarrow
+fi
+data=target/bench/input-$rows.jsonl
+if [ ! -f "$data" ]; then
+  mkdir -p target/bench
+  cargo run --release --quiet --example gen_bench_data -- "$rows" "$data"
+fi
+cargo build --release --quiet -p host
+cargo build --release --quiet --target wasm32-wasip2 \
+  --manifest-path guest-examples/Cargo.toml --target-dir target/guests -p noop
+
+for format in typed-jsonl parquet; do
+  dir=$(mktemp -d target/bench/dlt.XXXXXX)
+  cat > "$dir/run.py" <<PY
+import json, sys, time, dlt
+
+@dlt.destination(batch_size=$batch, loader_file_format="$format")
+def noop(items, table):
+    pass
+
+def rows():
+    with open("$data") as f:
+        for line in f:
+            yield json.loads(line)
+
+p = dlt.pipeline("bench", destination=noop, pipelines_dir="$dir/p")
+t = time.time()
+p.run(rows(), table_name="events")
+print(f"{$rows / (time.time() - t):.0f}")
+PY
+  dlt_rate=$(/usr/bin/time -f '%M' -o "$dir/rss" "$venv/bin/python" "$dir/run.py" | tail -n1)
+  dlt_rss=$(( $(tail -n1 "$dir/rss") / 1024 ))
+  ours_format=${format#typed-}
+  start=$(date +%s.%N)
+  /usr/bin/time -f '%M' -o "$dir/rss2" target/release/host -q run \
+    --component target/guests/wasm32-wasip2/release/noop.wasm --input "$data" \
+    --pipelines-dir "$dir/ours" --loader-file-format "$ours_format" --batch-size "$batch"
+  end=$(date +%s.%N)
+  ours_rate=$(echo "$rows / ($end - $start)" | bc -l)
+  ours_rss=$(( $(tail -n1 "$dir/rss2") / 1024 ))
+  printf '%-12s dlt %8.0f rows/s %5d MB | dlthost %8.0f rows/s %5d MB | ratio %.1fx\n' \
+    "$format" "$dlt_rate" "$dlt_rss" "$ours_rate" "$ours_rss" "$(echo "$ours_rate / $dlt_rate" | bc -l)"
+  rm -rf "$dir"
+done
