@@ -103,7 +103,9 @@ pub fn extract(
     format: FileFormat,
     rotation: Rotation,
     known_fingerprint: Option<&str>,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<Extracted, ExtractError> {
+    let bytes_read = std::sync::atomic::AtomicU64::new(0);
     pipeline.clean_staging()?;
     let load_id = new_load_id();
     let schema = pipeline.load_schema()?;
@@ -122,8 +124,11 @@ pub fn extract(
         // Files were fingerprinted before the read; only stdin is hashed as it streams.
         let mut hasher = Sha256::new();
         let tap = if known_fingerprint.is_none() { Some(&mut hasher) } else { None };
-        input::read_records(&input.source, tap, |record| -> Result<(), ExtractError> {
+        input::read_records(&input.source, tap, &bytes_read, |record| -> Result<(), ExtractError> {
             records += 1;
+            if records.is_multiple_of(4096) {
+                progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
+            }
             rows.clear();
             normalizer.push(&table, &record.value, &mut rows).map_err(|error| ExtractError::Normalize {
                 source_name: source_name.clone(),

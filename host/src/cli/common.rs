@@ -414,6 +414,7 @@ impl SinkArgs {
             max_attempts: max_attempts.max(1),
             backoff: retry_backoff,
             strategy,
+            progress: None,
             keep_loaded: load_setting(
                 self.keep_loaded,
                 &sources,

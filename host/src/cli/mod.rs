@@ -9,6 +9,7 @@ mod common;
 mod inspect;
 mod load;
 mod packages;
+mod progress;
 mod run;
 mod status;
 mod units;

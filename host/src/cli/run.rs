@@ -9,9 +9,10 @@ use anyhow::bail;
 use clap::Args;
 
 use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
+use super::progress::Progress;
 use crate::extract::{self, InputSpec};
 use crate::input::InputSource;
-use crate::load::{self, LoadReport};
+use crate::load::{self, LoadReport, ProgressHook};
 use crate::package::Package;
 
 /// Arguments of `host run`.
@@ -76,7 +77,19 @@ impl RunArgs {
             }
             return Ok(self.finish(sink.runtime.name(), &report, quiet));
         }
-        let extracted = extract::extract(pipeline, &inputs, normalize, format, sink.rotation, fingerprint.as_deref())?;
+        let total_bytes: u64 = inputs
+            .iter()
+            .filter_map(|i| match &i.source {
+                InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+                InputSource::Stdin => None,
+            })
+            .sum();
+        let bar = Progress::new("normalizing", quiet, (total_bytes > 0).then_some(total_bytes), true);
+        let on_progress = |records: u64, bytes: u64| bar.update(bytes, || format!("{records} records"));
+        let extracted =
+            extract::extract(pipeline, &inputs, normalize, format, sink.rotation, fingerprint.as_deref(), &on_progress);
+        bar.finish();
+        let extracted = extracted?;
         match &extracted.package {
             None if !quiet => eprintln!("No rows in the input; nothing new to load."),
             Some(path) => {
@@ -105,7 +118,19 @@ impl RunArgs {
         }
 
         // 3. Load it.
-        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
+        let rows: u64 = pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
+        let mut options = sink.load.clone();
+        let bar = std::sync::Arc::new(Progress::new("loading", quiet, Some(rows), false));
+        let shown = bar.clone();
+        options.progress = Some(ProgressHook(std::sync::Arc::new(move |r: &LoadReport| {
+            let done = r.rows();
+            shown.update(done, || {
+                r.tables.iter().map(|(t, s)| format!("{t}: {}", s.rows)).collect::<Vec<_>>().join(", ")
+            });
+        })));
+        let loaded = load::load_pending(&sink.runtime, pipeline, &options, &mut report);
+        bar.finish();
+        loaded?;
         Ok(self.finish(sink.runtime.name(), &report, quiet))
     }
 

@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -96,6 +97,7 @@ pub struct Record {
 pub fn read_records<E>(
     source: &InputSource,
     hasher: Option<&mut Sha256>,
+    bytes_read: &AtomicU64,
     mut each: impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E>
 where
@@ -107,6 +109,7 @@ where
         InputSource::File(p) => Box::new(File::open(p).map_err(io_err)?),
         InputSource::Stdin => Box::new(io::stdin().lock()),
     };
+    let raw: Box<dyn Read> = Box::new(CountingReader { inner: raw, count: bytes_read });
     let raw: Box<dyn Read + '_> = match hasher {
         Some(h) => Box::new(HashingReader { inner: raw, hasher: h }),
         None => raw,
@@ -126,9 +129,23 @@ where
     }
 }
 
+/// Counts raw bytes read (for progress: compressed bytes of gzip input).
+struct CountingReader<'c> {
+    inner: Box<dyn Read>,
+    count: &'c AtomicU64,
+}
+
+impl Read for CountingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Feeds everything read through it to a hasher.
 struct HashingReader<'h> {
-    inner: Box<dyn Read>,
+    inner: Box<dyn Read + 'h>,
     hasher: &'h mut Sha256,
 }
 
@@ -270,7 +287,7 @@ mod tests {
 
     fn collect(path: &Path) -> Result<Vec<Record>, InputError> {
         let mut out = Vec::new();
-        read_records(&InputSource::File(path.to_path_buf()), None, |r| {
+        read_records(&InputSource::File(path.to_path_buf()), None, &AtomicU64::new(0), |r| {
             out.push(r);
             Ok::<_, InputError>(())
         })?;

@@ -146,10 +146,9 @@ fn deliver_job(
     }
 
     let mut batches = Batches::open(package, table, &path, already, options)?;
-    let mut delivered = 0u64;
     loop {
         if stop_requested() {
-            return finish(package, job, &ctx, Outcome::Interrupted, shared, delivered);
+            return finish(package, job, &ctx, Outcome::Interrupted, shared, 0);
         }
         let Some((start_row, row_count, items)) = batches.next()? else { break };
         ctx.start_row = start_row;
@@ -162,13 +161,13 @@ fn deliver_job(
                 shared
                     .ledger
                     .append(Record::Delivered { job: job.job_id.clone(), rows: ctx.start_row + ctx.row_count })?;
-                delivered += ctx.row_count;
+                shared.delivered(&job.table, ctx.row_count);
                 ctx.batch_index += 1;
             }
-            other => return finish(package, job, &ctx, other, shared, delivered),
+            other => return finish(package, job, &ctx, other, shared, 0),
         }
     }
-    finish(package, job, &ctx, Outcome::Delivered, shared, delivered)
+    finish(package, job, &ctx, Outcome::Delivered, shared, 0)
 }
 
 /// Batches of one job file, in the form the sink asked for.
@@ -228,7 +227,8 @@ impl<'a> Batches<'a> {
     }
 }
 
-/// Records how a job ended and moves its file.
+/// Records how a job ended and moves its file; `rows` are delivered rows not
+/// yet counted (whole-file delivery counts them here).
 fn finish(
     package: &Package,
     job: &JobInfo,
@@ -237,7 +237,7 @@ fn finish(
     shared: &Shared,
     rows: u64,
 ) -> Result<(), LoadError> {
-    shared.with_report(|r| r.tables.entry(job.table.clone()).or_default().rows += rows);
+    shared.delivered(&job.table, rows);
     let failure = |terminal, error: String| JobFailure {
         load_id: package.state.load_id.clone(),
         job_id: job.job_id.clone(),

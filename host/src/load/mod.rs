@@ -63,6 +63,18 @@ pub struct LoadOptions {
     pub strategy: Strategy,
     /// Loaded packages to keep (older ones are deleted unless they failed).
     pub keep_loaded: usize,
+    /// Called after every delivered batch with the report so far.
+    pub progress: Option<ProgressHook>,
+}
+
+/// A progress callback, called with the load report after each batch.
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(&LoadReport) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
 }
 
 /// dlt's `loader_parallelism_strategy`.
@@ -239,6 +251,7 @@ fn load_package(
         report: Mutex::new(std::mem::take(report)),
         error: Mutex::new(None),
         ledger,
+        progress: options.progress.clone(),
         strategy: options.strategy,
         busy_tables: Mutex::new(Vec::new()),
         wake: std::sync::Condvar::new(),
@@ -286,6 +299,8 @@ struct Shared {
     error: Mutex<Option<LoadError>>,
     /// The package's ledger.
     ledger: Ledger,
+    /// Progress callback.
+    progress: Option<ProgressHook>,
     /// Which jobs may run at once.
     strategy: Strategy,
     /// Tables with a job running (table-sequential).
@@ -335,6 +350,16 @@ impl Shared {
     fn with_report(&self, f: impl FnOnce(&mut LoadReport)) {
         if let Ok(mut r) = self.report.lock() {
             f(&mut r);
+        }
+    }
+
+    /// Counts delivered rows of `table` and reports progress.
+    fn delivered(&self, table: &str, rows: u64) {
+        if let Ok(mut r) = self.report.lock() {
+            r.tables.entry(table.to_string()).or_default().rows += rows;
+            if let Some(p) = &self.progress {
+                (p.0)(&r);
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `host` binary loading fixture files into the
 //! example sinks built from `guest-examples/`.
 
+mod cli;
 mod config;
 mod csv;
 mod docs;
