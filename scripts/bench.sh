@@ -7,14 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
-data=target/bench/input-$rows.jsonl
-if [ ! -f "$data" ]; then
-  mkdir -p target/bench
-  cargo run --release --quiet --example gen_bench_data -- "$rows" "$data"
-fi
-cargo build --release --quiet -p host
-cargo build --release --quiet --target wasm32-wasip2 \
-  --manifest-path guest-examples/Cargo.toml --target-dir target/guests -p noop
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 host=target/release/host
 sink=target/guests/wasm32-wasip2/release/noop.wasm
 bytes=$(stat -c %s "$data")

@@ -14,14 +14,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "dlt==1.31.*" pyarrow
 fi
-data=target/bench/input-$rows.jsonl
-if [ ! -f "$data" ]; then
-  mkdir -p target/bench
-  cargo run --release --quiet --example gen_bench_data -- "$rows" "$data"
-fi
-cargo build --release --quiet -p host
-cargo build --release --quiet --target wasm32-wasip2 \
-  --manifest-path guest-examples/Cargo.toml --target-dir target/guests -p noop
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 for format in typed-jsonl parquet; do
   dir=$(mktemp -d target/bench/dlt.XXXXXX)

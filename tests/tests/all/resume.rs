@@ -178,17 +178,26 @@ fn sigterm_stops_cleanly_and_the_rerun_finishes_without_duplicates() {
     assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..40).collect::<Vec<_>>(), "a clean stop replays nothing");
 }
 
-#[test]
-fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
-    let s = Scratch::new();
+/// Loads 9 rows in batches of 3 with the batch holding row 7 failing, so the
+/// package stays pending with two delivered batches in its ledger. Returns
+/// the ledger's path and the arguments that finish the load.
+fn pending_with_ledger(s: &Scratch) -> (std::path::PathBuf, Vec<String>) {
     let input = s.file("t.jsonl", &numbered(9, "x"));
-    let base = ["--input", path_arg(&input), "--batch-size", "3", "--max-attempts", "1"];
-    let mut first = base.to_vec();
+    let base: Vec<String> =
+        ["--input", path_arg(&input), "--batch-size", "3", "--max-attempts", "1"].map(String::from).to_vec();
+    let mut first: Vec<&str> = base.iter().map(String::as_str).collect();
     first.extend(["--env", "RETRY_ROW=7"]);
     assert_eq!(s.run_faulty(&first).status.code(), Some(1));
     let pending = s.pipeline("faulty").join("load/normalized");
     let pkg = std::fs::read_dir(&pending).expect("pending").next().expect("one package").expect("entry").path();
-    let ledger = pkg.join("ledger.log");
+    (pkg.join("ledger.log"), base)
+}
+
+#[test]
+fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
+    let s = Scratch::new();
+    let (ledger, base) = pending_with_ledger(&s);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let text = std::fs::read_to_string(&ledger).expect("ledger");
 
     // Tear the last "delivered" record: rows 3..6 are sent again, same key.
@@ -205,18 +214,8 @@ fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
 
     // Damage before the last record is refused with a clear message.
     let s = Scratch::new();
-    let input = s.file("t.jsonl", &numbered(9, "x"));
-    let base = ["--input", path_arg(&input), "--batch-size", "3", "--max-attempts", "1"];
-    let mut first = base.to_vec();
-    first.extend(["--env", "RETRY_ROW=7"]);
-    assert_eq!(s.run_faulty(&first).status.code(), Some(1));
-    let pkg = std::fs::read_dir(s.pipeline("faulty").join("load/normalized"))
-        .expect("pending")
-        .next()
-        .expect("pkg")
-        .expect("e")
-        .path();
-    let ledger = pkg.join("ledger.log");
+    let (ledger, base) = pending_with_ledger(&s);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let text = std::fs::read_to_string(&ledger).expect("ledger");
     std::fs::write(&ledger, text.replacen("\"rows\":3", "\"rows\":6", 1)).expect("damage");
     let out = s.run_faulty(&base);
