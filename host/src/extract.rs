@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::input::{self, InputError, InputSource};
+use crate::input::{self, BadLine, InputError, InputSource, ReadOptions};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
 use crate::package::writer::{PackageWriter, Rotation};
 use crate::package::{FileFormat, PackageError, PipelineDir};
@@ -21,6 +21,9 @@ pub struct InputSpec {
     pub source: InputSource,
     /// The root table.
     pub table: String,
+    /// Route each record to the table named by this field's value (records
+    /// without it go to `table`).
+    pub table_from_field: Option<String>,
 }
 
 /// Extraction failed; nothing was committed.
@@ -55,6 +58,9 @@ pub struct Extracted {
     pub records: u64,
     /// Rows written, over all tables.
     pub rows: u64,
+    /// Malformed lines skipped (`--on-bad-line skip`), kept in the package's
+    /// `bad_lines.jsonl`.
+    pub bad_lines: u64,
 }
 
 /// A new load id: Unix time in seconds with seven decimals, as dlt's.
@@ -104,8 +110,10 @@ pub fn extract(
     rotation: Rotation,
     known_fingerprint: Option<&str>,
     progress: &dyn Fn(u64, u64),
+    skip_bad_lines: bool,
 ) -> Result<Extracted, ExtractError> {
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
+    let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;
     let load_id = new_load_id();
     let schema = pipeline.load_schema()?;
@@ -124,8 +132,21 @@ pub fn extract(
         // Files were fingerprinted before the read; only stdin is hashed as it streams.
         let mut hasher = Sha256::new();
         let tap = if known_fingerprint.is_none() { Some(&mut hasher) } else { None };
-        input::read_records(&input.source, tap, &bytes_read, |record| -> Result<(), ExtractError> {
+        let mut quarantine = |bad: BadLine| bad_lines.push(bad);
+        let options = ReadOptions {
+            hasher: tap,
+            bytes_read: &bytes_read,
+            on_bad_line: if skip_bad_lines { Some(&mut quarantine) } else { None },
+        };
+        input::read_records(&input.source, options, |record| -> Result<(), ExtractError> {
             records += 1;
+            let table = match &input.table_from_field {
+                Some(field) => match record.value.get(field).and_then(|v| v.as_str()) {
+                    Some(name) if !name.is_empty() => normalizer.table_name(name),
+                    _ => table.clone(),
+                },
+                None => table.clone(),
+            };
             if records.is_multiple_of(4096) {
                 progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
             }
@@ -143,9 +164,12 @@ pub fn extract(
     let fingerprint = known_fingerprint.map_or_else(|| combine(settings, format, &parts), str::to_string);
     let written = writer.rows();
     let schema = normalizer.into_schema();
+    if !bad_lines.is_empty() {
+        writer.quarantine(&bad_lines)?;
+    }
     let package = writer.finish(&schema, &fingerprint)?;
     if package.is_some() {
         pipeline.save_schema(&schema)?;
     }
-    Ok(Extracted { fingerprint, package, records, rows: written })
+    Ok(Extracted { fingerprint, package, records, rows: written, bad_lines: bad_lines.len() as u64 })
 }

@@ -15,6 +15,15 @@ use crate::input::InputSource;
 use crate::load::{self, LoadReport, ProgressHook};
 use crate::package::Package;
 
+/// `--on-bad-line` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BadLineArg {
+    /// Stop with an error naming the file and line; nothing is loaded.
+    Fail,
+    /// Skip the line, report it at the end, keep it in the package.
+    Skip,
+}
+
 /// Arguments of `host run`.
 #[derive(Debug, Args)]
 #[command(
@@ -28,6 +37,15 @@ pub struct RunArgs {
     /// (`events.jsonl.gz` → `events`). Required for stdin.
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
+    /// Route each record to the table named by this field (records without
+    /// it go to --table or the file's table).
+    #[arg(long, value_name = "FIELD")]
+    pub table_from_field: Option<String>,
+    /// What to do with a malformed JSON Lines line: `fail` (default; nothing
+    /// is loaded) or `skip` (count it, report it, keep it in the package's
+    /// bad_lines.jsonl).
+    #[arg(long, value_name = "WHAT", default_value = "fail")]
+    pub on_bad_line: BadLineArg,
     /// Load the input even if the same input was loaded before.
     #[arg(long)]
     pub force: bool,
@@ -86,8 +104,16 @@ impl RunArgs {
             .sum();
         let bar = Progress::new("normalizing", quiet, (total_bytes > 0).then_some(total_bytes), true);
         let on_progress = |records: u64, bytes: u64| bar.update(bytes, || format!("{records} records"));
-        let extracted =
-            extract::extract(pipeline, &inputs, normalize, format, sink.rotation, fingerprint.as_deref(), &on_progress);
+        let extracted = extract::extract(
+            pipeline,
+            &inputs,
+            normalize,
+            format,
+            sink.rotation,
+            fingerprint.as_deref(),
+            &on_progress,
+            self.on_bad_line == BadLineArg::Skip,
+        );
         bar.finish();
         let extracted = extracted?;
         match &extracted.package {
@@ -111,6 +137,13 @@ impl RunArgs {
                         extracted.records,
                         extracted.rows,
                         path.display()
+                    );
+                }
+                if extracted.bad_lines > 0 {
+                    eprintln!(
+                        "warning: skipped {} malformed lines; they are in {}",
+                        extracted.bad_lines,
+                        path.join("bad_lines.jsonl").display()
                     );
                 }
             }
@@ -161,7 +194,7 @@ impl RunArgs {
                 (None, Some(t)) => t,
                 (None, None) => bail!("reading stdin needs a table name: add --table NAME"),
             };
-            inputs.push(InputSpec { source, table });
+            inputs.push(InputSpec { source, table, table_from_field: self.table_from_field.clone() });
         }
         Ok(inputs)
     }

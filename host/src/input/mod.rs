@@ -91,18 +91,40 @@ pub struct Record {
     pub value: Json,
 }
 
+/// A JSON Lines line that is not valid JSON, when such lines are skipped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BadLine {
+    /// The input.
+    pub source: String,
+    /// 1-based line.
+    pub line: u64,
+    /// What the parser said.
+    pub error: String,
+    /// The line itself.
+    pub text: String,
+}
+
+/// How to read: what to tap and what to do with malformed lines.
+pub struct ReadOptions<'a> {
+    /// Fed every raw byte (the input's fingerprint, in one pass).
+    pub hasher: Option<&'a mut Sha256>,
+    /// Raw bytes read so far (for progress).
+    pub bytes_read: &'a AtomicU64,
+    /// When set, malformed JSON Lines lines go here instead of failing the read.
+    pub on_bad_line: Option<&'a mut dyn FnMut(BadLine)>,
+}
+
 /// Reads every record of `source` and hands it to `each`. An error from
-/// `each` stops the read and is returned as is. When `hasher` is given, every
-/// raw byte read is fed to it (the input's fingerprint, in one pass).
+/// `each` stops the read and is returned as is.
 pub fn read_records<E>(
     source: &InputSource,
-    hasher: Option<&mut Sha256>,
-    bytes_read: &AtomicU64,
+    options: ReadOptions<'_>,
     mut each: impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E>
 where
     E: From<InputError>,
 {
+    let ReadOptions { hasher, bytes_read, on_bad_line } = options;
     let name = source.to_string();
     let io_err = |error| InputError::Io { source_name: name.clone(), error };
     let raw: Box<dyn Read> = match source {
@@ -125,7 +147,7 @@ where
     match first {
         None => Ok(()),
         Some(b'[') => read_array(&name, reader, &mut each),
-        Some(_) => read_lines(&name, reader, &mut each),
+        Some(_) => read_lines(&name, reader, on_bad_line, &mut each),
     }
 }
 
@@ -185,6 +207,7 @@ fn first_non_blank(reader: &mut (dyn BufRead + '_)) -> io::Result<Option<u8>> {
 fn read_lines<E: From<InputError>>(
     name: &str,
     mut reader: Box<dyn BufRead + '_>,
+    mut on_bad_line: Option<&mut dyn FnMut(BadLine)>,
     each: &mut impl FnMut(Record) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut line = String::new();
@@ -200,12 +223,24 @@ fn read_lines<E: From<InputError>>(
         if text.trim().is_empty() {
             continue;
         }
-        let value: Json = serde_json::from_str(text).map_err(|e| InputError::Malformed {
-            source_name: name.to_string(),
-            line: line_no,
-            column: e.column() as u64,
-            message: strip_position(&e),
-        })?;
+        let value: Json = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let message = strip_position(&e);
+                if let Some(skip) = on_bad_line.as_mut() {
+                    let error = format!("column {}: {message}", e.column());
+                    skip(BadLine { source: name.to_string(), line: line_no, error, text: text.to_string() });
+                    continue;
+                }
+                return Err(InputError::Malformed {
+                    source_name: name.to_string(),
+                    line: line_no,
+                    column: e.column() as u64,
+                    message,
+                }
+                .into());
+            }
+        };
         match value {
             Json::Array(items) => {
                 for value in items {
@@ -287,7 +322,9 @@ mod tests {
 
     fn collect(path: &Path) -> Result<Vec<Record>, InputError> {
         let mut out = Vec::new();
-        read_records(&InputSource::File(path.to_path_buf()), None, &AtomicU64::new(0), |r| {
+        let bytes = AtomicU64::new(0);
+        let options = ReadOptions { hasher: None, bytes_read: &bytes, on_bad_line: None };
+        read_records(&InputSource::File(path.to_path_buf()), options, |r| {
             out.push(r);
             Ok::<_, InputError>(())
         })?;

@@ -520,6 +520,51 @@ mod tests {
         assert!(rows[0].values.contains(&(1, Value::Date(19_724))));
     }
 
+    /// Arbitrary JSON (odd keys, deep nesting, mixed types, huge numbers)
+    /// never panics, and every row refers to columns that exist.
+    #[test]
+    fn random_json_never_panics() {
+        struct Lcg(u64);
+        impl Lcg {
+            fn next(&mut self, n: u64) -> u64 {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (self.0 >> 33) % n
+            }
+        }
+        fn value(r: &mut Lcg, depth: u32) -> Json {
+            const KEYS: [&str; 10] = ["a", "A b", "", " ", "▶x", "_dlt_id", "CamelCase", "1st", "a__b", "x\"y"];
+            match if depth > 5 { r.next(6) } else { r.next(9) } {
+                0 => Json::Null,
+                1 => json!(r.next(2) == 0),
+                2 => json!(r.next(1000) as i64 - 500),
+                3 => json!(r.next(1000) as f64 / 7.0),
+                4 => json!(["2024-01-02T03:04:05Z", "7", "yes", "text", "1e400"][r.next(5) as usize]),
+                5 => json!(18446744073709551615u64),
+                6 | 7 => Json::Object(
+                    (0..r.next(4)).map(|_| (KEYS[r.next(10) as usize].to_string(), value(r, depth + 1))).collect(),
+                ),
+                _ => Json::Array((0..r.next(4)).map(|_| value(r, depth + 1)).collect()),
+            }
+        }
+        let mut r = Lcg(7);
+        for (naming, nesting, skip) in
+            [("direct", 0, true), ("snake_case", 1, false), ("direct", 3, false), ("snake_case", 1000, true)]
+        {
+            let mut n = Normalizer::new(&settings(naming, nesting, skip), Schema::default(), "1.0").expect("settings");
+            let mut rows = Vec::new();
+            for _ in 0..3000 {
+                rows.clear();
+                let rec = value(&mut r, 0);
+                if n.push("t", &rec, &mut rows).is_ok() {
+                    for row in &rows {
+                        let table = &n.schema().tables[row.table];
+                        assert!(row.values.iter().all(|(c, _)| *c < table.columns.len()));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn huge_integers_are_an_error() {
         let mut n = Normalizer::new(&settings("direct", 0, true), Schema::default(), "1").expect("settings");

@@ -143,6 +143,21 @@ impl PackageWriter {
         Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file), bytes: 0 })
     }
 
+    /// Writes skipped malformed input lines to `bad_lines.jsonl` in the package.
+    pub fn quarantine(&self, lines: &[crate::input::BadLine]) -> Result<(), PackageError> {
+        let path = self.staging.join("bad_lines.jsonl");
+        let mut out = Vec::new();
+        for l in lines {
+            serde_json::to_writer(&mut out, l).map_err(|e| PackageError::Io {
+                action: "write",
+                path: path.clone(),
+                source: e.into(),
+            })?;
+            out.push(b'\n');
+        }
+        fs::write(&path, out).map_err(io_err("write", &path))
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.jobs.values().map(|j| j.info.rows).sum()

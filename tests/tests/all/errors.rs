@@ -52,3 +52,19 @@ fn missing_input_file_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/nonexistent/x.jsonl"), "{}", stderr(&out));
 }
+
+#[test]
+fn on_bad_line_skip_loads_the_rest_and_keeps_the_bad_lines() {
+    let s = Scratch::new();
+    let input = s.file("mixed.jsonl", "{\"a\":1}\nnot json\n{\"a\":3}\n{\"a\": }\n");
+    let out = s.run_capture(&["--input", input.to_str().expect("utf8"), "--on-bad-line", "skip"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped 2 malformed lines"), "{}", stderr(&out));
+    assert_eq!(rows_of(&s.captured(), "mixed"), vec![json!({"a": 1}), json!({"a": 3})]);
+    let loaded =
+        std::fs::read_dir(s.pipelines().join("capture/load/loaded")).expect("loaded").next().expect("pkg").expect("e");
+    let bad = std::fs::read_to_string(loaded.path().join("bad_lines.jsonl")).expect("quarantine file");
+    let lines: Vec<serde_json::Value> = bad.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!((lines[0]["line"].clone(), lines[0]["text"].clone()), (json!(2), json!("not json")));
+    assert_eq!(lines[1]["line"], 4);
+}

@@ -205,3 +205,18 @@ fn stdin_input_with_a_table_name() {
     assert_ok(&out);
     assert_eq!(rows_of(&s.captured(), "piped"), vec![json!({"a": 1}), json!({"a": 2})]);
 }
+
+#[test]
+fn table_from_field_routes_rows() {
+    let s = Scratch::new();
+    let input = s.file(
+        "events.jsonl",
+        "{\"kind\":\"click\",\"x\":1}\n{\"kind\":\"view\",\"x\":2}\n{\"x\":3}\n{\"kind\":\"click\",\"x\":4}\n",
+    );
+    let out = s.run_capture(&["--input", input.to_str().expect("utf8"), "--table-from-field", "kind"]);
+    assert_ok(&out);
+    let docs = s.captured();
+    assert_eq!(rows_of(&docs, "click"), vec![json!({"kind": "click", "x": 1}), json!({"kind": "click", "x": 4})]);
+    assert_eq!(rows_of(&docs, "view"), vec![json!({"kind": "view", "x": 2})]);
+    assert_eq!(rows_of(&docs, "events"), vec![json!({"x": 3})], "rows without the field go to the default table");
+}
