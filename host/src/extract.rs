@@ -101,17 +101,28 @@ pub fn fingerprint_files(
     Ok(Some(combine(settings, format, &parts)))
 }
 
+/// How to write the package, beyond the normalization settings.
+pub struct ExtractOptions<'a> {
+    /// Job file format.
+    pub format: FileFormat,
+    /// Job file rotation.
+    pub rotation: Rotation,
+    /// The input's fingerprint, when it was computed before reading (files).
+    pub known_fingerprint: Option<&'a str>,
+    /// Skip malformed lines instead of failing.
+    pub skip_bad_lines: bool,
+    /// Called now and then with (records, bytes read).
+    pub progress: &'a dyn Fn(u64, u64),
+}
+
 /// Reads `inputs` into a new package of `pipeline`.
 pub fn extract(
     pipeline: &PipelineDir,
     inputs: &[InputSpec],
     settings: &NormalizeSettings,
-    format: FileFormat,
-    rotation: Rotation,
-    known_fingerprint: Option<&str>,
-    progress: &dyn Fn(u64, u64),
-    skip_bad_lines: bool,
+    options: ExtractOptions<'_>,
 ) -> Result<Extracted, ExtractError> {
+    let ExtractOptions { format, rotation, known_fingerprint, skip_bad_lines, progress } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;

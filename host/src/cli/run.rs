@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
 use super::progress::Progress;
-use crate::extract::{self, InputSpec};
+use crate::extract::{self, ExtractOptions, InputSpec};
 use crate::input::InputSource;
 use crate::load::{self, LoadReport, ProgressHook};
 use crate::package::Package;
@@ -104,16 +104,14 @@ impl RunArgs {
             .sum();
         let bar = Progress::new("normalizing", quiet, (total_bytes > 0).then_some(total_bytes), true);
         let on_progress = |records: u64, bytes: u64| bar.update(bytes, || format!("{records} records"));
-        let extracted = extract::extract(
-            pipeline,
-            &inputs,
-            normalize,
+        let options = ExtractOptions {
             format,
-            sink.rotation,
-            fingerprint.as_deref(),
-            &on_progress,
-            self.on_bad_line == BadLineArg::Skip,
-        );
+            rotation: sink.rotation,
+            known_fingerprint: fingerprint.as_deref(),
+            skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
+            progress: &on_progress,
+        };
+        let extracted = extract::extract(pipeline, &inputs, normalize, options);
         bar.finish();
         let extracted = extracted?;
         match &extracted.package {
