@@ -286,8 +286,9 @@ impl Normalizer {
                 Json::Object(map) => self.row(table, parent, map, &row_id, level, out)?,
                 other => {
                     // dlt wraps list items that are not dicts: lists of lists
-                    // as `{"list": [...]}` (a middle table), scalars as `{"value": x}`.
-                    let key = if other.is_array() { "list" } else { "value" };
+                    // as `{"list": [...]}` (a middle table, one level deeper),
+                    // scalars as `{"value": x}`.
+                    let (key, level) = if other.is_array() { ("list", level - 1) } else { ("value", level) };
                     let mut wrapped = Map::new();
                     wrapped.insert(key.to_string(), other.clone());
                     self.row(table, parent, &wrapped, &row_id, level, out)?;

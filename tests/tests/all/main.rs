@@ -7,6 +7,7 @@ mod csv;
 mod docs;
 mod errors;
 mod formats;
+mod golden;
 mod http;
 mod languages;
 mod load;

@@ -1,0 +1,32 @@
+"""The golden cases: input records and settings. make_goldens.py runs each
+through real dlt 1.31 and writes <case>/input.jsonl, settings.json and
+expected.json; the Rust test tests/tests/all/golden.rs runs the same input
+through `host run` and compares."""
+
+CASES = {
+    "flat_scalars": dict(records=[{"id": 1, "name": "a", "score": 1.5, "ok": True}, {"id": 2, "name": "b", "score": 2.0, "ok": False}]),
+    "nested_nesting_0": dict(records=[{"id": 1, "address": {"city": "X", "geo": {"lat": 1.5}}, "tags": ["a", "b"]}]),
+    "nested_nesting_1": dict(nesting=1, records=[{"id": 1, "address": {"city": "X", "geo": {"lat": 1.5}}, "tags": ["a", "b"], "kids": [{"name": "k", "toys": [1, 2]}]}]),
+    "nested_nesting_2": dict(nesting=2, records=[{"id": 1, "address": {"city": "X", "geo": {"lat": 1.5, "deep": {"x": 1}}}, "kids": [{"name": "k", "toys": [1, 2]}, {"name": "l", "toys": []}]}]),
+    "nested_snake_case": dict(nesting=2, naming="snake_case", records=[{"userId": 1, "homeAddress": {"zipCode": "1"}, "petNames": ["Rex"]}]),
+    "large_nesting": dict(nesting=1000, records=[{"a": {"b": {"c": {"d": {"e": 1}}}}, "l": [[1, 2], [3]]}]),
+    "column_order": dict(nesting=5, records=[{"a": {"x": 1, "z": {"q": 1}}, "s": 1, "L": [1], "b": {"y": 2}, "i": 2}]),
+    "odd_keys_direct": dict(records=[{"Full Name": 1, "a\u25b6b": 2, "it's": 3, " padded ": 4, "camelCase": 5}]),
+    "odd_keys_snake": dict(naming="snake_case", records=[{"PErson": 1, "CamelCaseID": 2, "1abc": 3, "a-b": 4, "x+": 5, "trail_": 6, "h\u00e9llo": 7, "a___b": 8}]),
+    "empty_key": dict(records=[{"": 1, "ok": 2}]),
+    "variants": dict(records=[{"i": 1}, {"i": "x"}, {"i": 3.7}, {"i": True}]),
+    "coercion_bigint": dict(records=[{"i": 1}, {"i": "7"}, {"i": 3.0}]),
+    "coercion_bool": dict(records=[{"b": True}, {"b": "yes"}, {"b": "no"}, {"b": "maybe"}]),
+    "coercion_text": dict(records=[{"t": "a"}, {"t": 5}, {"t": 2.5}]),
+    "coercion_double": dict(records=[{"f": 1.5}, {"f": 2}]),
+    "timestamps": dict(records=[{"ts": "2024-01-02T03:04:05+02:00", "d": "2024-01-02", "sp": "2024-01-02 03:04:05"}, {"ts": "2024-06-01T00:00:00Z", "d": "x", "sp": "2024-01-03 00:00:00"}]),
+    "timestamp_variant": dict(records=[{"ts": "2024-01-02T03:04:05Z"}, {"ts": "garbage"}]),
+    "null_only_column": dict(records=[{"id": 1, "nul": None}, {"id": 2, "nul": None}]),
+    "scalars_at_top": dict(records=[1, 2, 3]),
+    "list_of_lists": dict(nesting=2, records=[{"id": 1, "m": [[1, 2], [3]]}]),
+    "empty_containers_nesting_1": dict(nesting=1, records=[{"id": 1, "o": {}, "l": [], "n": {"x": None}}]),
+    "empty_containers_nesting_0": dict(records=[{"id": 1, "o": {}, "l": []}]),
+    "dlt_prefix_skipped": dict(records=[{"id": 1, "_dlt_custom": 1, "_dltx": 2, "_DLT_up": 3}]),
+    "table_name_snake": dict(naming="snake_case", table="PErson", records=[{"camelCase": 1}]),
+    "schema_evolution": dict(records=[{"a": 1}, {"a": 2, "b": "x"}, {"c": 3.5}]),
+}
