@@ -46,6 +46,9 @@ pub enum Command {
     /// Pending packages of the pipeline are finished first; input that was
     /// already loaded is skipped (see --force).
     Run(run::RunArgs),
+    /// Normalize input into a pending package without loading it, and show
+    /// the tables and columns a sink would get (a dry run; `load` delivers it).
+    Normalize(run::RunArgs),
     /// Load the pipeline's pending packages; never reads input.
     Load(load::LoadArgs),
     /// Show pending packages: rows delivered and left per job, last errors.
@@ -62,6 +65,11 @@ pub enum Command {
     DropPending(packages::DropPendingArgs),
     /// Put failed jobs back so the next load retries them.
     RetryFailed(packages::RetryFailedArgs),
+    /// Print a shell completion script, e.g. `host completions bash > /etc/bash_completion.d/host`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit code when the user interrupted the load.
@@ -92,6 +100,19 @@ fn install_signal_handlers() {
 /// Parses the command line, runs the command and maps the result to an
 /// exit code. Errors print as one message with their cause chain.
 pub fn main() -> ExitCode {
+    // A bug of ours must not greet a user with a Rust backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error{location}: {message}\nhint: this is a bug in host; please report it with the command you ran"
+        );
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -103,6 +124,7 @@ pub fn main() -> ExitCode {
     install_signal_handlers();
     let result = match cli.command {
         Command::Run(args) => args.execute(cli.quiet),
+        Command::Normalize(args) => args.execute_normalize_only(cli.quiet),
         Command::Load(args) => args.execute(cli.quiet),
         Command::Status(args) => args.execute(),
         Command::Compile(args) => args.execute(),
@@ -111,6 +133,15 @@ pub fn main() -> ExitCode {
         Command::Packages(args) => args.execute(),
         Command::DropPending(args) => args.execute(),
         Command::RetryFailed(args) => args.execute(),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "host",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -63,6 +63,15 @@ pub struct RunArgs {
 impl RunArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
+        self.execute_mode(quiet, true)
+    }
+
+    /// `host normalize`: steps 2 only, then print the tables a sink would get.
+    pub fn execute_normalize_only(self, quiet: bool) -> anyhow::Result<u8> {
+        self.execute_mode(quiet, false)
+    }
+
+    fn execute_mode(self, quiet: bool, load: bool) -> anyhow::Result<u8> {
         let inputs = self.inputs()?;
         let sink = self.sink.open(&self.pipeline)?;
         let pipeline = &sink.pipeline;
@@ -70,7 +79,7 @@ impl RunArgs {
         let mut report = LoadReport::default();
 
         // 1. Finish what an earlier run left pending.
-        if !pipeline.pending()?.is_empty() {
+        if load && !pipeline.pending()?.is_empty() {
             if !quiet {
                 eprintln!("Resuming pending packages first.");
             }
@@ -148,6 +157,13 @@ impl RunArgs {
             None => {}
         }
 
+        if !load {
+            if let Some(path) = &extracted.package {
+                print_tables(&Package::open(path)?, self.json)?;
+            }
+            return Ok(0);
+        }
+
         // 3. Load it.
         let rows: u64 = pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
         let mut options = sink.load.clone();
@@ -196,4 +212,45 @@ impl RunArgs {
         }
         Ok(inputs)
     }
+}
+
+/// Prints the tables and columns of a package (what a sink would receive).
+fn print_tables(pkg: &Package, json: bool) -> anyhow::Result<()> {
+    let tables: Vec<&crate::schema::Table> =
+        pkg.schema.tables.iter().filter(|t| pkg.state.jobs.iter().any(|j| j.table == t.name)).collect();
+    if json {
+        let doc: Vec<serde_json::Value> = tables
+            .iter()
+            .map(|t| {
+                let rows: u64 = pkg.state.jobs.iter().filter(|j| j.table == t.name).map(|j| j.rows).sum();
+                serde_json::json!({"name": t.name, "parent": t.parent, "rows": rows, "columns": t.columns})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    for t in tables {
+        let rows: u64 = pkg.state.jobs.iter().filter(|j| j.table == t.name).map(|j| j.rows).sum();
+        println!(
+            "table {} ({rows} rows{})",
+            t.name,
+            t.parent.as_ref().map(|p| format!(", child of {p}")).unwrap_or_default()
+        );
+        for c in &t.columns {
+            let mut hints = Vec::new();
+            if !c.nullable {
+                hints.push("not null");
+            }
+            if c.variant {
+                hints.push("variant");
+            }
+            if c.primary_key {
+                hints.push("primary key");
+            }
+            let hints = if hints.is_empty() { String::new() } else { format!("  ({})", hints.join(", ")) };
+            println!("  {:<30} {}{hints}", c.name, c.data_type.name());
+        }
+    }
+    println!("The package is pending in {}; `host load` delivers it.", pkg.dir().display());
+    Ok(())
 }

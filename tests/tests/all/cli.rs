@@ -59,3 +59,25 @@ fn a_component_of_another_world_is_refused_with_a_hint() {
     assert!(err.contains("does not implement the sink world dlthost:destination/destination@0.1.0"), "{err}");
     assert!(err.contains("rebuild the sink"), "{err}");
 }
+
+#[test]
+fn normalize_is_a_dry_run_that_shows_tables_and_leaves_a_pending_package() {
+    let s = Scratch::new();
+    let input = s.file("people.jsonl", "{\"id\":1,\"address\":{\"city\":\"X\"},\"tags\":[\"a\",\"b\"]}\n");
+    let out = run(s.command(
+        "normalize",
+        "capture",
+        &["--input", input.to_str().expect("utf8"), "--max-nesting-level", "1", "--json"],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> =
+        tables.as_array().expect("tables").iter().map(|t| t["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(names, ["people", "people▶tags"]);
+    assert_eq!(tables[0]["columns"][1]["name"], "address▶city");
+    assert_eq!(tables[1]["rows"], 2);
+    assert!(s.captured().is_empty(), "nothing was loaded");
+    let out = run(s.command("load", "capture", &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(e2e::rows_of(&s.captured(), "people▶tags").len(), 2, "load delivers the pending package");
+}
