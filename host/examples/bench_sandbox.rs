@@ -1,0 +1,136 @@
+//! What the sandbox costs: the same job files delivered into the no-op
+//! WebAssembly sink and into a native no-op callback (same reader, same
+//! conversion to WIT values), with 1, 2 and 4 workers; instantiation from a
+//! warm cache; cold compile and cached load of the example sinks.
+//!
+//! Usage (after `scripts/bench.sh` or `gen_bench_data` made the input, and
+//! the guests are built):
+//!   cargo run --release --example bench_sandbox -- INPUT.jsonl [EXTRA.wasm ...]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use host::extract::{self, ExtractOptions, InputSpec};
+use host::input::InputSource;
+use host::load::{self, LoadOptions, LoadReport, Strategy};
+use host::normalize::NormalizeSettings;
+use host::package::reader::JobReader;
+use host::package::writer::Rotation;
+use host::package::{FileFormat, JobState, PipelineDir};
+use host::runtime::bindings::ItemFormat;
+use host::runtime::cache::CompileCache;
+use host::runtime::{SandboxOptions, SinkRuntime, convert};
+
+const BATCH: u32 = 1000;
+
+fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<PipelineDir> {
+    let pipeline = PipelineDir::open(dir, "bench")?;
+    let settings = NormalizeSettings {
+        naming_convention: "direct".into(),
+        max_nesting_level: 0,
+        skip_dlt_columns_and_tables: true,
+        schema_hints: Default::default(),
+    };
+    let inputs =
+        [InputSpec { source: InputSource::File(input.to_path_buf()), table: "events".into(), table_from_field: None }];
+    let options = ExtractOptions {
+        format: FileFormat::Jsonl,
+        rotation: Rotation { max_items: Some(rows.div_ceil(jobs)), max_bytes: None },
+        known_fingerprint: None,
+        skip_bad_lines: false,
+        progress: &|_, _| {},
+    };
+    extract::extract(&pipeline, &inputs, &settings, options)?;
+    Ok(pipeline)
+}
+
+fn count_rows(input: &Path) -> anyhow::Result<u64> {
+    Ok(std::fs::read_to_string(input)?.lines().count() as u64)
+}
+
+/// The native baseline: read the same batches and build the same WIT values.
+fn native(pipeline: &PipelineDir, workers: usize) -> anyhow::Result<u64> {
+    let pkg = pipeline.pending()?.remove(0);
+    let jobs = pkg.state.jobs.clone();
+    let table = pkg.schema.table("events").cloned().ok_or_else(|| anyhow::anyhow!("no table"))?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(job) = jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let Ok(mut reader) = JobReader::open(&pkg.job_path(job, JobState::New), 0) else { return };
+                    while let Ok(Some(batch)) = reader.next_batch(&table, BATCH as usize, None) {
+                        let n = batch.rows.len() as u64;
+                        let items: Vec<_> = batch.rows.into_iter().map(convert::row).collect();
+                        std::hint::black_box(items);
+                        total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    Ok(total.into_inner())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    let Some(input) = args.first() else { anyhow::bail!("usage: bench_sandbox INPUT.jsonl [EXTRA.wasm ...]") };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let noop = root.join("target/guests/wasm32-wasip2/release/noop.wasm");
+    let rows = count_rows(input)?;
+    let work = tempfile::tempdir()?;
+    let cache = CompileCache::new(work.path().join("cache"), 1 << 30);
+    let sandbox = SandboxOptions { cache: Some(cache.clone()), ..SandboxOptions::default() };
+
+    println!("{rows} rows, batch {BATCH}, 4 job files");
+    println!("{:<8} {:>14} {:>14} {:>7}", "workers", "wasm rows/s", "native rows/s", "ratio");
+    for workers in [1usize, 2, 4] {
+        let runtime = SinkRuntime::load(&noop, sandbox.clone())?;
+        let dir = work.path().join(format!("w{workers}"));
+        let pipeline = package(&dir, input, 4, rows)?;
+        let started = Instant::now();
+        let delivered = native(&pipeline, workers)?;
+        let native_rate = delivered as f64 / started.elapsed().as_secs_f64();
+        let options = LoadOptions {
+            workers,
+            batch_size: BATCH,
+            max_batch_bytes: None,
+            item_format: ItemFormat::Rows,
+            max_attempts: 1,
+            backoff: std::time::Duration::from_millis(10),
+            strategy: Strategy::Parallel,
+            keep_loaded: 1,
+            progress: None,
+        };
+        let mut report = LoadReport::default();
+        let started = Instant::now();
+        load::load_pending(&runtime, &pipeline, &options, &mut report)?;
+        let wasm_rate = report.rows() as f64 / started.elapsed().as_secs_f64();
+        println!("{workers:<8} {wasm_rate:>14.0} {native_rate:>14.0} {:>6.2}x", native_rate / wasm_rate);
+    }
+
+    let runtime = SinkRuntime::load(&noop, sandbox.clone())?;
+    let n = 1000;
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(runtime.instance(None)?);
+    }
+    println!(
+        "instantiate noop (warm cache, new Store each): {:.1} µs",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+
+    let mut components = vec![noop];
+    components.extend(args.iter().skip(1).cloned());
+    println!("{:<40} {:>10} {:>12} {:>12}", "component", "size", "compile ms", "cached ms");
+    for c in components {
+        let bytes = std::fs::read(&c)?;
+        let fresh = CompileCache::new(work.path().join("fresh").join(c.file_name().unwrap_or_default()), 1 << 30);
+        let engine = host::runtime::engine(false).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let cold = fresh.fill(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let warm = fresh.fill(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        println!("{:<40} {:>10} {:>12.1} {:>12.2}", c.display(), bytes.len(), cold.millis, warm.millis);
+    }
+    Ok(())
+}
