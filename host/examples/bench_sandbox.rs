@@ -38,6 +38,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         rotation: Rotation { max_items: Some(rows.div_ceil(jobs)), max_bytes: None },
         known_fingerprint: None,
         skip_bad_lines: false,
+        gzip: false,
         progress: &|_, _| {},
     };
     extract::extract(&pipeline, &inputs, &settings, options)?;

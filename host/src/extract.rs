@@ -111,6 +111,8 @@ pub struct ExtractOptions<'a> {
     pub known_fingerprint: Option<&'a str>,
     /// Skip malformed lines instead of failing.
     pub skip_bad_lines: bool,
+    /// Gzip `jsonl` job files.
+    pub gzip: bool,
     /// Called now and then with (records, bytes read).
     pub progress: &'a dyn Fn(u64, u64),
 }
@@ -122,7 +124,7 @@ pub fn extract(
     settings: &NormalizeSettings,
     options: ExtractOptions<'_>,
 ) -> Result<Extracted, ExtractError> {
-    let ExtractOptions { format, rotation, known_fingerprint, skip_bad_lines, progress } = options;
+    let ExtractOptions { format, rotation, known_fingerprint, skip_bad_lines, gzip, progress } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;
@@ -133,7 +135,8 @@ pub fn extract(
         line: 0,
         error,
     })?;
-    let mut writer = PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation);
+    let mut writer =
+        PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip);
     let mut rows: Vec<Row> = Vec::with_capacity(64);
     let mut records = 0u64;
     let mut parts = Vec::with_capacity(inputs.len());

@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// bad_lines.jsonl).
     #[arg(long, value_name = "WHAT", default_value = "fail")]
     pub on_bad_line: BadLineArg,
+    /// Gzip `jsonl` job files (`.jsonl.gz`); off by default.
+    #[arg(long)]
+    pub gzip_jobs: bool,
     /// Load the input even if the same input was loaded before.
     #[arg(long)]
     pub force: bool,
@@ -118,6 +121,7 @@ impl RunArgs {
             rotation: sink.rotation,
             known_fingerprint: fingerprint.as_deref(),
             skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
+            gzip: self.gzip_jobs,
             progress: &on_progress,
         };
         let extracted = extract::extract(pipeline, &inputs, normalize, options);

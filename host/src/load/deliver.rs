@@ -130,7 +130,7 @@ fn deliver_job(
         let items = Items::File(JobFile {
             path: format!("{JOB_DIR_GUEST}/{}", job.file_name),
             format: convert::file_format(package.state.file_format),
-            compression: Compression::None,
+            compression: if job.file_name.ends_with(".gz") { Compression::Gzip } else { Compression::None },
             row_count: job.rows,
         });
         let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared);

@@ -23,7 +23,7 @@ pub struct Batch {
 /// Streams batches from one `jsonl` job file.
 pub struct JobReader {
     path: PathBuf,
-    lines: std::io::Lines<BufReader<File>>,
+    lines: std::io::Lines<BufReader<Box<dyn std::io::Read + Send>>>,
     next_row: u64,
     /// A line read past the end of the previous batch (byte cap).
     carry: Option<String>,
@@ -33,9 +33,14 @@ impl JobReader {
     /// Opens `path` and skips its first `skip_rows` rows (already delivered).
     pub fn open(path: &Path, skip_rows: u64) -> Result<Self, PackageError> {
         let file = File::open(path).map_err(io_err("open", path))?;
+        let raw: Box<dyn std::io::Read + Send> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
         let mut reader = JobReader {
             path: path.to_path_buf(),
-            lines: BufReader::with_capacity(1 << 16, file).lines(),
+            lines: BufReader::with_capacity(1 << 16, raw).lines(),
             next_row: 0,
             carry: None,
         };

@@ -35,6 +35,7 @@ pub struct PackageWriter {
     /// Jobs opened so far per table (the rotation sequence).
     opened: HashMap<usize, u32>,
     rotation: Rotation,
+    gzip: bool,
     line: Vec<u8>,
     finished: bool,
 }
@@ -42,8 +43,32 @@ pub struct PackageWriter {
 struct OpenJob {
     info: JobInfo,
     path: PathBuf,
-    out: BufWriter<File>,
+    out: JobOut,
     bytes: u64,
+}
+
+/// A job file being written: plain, or gzip (`.jsonl.gz`).
+enum JobOut {
+    Plain(BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl JobOut {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            JobOut::Plain(w) => w.write_all(bytes),
+            JobOut::Gzip(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Flushes (writing the gzip trailer) and fsyncs.
+    fn close(self) -> std::io::Result<()> {
+        let file = match self {
+            JobOut::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
+            JobOut::Gzip(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
+        };
+        file.sync_all()
+    }
 }
 
 /// When to start a new job file for a table (dlt's `file_max_items` and
@@ -80,12 +105,19 @@ impl PackageWriter {
             closed: Vec::new(),
             opened: HashMap::new(),
             rotation: Rotation::default(),
+            gzip: false,
             line: Vec::with_capacity(1024),
             finished: false,
         })
     }
 
     /// Appends rows; `schema` must contain every table and column they use.
+    /// Writes `jsonl` job files gzip-compressed (`.jsonl.gz`).
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
     /// Sets when job files rotate (default: never).
     pub fn with_rotation(mut self, rotation: Rotation) -> Self {
         self.rotation = rotation;
@@ -125,7 +157,8 @@ impl PackageWriter {
     fn open_job(&self, table: &str, seq: u32) -> Result<OpenJob, PackageError> {
         let safe = safe_file_name(table);
         let file_id = file_id(&self.load_id, table, seq);
-        let ext = self.format.extension();
+        let gzip = self.gzip && self.format == FileFormat::Jsonl;
+        let ext = if gzip { "jsonl.gz" } else { self.format.extension() };
         let info = JobInfo {
             job_id: format!("{safe}.{file_id}.{ext}"),
             file_name: format!("{safe}.{file_id}.0.{ext}"),
@@ -139,8 +172,13 @@ impl PackageWriter {
             FileFormat::Parquet => format!("{}.spool", info.file_name),
         };
         let path = self.staging.join(JobState::New.dir_name()).join(name);
-        let file = File::create_new(&path).map_err(io_err("create", &path))?;
-        Ok(OpenJob { info, path, out: BufWriter::with_capacity(1 << 16, file), bytes: 0 })
+        let file = BufWriter::with_capacity(1 << 16, File::create_new(&path).map_err(io_err("create", &path))?);
+        let out = if gzip {
+            JobOut::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+        } else {
+            JobOut::Plain(file)
+        };
+        Ok(OpenJob { info, path, out, bytes: 0 })
     }
 
     /// Writes skipped malformed input lines to `bad_lines.jsonl` in the package.
@@ -176,16 +214,13 @@ impl PackageWriter {
             }
         }
         let mut jobs = Vec::with_capacity(pending.len());
-        for (idx, mut job) in pending {
-            job.out.flush().map_err(io_err("write", &job.path))?;
+        for (idx, job) in pending {
+            job.out.close().map_err(io_err("write", &job.path))?;
             if self.format == FileFormat::Parquet {
                 let out = self.staging.join(JobState::New.dir_name()).join(&job.info.file_name);
                 let table = &schema.tables[idx];
                 super::parquet::jsonl_to_parquet(&job.path, &out, table, super::parquet::ROW_GROUP_ROWS)?;
-                drop(job.out);
                 fs::remove_file(&job.path).map_err(io_err("remove", &job.path))?;
-            } else {
-                job.out.get_ref().sync_all().map_err(io_err("sync", &job.path))?;
             }
             jobs.push(job.info);
         }

@@ -127,3 +127,32 @@ fn table_names_that_are_not_file_name_safe() {
         }
     }
 }
+
+#[test]
+fn gzip_jsonl_job_files_deliver_the_same_rows() {
+    let (_, expected) = things();
+    for batch in ["7", "0"] {
+        let s = Scratch::new();
+        let (input, _) = things();
+        let file = s.file("input.jsonl", &input);
+        let hints = s.file("hints.toml", &HINTS.replace("TABLE", "things"));
+        let out = s.run_capture(&[
+            "--input",
+            file.to_str().expect("utf8"),
+            "--table",
+            "things",
+            "--gzip-jobs",
+            "--batch-size",
+            batch,
+            "--schema-hints",
+            hints.to_str().expect("utf8"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let docs = s.captured();
+        assert_eq!(rows_of(&docs, "things"), expected, "batch {batch}");
+        assert!(docs[0]["context"]["job_id"].as_str().unwrap_or("").ends_with(".jsonl.gz"));
+        if batch == "0" {
+            assert!(docs[0]["file"]["path"].as_str().unwrap_or("").ends_with(".0.jsonl.gz"));
+        }
+    }
+}

@@ -307,3 +307,47 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worke
     }
     eprintln!("crash test: {kills} kills, {replays} replayed batches, {:?}", started.elapsed());
 }
+
+#[test]
+fn sigkill_while_normalizing_leaves_no_half_package() {
+    let s = Scratch::new();
+    const ROWS: usize = 200_000;
+    let input = s.file("big.jsonl", &numbered(ROWS, "n"));
+    let args = ["--input", path_arg(&input), "--batch-size", "5000"];
+    let mut rng = Lcg(0xfeed);
+    for _ in 0..5 {
+        let mut child = s
+            .command("run", "capture", &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(rng.next(20, 400)));
+        let _ = child.kill();
+        child.wait().expect("reap");
+        // Whatever is in normalized/ must be a complete package.
+        let pending = s.pipeline("capture").join("load/normalized");
+        for pkg in
+            std::fs::read_dir(&pending).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+        {
+            assert!(
+                pkg.join("load_package_state.json").is_file() && pkg.join("schema.json").is_file(),
+                "half package {}",
+                pkg.display()
+            );
+        }
+    }
+    let out = run(s.command("run", "capture", &args));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    let mut kept = BTreeSet::new();
+    let mut got = Vec::new();
+    for d in &docs {
+        if kept.insert(d["context"]["idempotency_key"].as_str().unwrap_or_default().to_string()) {
+            got.extend(ids(d["rows"].as_array().map(Vec::as_slice).unwrap_or_default()));
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..ROWS as u64).collect::<Vec<_>>(), "every row exactly once");
+}
