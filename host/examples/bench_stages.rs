@@ -1,0 +1,132 @@
+//! Per-stage throughput: parse, normalize (nesting 0 and 2), job-file write
+//! and read-back (jsonl, parquet) with file sizes, and ledger commits.
+//!
+//!   cargo run --release --example bench_stages -- INPUT.jsonl
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use host::extract::{self, ExtractOptions, InputSpec};
+use host::input::{self, InputError, InputSource, ReadOptions};
+use host::ledger::{Ledger, Record};
+use host::normalize::{NormalizeSettings, Normalizer};
+use host::package::parquet::{ParquetJobReader, batch_rows};
+use host::package::reader::JobReader;
+use host::package::writer::Rotation;
+use host::package::{FileFormat, JobState, PipelineDir};
+use host::schema::Schema;
+
+fn settings(nesting: u32) -> NormalizeSettings {
+    NormalizeSettings {
+        naming_convention: "direct".into(),
+        max_nesting_level: nesting,
+        skip_dlt_columns_and_tables: true,
+        schema_hints: Default::default(),
+    }
+}
+
+fn report(stage: &str, rows: u64, bytes: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!("{stage:<28} {:>12.0} rows/s {:>9.1} MB/s", rows as f64 / secs, bytes as f64 / 1e6 / secs);
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let Some(input) = std::env::args().nth(1) else { anyhow::bail!("usage: bench_stages INPUT.jsonl") };
+    let input = Path::new(&input);
+    let size = std::fs::metadata(input)?.len();
+    let source = InputSource::File(input.to_path_buf());
+
+    // Parse only.
+    let started = Instant::now();
+    let mut rows = 0u64;
+    let counter = AtomicU64::new(0);
+    input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |_| {
+        rows += 1;
+        Ok::<_, InputError>(())
+    })?;
+    report("parse", rows, size, started);
+
+    // Parse + normalize.
+    for nesting in [0, 2] {
+        let mut n = Normalizer::new(&settings(nesting), Schema::default(), "1.0")?;
+        let mut out = Vec::new();
+        let mut produced = 0u64;
+        let started = Instant::now();
+        input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |r| {
+            out.clear();
+            n.push("events", &r.value, &mut out).map_err(|e| InputError::Io {
+                source_name: e.to_string(),
+                error: std::io::Error::other("normalize"),
+            })?;
+            produced += out.len() as u64;
+            Ok::<_, InputError>(())
+        })?;
+        report(&format!("parse+normalize nesting {nesting}"), rows, size, started);
+        println!("{:<28} {produced} rows in {} tables", "", n.schema().tables.len());
+    }
+
+    // Write (parse + normalize + job files), then read back.
+    let work = tempfile::tempdir()?;
+    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+        let pipeline = PipelineDir::open(work.path(), format.extension())?;
+        let started = Instant::now();
+        let inputs = [InputSpec { source: source.clone(), table: "events".into(), table_from_field: None }];
+        let options = ExtractOptions {
+            format,
+            rotation: Rotation::default(),
+            known_fingerprint: Some("bench"),
+            skip_bad_lines: false,
+            gzip: false,
+            progress: &|_, _| {},
+        };
+        extract::extract(&pipeline, &inputs, &settings(0), options)?;
+        report(&format!("write {}", format.extension()), rows, size, started);
+        let pkg = pipeline.pending()?.remove(0);
+        let job = pkg.state.jobs[0].clone();
+        let path = pkg.job_path(&job, JobState::New);
+        let file_size = std::fs::metadata(&path)?.len();
+        let table = pkg.schema.table("events").cloned().ok_or_else(|| anyhow::anyhow!("no table"))?;
+        let started = Instant::now();
+        let mut read = 0u64;
+        match format {
+            FileFormat::Jsonl => {
+                let mut r = JobReader::open(&path, 0)?;
+                while let Some(b) = r.next_batch(&table, 1000, None)? {
+                    read += b.rows.len() as u64;
+                    std::hint::black_box(b);
+                }
+            }
+            FileFormat::Parquet => {
+                let mut r = ParquetJobReader::open(&path, 0, 1000)?;
+                while let Some((_, batch)) = r.next_record_batch()? {
+                    let rows = batch_rows(&batch, &table, &path)?;
+                    read += rows.len() as u64;
+                    std::hint::black_box(rows);
+                }
+            }
+        }
+        report(&format!("read back {}", format.extension()), read, file_size, started);
+        println!("{:<28} job file {:.1} MB", "", file_size as f64 / 1e6);
+    }
+
+    // Ledger commits (append + fsync).
+    let ledger = Ledger::open(work.path())?;
+    let n = 2000;
+    let started = Instant::now();
+    for i in 0..n {
+        ledger.append(Record::Delivered { job: "events.x.jsonl".into(), rows: i * 1000 })?;
+    }
+    println!("{:<28} {:>12.1} µs per commit", "ledger commit", started.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!("peak RSS {:.1} MB", peak_rss_mb());
+    Ok(())
+}
