@@ -363,3 +363,56 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(table: &str, n: u32) -> JobInfo {
+        JobInfo {
+            job_id: format!("{table}.{n}"),
+            file_name: format!("{table}.{n}.0.jsonl"),
+            table: table.into(),
+            rows: 1,
+        }
+    }
+
+    fn shared(strategy: Strategy, jobs: Vec<JobInfo>, dir: &std::path::Path) -> Shared {
+        Shared {
+            queue: Mutex::new(jobs.into()),
+            report: Mutex::new(LoadReport::default()),
+            error: Mutex::new(None),
+            ledger: Ledger::open(dir).expect("ledger"),
+            progress: None,
+            strategy,
+            busy_tables: Mutex::new(Vec::new()),
+            wake: std::sync::Condvar::new(),
+        }
+    }
+
+    #[test]
+    fn table_sequential_runs_one_job_per_table_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(Strategy::TableSequential, vec![job("a", 1), job("a", 2), job("b", 1)], dir.path());
+        let first = s.next_job().expect("a.1");
+        let second = s.next_job().expect("b.1, not a.2 while a.1 runs");
+        assert_eq!((first.job_id.as_str(), second.job_id.as_str()), ("a.1", "b.1"));
+        // a.2 waits until a.1 is done.
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.next_job().map(|j| j.job_id));
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(!waiter.is_finished(), "a.2 must wait for a.1");
+            s.done(&first);
+            assert_eq!(waiter.join().expect("join").as_deref(), Some("a.2"));
+        });
+    }
+
+    #[test]
+    fn parallel_hands_out_jobs_in_order_regardless_of_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(Strategy::Parallel, vec![job("a", 1), job("a", 2)], dir.path());
+        assert_eq!(s.next_job().map(|j| j.job_id).as_deref(), Some("a.1"));
+        assert_eq!(s.next_job().map(|j| j.job_id).as_deref(), Some("a.2"));
+        assert!(s.next_job().is_none());
+    }
+}
