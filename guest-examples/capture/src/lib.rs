@@ -9,19 +9,41 @@
 //! host never leaves half a file. The format is described by
 //! `capture.schema.json` next to this file; `example.json` is one such file.
 
-use dlthost_sink::{BatchContext, FileFormat, Guest, Items, JobFile, SinkError, SinkSpec, TableSchema};
+use dlthost_sink::{BatchContext, FileFormat, Guest, ItemFormat, Items, JobFile, SinkError, SinkSpec, TableSchema};
 use serde_json::{Map, Value as Json};
 
 struct Capture;
 
 impl Guest for Capture {
     fn spec() -> SinkSpec {
-        dlthost_sink::default_spec("capture")
+        let mut spec = dlthost_sink::default_spec("capture");
+        // `--env CAPTURE_ITEMS=arrow-ipc` asks for Arrow IPC batches (with
+        // parquet job files), to check that path end to end.
+        if std::env::var("CAPTURE_ITEMS").is_ok_and(|v| v == "arrow-ipc") {
+            spec.item_format = ItemFormat::ArrowIpc;
+        }
+        spec
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
+        if let Items::ArrowIpc(bytes) = &items {
+            let rows = ipc_rows(bytes, &table).map_err(SinkError::Terminal)?;
+            return dlthost_sink::capture::write_rows(&table, &ctx, rows, Json::Null);
+        }
         dlthost_sink::capture::write_call_with(&table, &ctx, &items, read_file)
     }
+}
+
+/// The rows of one Arrow IPC stream.
+fn ipc_rows(bytes: &[u8], table: &TableSchema) -> Result<Vec<Json>, String> {
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| format!("arrow-ipc: {e}"))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("arrow-ipc: {e}"))?;
+        rows.extend(batch_rows(&batch, table, "arrow-ipc")?);
+    }
+    Ok(rows)
 }
 
 /// Whole job files: jsonl through the SDK, parquet here.
@@ -35,11 +57,6 @@ fn read_file(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
 /// Reads every row of a Parquet job file as JSON objects in the capture
 /// encoding (every column of `table`, in file order).
 fn read_parquet(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
-    use arrow::array::{
-        Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
-        Time64MicrosecondArray, TimestampMicrosecondArray,
-    };
-    use dlthost_sink::{DataType, Value};
     // WASI cannot clone file handles, which parquet's File reader needs:
     // read the file into memory (a debugging sink can afford that).
     let bytes = bytes::Bytes::from(std::fs::read(&file.path).map_err(|e| format!("{}: {e}", file.path))?);
@@ -49,6 +66,24 @@ fn read_parquet(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", file.path))?;
+        rows.extend(batch_rows(&batch, table, &file.path)?);
+    }
+    Ok(rows)
+}
+
+/// The rows of an Arrow record batch in the capture encoding.
+fn batch_rows(
+    batch: &arrow::record_batch::RecordBatch,
+    table: &TableSchema,
+    source: &str,
+) -> Result<Vec<Json>, String> {
+    use arrow::array::{
+        Array, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
+        Time64MicrosecondArray, TimestampMicrosecondArray,
+    };
+    use dlthost_sink::{DataType, Value};
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    {
         for r in 0..batch.num_rows() {
             let mut row = Map::with_capacity(table.columns.len());
             for c in &table.columns {
@@ -57,7 +92,7 @@ fn read_parquet(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String
                     continue;
                 };
                 let any = a.as_any();
-                let bad = || format!("{}: column {} has an unexpected type", file.path, c.name);
+                let bad = || format!("{source}: column {} has an unexpected type", c.name);
                 let v = if a.is_null(r) {
                     Value::Null
                 } else {

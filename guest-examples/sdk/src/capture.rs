@@ -39,6 +39,17 @@ pub fn document(
     }))
 }
 
+/// Writes a call whose rows the sink decoded itself (e.g. from Arrow IPC).
+pub fn write_rows(table: &TableSchema, ctx: &BatchContext, rows: Vec<Json>, file: Json) -> Result<(), SinkError> {
+    let doc = json!({
+        "table": crate::table_to_json(table),
+        "context": crate::context_to_json(ctx),
+        "rows": Json::Array(rows),
+        "file": file,
+    });
+    write_doc(table, ctx, &doc)
+}
+
 /// Writes the call to `/out/<table>.<job_id>.<start_row>.<n>.json`
 /// (whole files: jsonl only; see [`write_call_with`]).
 pub fn write_call(table: &TableSchema, ctx: &BatchContext, items: &Items) -> Result<(), SinkError> {
@@ -53,6 +64,10 @@ pub fn write_call_with(
     read_file: FileReader,
 ) -> Result<(), SinkError> {
     let doc = document(table, ctx, items, read_file)?;
+    write_doc(table, ctx, &doc)
+}
+
+fn write_doc(table: &TableSchema, ctx: &BatchContext, doc: &Json) -> Result<(), SinkError> {
     let stem = format!("{}.{}.{}", safe_file_name(&table.name), ctx.job_id, ctx.start_row);
     write_new_file(&stem, doc.to_string().as_bytes()).map_err(|e| {
         crate::retry(format!(

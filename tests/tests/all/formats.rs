@@ -156,3 +156,35 @@ fn gzip_jsonl_job_files_deliver_the_same_rows() {
         }
     }
 }
+
+#[test]
+fn a_sink_that_asks_for_arrow_ipc_gets_every_row() {
+    let (_, expected) = things();
+    let s = Scratch::new();
+    let (input, _) = things();
+    let file = s.file("input.jsonl", &input);
+    let hints = s.file("hints.toml", &HINTS.replace("TABLE", "things"));
+    let args = [
+        "--input",
+        file.to_str().expect("utf8"),
+        "--table",
+        "things",
+        "--batch-size",
+        "7",
+        "--schema-hints",
+        hints.to_str().expect("utf8"),
+        "--env",
+        "CAPTURE_ITEMS=arrow-ipc",
+    ];
+    // Arrow IPC batches come from parquet job files; jsonl is refused with a hint.
+    let out = s.run_capture(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--loader-file-format parquet"), "{}", stderr(&out));
+    let mut with_parquet = args.to_vec();
+    with_parquet.extend(["--loader-file-format", "parquet"]);
+    let out = s.run_capture(&with_parquet);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    assert_eq!(docs.len(), 3, "batches of 7, 7, 6");
+    assert_eq!(rows_of(&docs, "things"), expected);
+}
