@@ -172,8 +172,21 @@ fn deliver_job(
 
 /// Batches of one job file, in the form the sink asked for.
 enum Batches<'a> {
-    Jsonl { reader: JobReader, table: &'a crate::schema::Table, batch_size: usize, max_bytes: Option<u64> },
-    Parquet { reader: ParquetJobReader, table: &'a crate::schema::Table, path: PathBuf, ipc: bool },
+    Jsonl {
+        reader: JobReader,
+        table: &'a crate::schema::Table,
+        batch_size: usize,
+        max_bytes: Option<u64>,
+    },
+    Parquet {
+        reader: ParquetJobReader,
+        table: &'a crate::schema::Table,
+        path: PathBuf,
+        ipc: bool,
+        max_bytes: Option<u64>,
+        /// Slices of a record batch cut by `max_bytes`, not yet sent.
+        queued: std::collections::VecDeque<(u64, arrow::record_batch::RecordBatch)>,
+    },
 }
 
 impl<'a> Batches<'a> {
@@ -197,6 +210,8 @@ impl<'a> Batches<'a> {
                 table,
                 path: path.to_path_buf(),
                 ipc: options.item_format == ItemFormat::ArrowIpc,
+                max_bytes: options.max_batch_bytes,
+                queued: std::collections::VecDeque::new(),
             },
         })
     }
@@ -210,8 +225,12 @@ impl<'a> Batches<'a> {
                     (b.start_row, n, Items::Rows(b.rows.into_iter().map(convert::row).collect()))
                 }))
             }
-            Batches::Parquet { reader, table, path, ipc } => {
-                let Some((start, batch)) = reader.next_record_batch()? else { return Ok(None) };
+            Batches::Parquet { reader, table, path, ipc, max_bytes, queued } => {
+                if queued.is_empty() {
+                    let Some((start, batch)) = reader.next_record_batch()? else { return Ok(None) };
+                    queued.extend(split_by_bytes(start, batch, *max_bytes));
+                }
+                let Some((start, batch)) = queued.pop_front() else { return Ok(None) };
                 let n = batch.num_rows() as u64;
                 let items = if *ipc {
                     Items::ArrowIpc(
@@ -225,6 +244,23 @@ impl<'a> Batches<'a> {
             }
         }
     }
+}
+
+/// Cuts a record batch into slices of at most `max_bytes` (by Arrow's memory
+/// size, pro rata per row; at least one row per slice).
+fn split_by_bytes(
+    start: u64,
+    batch: arrow::record_batch::RecordBatch,
+    max_bytes: Option<u64>,
+) -> Vec<(u64, arrow::record_batch::RecordBatch)> {
+    let rows = batch.num_rows();
+    let size = batch.get_array_memory_size() as u64;
+    let Some(cap) = max_bytes.filter(|cap| size > *cap && rows > 1) else { return vec![(start, batch)] };
+    let per_slice = ((rows as u64 * cap) / size).max(1) as usize;
+    (0..rows)
+        .step_by(per_slice)
+        .map(|offset| (start + offset as u64, batch.slice(offset, per_slice.min(rows - offset))))
+        .collect()
 }
 
 /// Records how a job ended and moves its file; `rows` are delivered rows not
@@ -382,6 +418,19 @@ fn expose_file(file: &Path, dir: &Path, name: &str) -> Result<PathBuf, PackageEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parquet_batches_are_cut_by_bytes() {
+        use std::sync::Arc;
+        let col: arrow::array::ArrayRef = Arc::new(arrow::array::Int64Array::from((0..100).collect::<Vec<i64>>()));
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([("i", col)]).expect("batch");
+        let size = batch.get_array_memory_size() as u64;
+        let slices = split_by_bytes(10, batch.clone(), Some(size / 4));
+        assert!(slices.len() >= 4, "{}", slices.len());
+        assert_eq!(slices.iter().map(|(_, b)| b.num_rows()).sum::<usize>(), 100);
+        assert_eq!(slices[1].0, 10 + slices[0].1.num_rows() as u64, "start rows follow the slices");
+        assert_eq!(split_by_bytes(0, batch, None).len(), 1);
+    }
 
     #[test]
     fn idempotency_keys_follow_rows() {
