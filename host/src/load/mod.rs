@@ -283,9 +283,11 @@ fn load_package(
         report.packages_pending.push(package.dir().to_path_buf());
     } else {
         let failed = package.state.jobs.iter().any(|j| package.job_state(j) == Some(JobState::Failed));
-        let (fingerprint, load_id) = (package.state.fingerprint.clone(), package.state.load_id.clone());
+        // Record the input as loaded before the package leaves `normalized/`:
+        // a crash in between must not let a rerun package the input again
+        // (that would resend every row under new idempotency keys).
+        pipeline.record_loaded(&package.state.fingerprint, &package.state.load_id)?;
         let moved = package.complete(&pipeline.loaded_dir(), failed)?;
-        pipeline.record_loaded(&fingerprint, &load_id)?;
         report.packages_loaded.push(moved);
     }
     Ok(())
