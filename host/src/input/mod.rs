@@ -11,6 +11,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod parquet;
+
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
@@ -125,6 +127,15 @@ where
     E: From<InputError>,
 {
     let ReadOptions { hasher, bytes_read, on_bad_line } = options;
+    if let InputSource::File(path) = source
+        && parquet::is_parquet(path)
+    {
+        if let Some(h) = hasher {
+            hash_file(path, h)?;
+        }
+        bytes_read.fetch_add(std::fs::metadata(path).map_or(0, |m| m.len()), Ordering::Relaxed);
+        return parquet::read(path, &mut each);
+    }
     let name = source.to_string();
     let io_err = |error| InputError::Io { source_name: name.clone(), error };
     let raw: Box<dyn Read> = match source {

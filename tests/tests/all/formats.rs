@@ -188,3 +188,38 @@ fn a_sink_that_asks_for_arrow_ipc_gets_every_row() {
     assert_eq!(docs.len(), 3, "batches of 7, 7, 6");
     assert_eq!(rows_of(&docs, "things"), expected);
 }
+
+#[test]
+fn parquet_files_are_accepted_as_input() {
+    // Make a parquet file with our own pipeline, then load it as input.
+    let (s, _) = load("parquet", "1000", "things");
+    let pkg = std::fs::read_dir(s.pipeline("capture").join("load/loaded"))
+        .expect("loaded")
+        .next()
+        .expect("pkg")
+        .expect("e")
+        .path();
+    let job = std::fs::read_dir(pkg.join("completed_jobs")).expect("jobs").next().expect("job").expect("e").path();
+    let input = s.path().join("again.parquet");
+    std::fs::copy(&job, &input).expect("copy");
+    std::fs::remove_dir_all(s.out()).expect("clear out");
+    std::fs::create_dir_all(s.out()).expect("out");
+    let out = s.run_capture(&["--input", input.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = s.captured();
+    let rows = rows_of(&docs, "again");
+    assert_eq!(rows.len(), 20);
+    let types: std::collections::BTreeMap<String, String> = docs[0]["table"]["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap_or("").into(), c["data_type"].as_str().unwrap_or("").into()))
+        .collect();
+    assert_eq!(types["id"], "bigint");
+    assert_eq!(types["at"], "timestamp", "timestamps come back as timestamps");
+    assert_eq!(types["f"], "double");
+    assert_eq!(types["ok"], "bool");
+    assert_eq!(rows[3]["id"], 3);
+    assert_eq!(rows[3]["at"], "2024-02-29T23:00:03.123456Z");
+    assert_eq!(rows[0]["name"], Value::Null);
+}
