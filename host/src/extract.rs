@@ -45,6 +45,9 @@ pub enum ExtractError {
     /// Writing the package failed.
     #[error(transparent)]
     Package(#[from] PackageError),
+    /// Ctrl-C or SIGTERM arrived while normalizing.
+    #[error("stopped while normalizing")]
+    Interrupted,
 }
 
 /// What extraction produced.
@@ -162,6 +165,9 @@ pub fn extract(
                 None => table.clone(),
             };
             if records.is_multiple_of(4096) {
+                if crate::load::stop_requested() {
+                    return Err(ExtractError::Interrupted);
+                }
                 progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
             }
             rows.clear();

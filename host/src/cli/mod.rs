@@ -121,7 +121,11 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    install_signal_handlers();
+    // Only commands that load stop cleanly on the first signal; for the
+    // others the default (exit at once) is right.
+    if matches!(cli.command, Command::Run(_) | Command::Normalize(_) | Command::Load(_)) {
+        install_signal_handlers();
+    }
     let result = match cli.command {
         Command::Run(args) => args.execute(cli.quiet),
         Command::Normalize(args) => args.execute_normalize_only(cli.quiet),
@@ -145,6 +149,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) if crate::load::stop_requested() => {
+            eprintln!("Interrupted: {e:#}. Nothing was packaged; run the same command again.");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_USAGE)

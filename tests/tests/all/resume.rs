@@ -351,3 +351,23 @@ fn sigkill_while_normalizing_leaves_no_half_package() {
     got.sort_unstable();
     assert_eq!(got, (0..ROWS as u64).collect::<Vec<_>>(), "every row exactly once");
 }
+
+#[test]
+fn sigint_while_normalizing_stops_at_once_and_leaves_nothing() {
+    let s = Scratch::new();
+    let input = s.file("big.jsonl", &numbered(1_000_000, "n"));
+    let mut cmd = s.command("run", "capture", &["--input", path_arg(&input)]);
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "stops promptly");
+    assert!(stderr(&out).contains("Nothing was packaged"), "{}", stderr(&out));
+    for sub in ["normalized", "staging"] {
+        let dir = s.pipeline("capture").join("load").join(sub);
+        assert_eq!(std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0), 0, "{sub} is empty");
+    }
+    assert!(s.captured().is_empty());
+}
