@@ -284,7 +284,7 @@ impl ParquetJobReader {
 /// The rows of a record batch as host values, aligned with its columns.
 pub fn batch_rows(batch: &RecordBatch, table: &Table, path: &Path) -> Result<Vec<Vec<Value>>, PackageError> {
     let mut rows: Vec<Vec<Value>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(table.columns.len())).collect();
-    for (i, col) in table.columns.iter().enumerate() {
+    for col in &table.columns {
         let array =
             batch.column_by_name(&col.name).ok_or_else(|| damaged(path, format!("no column `{}`", col.name)))?;
         for (r, row) in rows.iter_mut().enumerate() {
@@ -293,7 +293,6 @@ pub fn batch_rows(batch: &RecordBatch, table: &Table, path: &Path) -> Result<Vec
                     .ok_or_else(|| damaged(path, format!("column `{}` has an unexpected type", col.name)))?,
             );
         }
-        let _ = i;
     }
     Ok(rows)
 }

@@ -58,24 +58,27 @@ fn things() -> (String, Vec<Value>) {
     (input, expected)
 }
 
-fn load(format: &str, batch: &str, table: &str) -> (Scratch, Vec<Value>) {
-    let s = Scratch::new();
+/// Runs `things()` through `capture` with the hints, into `table`, plus `extra`.
+fn run_things(s: &Scratch, table: &str, extra: &[&str]) -> std::process::Output {
     let (input, _) = things();
     let file = s.file("input.jsonl", &input);
     // A quoted TOML key holds any table name.
     let hints = s.file("hints.toml", &HINTS.replace("TABLE", &format!("\"{table}\"")));
-    let out = s.run_capture(&[
+    let mut args = vec![
         "--input",
         file.to_str().expect("utf8"),
         "--table",
         table,
-        "--loader-file-format",
-        format,
-        "--batch-size",
-        batch,
         "--schema-hints",
         hints.to_str().expect("utf8"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    s.run_capture(&args)
+}
+
+fn load(format: &str, batch: &str, table: &str) -> (Scratch, Vec<Value>) {
+    let s = Scratch::new();
+    let out = run_things(&s, table, &["--loader-file-format", format, "--batch-size", batch]);
     assert!(out.status.success(), "{format} batch {batch}: {}", stderr(&out));
     let docs = s.captured();
     (s, docs)
@@ -133,20 +136,7 @@ fn gzip_jsonl_job_files_deliver_the_same_rows() {
     let (_, expected) = things();
     for batch in ["7", "0"] {
         let s = Scratch::new();
-        let (input, _) = things();
-        let file = s.file("input.jsonl", &input);
-        let hints = s.file("hints.toml", &HINTS.replace("TABLE", "things"));
-        let out = s.run_capture(&[
-            "--input",
-            file.to_str().expect("utf8"),
-            "--table",
-            "things",
-            "--gzip-jobs",
-            "--batch-size",
-            batch,
-            "--schema-hints",
-            hints.to_str().expect("utf8"),
-        ]);
+        let out = run_things(&s, "things", &["--gzip-jobs", "--batch-size", batch]);
         assert!(out.status.success(), "{}", stderr(&out));
         let docs = s.captured();
         assert_eq!(rows_of(&docs, "things"), expected, "batch {batch}");
@@ -161,28 +151,14 @@ fn gzip_jsonl_job_files_deliver_the_same_rows() {
 fn a_sink_that_asks_for_arrow_ipc_gets_every_row() {
     let (_, expected) = things();
     let s = Scratch::new();
-    let (input, _) = things();
-    let file = s.file("input.jsonl", &input);
-    let hints = s.file("hints.toml", &HINTS.replace("TABLE", "things"));
-    let args = [
-        "--input",
-        file.to_str().expect("utf8"),
-        "--table",
-        "things",
-        "--batch-size",
-        "7",
-        "--schema-hints",
-        hints.to_str().expect("utf8"),
-        "--env",
-        "CAPTURE_ITEMS=arrow-ipc",
-    ];
+    let args = ["--batch-size", "7", "--env", "CAPTURE_ITEMS=arrow-ipc"];
     // Arrow IPC batches come from parquet job files; jsonl is refused with a hint.
-    let out = s.run_capture(&args);
+    let out = run_things(&s, "things", &args);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--loader-file-format parquet"), "{}", stderr(&out));
     let mut with_parquet = args.to_vec();
     with_parquet.extend(["--loader-file-format", "parquet"]);
-    let out = s.run_capture(&with_parquet);
+    let out = run_things(&s, "things", &with_parquet);
     assert!(out.status.success(), "{}", stderr(&out));
     let docs = s.captured();
     assert_eq!(docs.len(), 3, "batches of 7, 7, 6");
