@@ -90,6 +90,9 @@ pub struct Normalizer {
     root_rows: u64,
     /// Seed of root row ids, from the load id.
     id_seed: u64,
+    /// Column name → index per table, so a cell finds its column without
+    /// scanning; extended lazily as columns are appended (they never move).
+    column_lookup: Vec<rustc_hash::FxHashMap<String, usize>>,
     /// Hinted columns by normalized table name.
     hints: std::collections::HashMap<String, Vec<Column>>,
 }
@@ -136,6 +139,7 @@ impl Normalizer {
                 u64::from_le_bytes(seed)
             },
             hints,
+            column_lookup: Vec::new(),
         };
         // Tables of earlier runs get hinted columns they lack.
         for i in 0..normalizer.schema.tables.len() {
@@ -325,9 +329,22 @@ impl Normalizer {
         Flattened { fields, lists }
     }
 
-    fn is_json_column(&self, table_idx: usize, name: &str) -> bool {
-        let table = &self.schema.tables[table_idx];
-        table.column_index(name).is_some_and(|i| table.columns[i].data_type == DataType::Json)
+    /// The index of column `name` of table `table_idx`.
+    fn column(&mut self, table_idx: usize, name: &str) -> Option<usize> {
+        if self.column_lookup.len() <= table_idx {
+            self.column_lookup.resize_with(table_idx + 1, Default::default);
+        }
+        let lookup = &mut self.column_lookup[table_idx];
+        let columns = &self.schema.tables[table_idx].columns;
+        for (i, c) in columns.iter().enumerate().skip(lookup.len()) {
+            lookup.insert(c.name.clone(), i);
+        }
+        lookup.get(name).copied()
+    }
+
+    fn is_json_column(&mut self, table_idx: usize, name: &str) -> bool {
+        self.column(table_idx, name)
+            .is_some_and(|i| self.schema.tables[table_idx].columns[i].data_type == DataType::Json)
     }
 
     fn table_index(&mut self, name: &str, parent: Option<&str>) -> usize {
@@ -347,15 +364,16 @@ impl Normalizer {
     fn cell(&mut self, table_idx: usize, name: &str, v: &Json) -> Result<Option<(usize, Value)>, NormalizeError> {
         let Some(inferred) = types::infer(v) else { return Ok(None) };
         let type_err = |source| NormalizeError::Type { field: name.to_string(), source };
-        let table = &mut self.schema.tables[table_idx];
-        if let Some(idx) = table.column_index(name) {
-            let existing = table.columns[idx].data_type;
+        if let Some(idx) = self.column(table_idx, name) {
+            let existing = self.schema.tables[table_idx].columns[idx].data_type;
             if let Some(value) = types::coerce(v, existing).map_err(type_err)? {
                 return Ok(Some((idx, value)));
             }
             let variant = format!("{name}{}v_{}", self.namer.convention().separator(), inferred.name());
             let value = types::coerce(v, inferred).map_err(type_err)?.unwrap_or(Value::Null);
-            let idx = match table.column_index(&variant) {
+            let found = self.column(table_idx, &variant);
+            let table = &mut self.schema.tables[table_idx];
+            let idx = match found {
                 Some(i) => i,
                 None => {
                     let mut col = Column::new(variant, inferred);
@@ -371,13 +389,15 @@ impl Normalizer {
         if inferred == DataType::Timestamp {
             col.timezone = Some(true);
         }
+        let table = &mut self.schema.tables[table_idx];
         table.columns.push(col);
         Ok(Some((table.columns.len() - 1, value)))
     }
 
     fn dlt_cell(&mut self, table_idx: usize, name: &str, data_type: DataType, value: Value) -> (usize, Value) {
+        let found = self.column(table_idx, name);
         let table = &mut self.schema.tables[table_idx];
-        let idx = match table.column_index(name) {
+        let idx = match found {
             Some(i) => i,
             None => {
                 let mut col = Column::new(name, data_type);

@@ -3,7 +3,6 @@
 //! Two of dlt's conventions, with its exact rules: `direct` (dlt's default for
 //! custom destinations) and `snake_case`.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -101,13 +100,13 @@ fn snake_case(s: &str) -> String {
 #[derive(Debug)]
 pub struct Namer {
     convention: NamingConvention,
-    cache: HashMap<String, String>,
+    cache: rustc_hash::FxHashMap<String, String>,
 }
 
 impl Namer {
     /// A namer for `convention` with an empty cache.
     pub fn new(convention: NamingConvention) -> Self {
-        Namer { convention, cache: HashMap::new() }
+        Namer { convention, cache: Default::default() }
     }
 
     /// The convention this namer applies.
