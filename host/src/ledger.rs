@@ -87,7 +87,12 @@ pub struct JobProgress {
 /// An open ledger, shared by the workers of a package.
 pub struct Ledger {
     path: PathBuf,
-    file: Mutex<File>,
+    /// The append handle and the bytes appended so far.
+    file: Mutex<(File, u64)>,
+    /// A second handle for fsync, and the bytes known to be durable. Workers
+    /// share fsyncs (group commit): an append returns once some fsync that
+    /// started after its write has finished.
+    synced: Mutex<(File, u64)>,
     progress: Mutex<HashMap<String, JobProgress>>,
 }
 
@@ -111,7 +116,14 @@ impl Ledger {
         for r in records {
             apply(&mut progress, r);
         }
-        Ok(Ledger { path, file: Mutex::new(file), progress: Mutex::new(progress) })
+        let len = file.metadata().map_err(io)?.len();
+        let sync_handle = file.try_clone().map_err(io)?;
+        Ok(Ledger {
+            path,
+            file: Mutex::new((file, len)),
+            synced: Mutex::new((sync_handle, len)),
+            progress: Mutex::new(progress),
+        })
     }
 
     /// Reads a ledger without changing it (for `host status`).
@@ -140,14 +152,24 @@ impl Ledger {
         let json = serde_json::to_string(&record)
             .map_err(|e| LedgerError::Io { path: self.path.clone(), source: e.into() })?;
         let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+        let poisoned =
+            || LedgerError::Io { path: self.path.clone(), source: std::io::Error::other("ledger lock poisoned") };
+        let io = |source| LedgerError::Io { path: self.path.clone(), source };
+        let end = {
+            let mut f = self.file.lock().map_err(|_| poisoned())?;
+            f.0.write_all(line.as_bytes()).map_err(io)?;
+            f.1 += line.len() as u64;
+            f.1
+        };
         {
-            let mut f = self.file.lock().map_err(|_| LedgerError::Io {
-                path: self.path.clone(),
-                source: std::io::Error::other("ledger lock poisoned"),
-            })?;
-            let io = |source| LedgerError::Io { path: self.path.clone(), source };
-            f.write_all(line.as_bytes()).map_err(io)?;
-            f.sync_data().map_err(io)?;
+            let mut synced = self.synced.lock().map_err(|_| poisoned())?;
+            if synced.1 < end {
+                // Everything written before this point becomes durable with
+                // one fsync, including other workers' records.
+                let upto = self.file.lock().map_err(|_| poisoned())?.1;
+                synced.0.sync_data().map_err(io)?;
+                synced.1 = upto;
+            }
         }
         if let Ok(mut p) = self.progress.lock() {
             apply(&mut p, record);
