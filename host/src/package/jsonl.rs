@@ -143,7 +143,6 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        use serde::de::Error as _;
         let columns = &self.table.columns;
         let mut row = vec![Value::Null; columns.len()];
         let mut next = 0usize;
@@ -155,20 +154,113 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
             };
             next = idx + 1;
             let col = &columns[idx];
-            let json: Json = map.next_value()?;
-            row[idx] = match &json {
-                Json::Null => Value::Null,
-                j => decode_value(j, col.data_type).ok_or_else(|| {
-                    A::Error::custom(DecodeError::Type {
-                        column: col.name.clone(),
-                        expected: col.data_type.name(),
-                        found: j.to_string().chars().take(80).collect(),
-                    })
-                })?,
+            row[idx] = if col.data_type == DataType::Json {
+                match map.next_value::<Json>()? {
+                    Json::Null => Value::Null,
+                    j => Value::Json(j.to_string()),
+                }
+            } else {
+                // Straight into the typed value: no intermediate JSON tree.
+                map.next_value_seed(CellSeed { column: col })?
             };
         }
         Ok(row)
     }
+}
+
+/// Decodes one cell of a non-json column into its typed value.
+struct CellSeed<'c> {
+    column: &'c crate::schema::Column,
+}
+
+impl CellSeed<'_> {
+    fn mismatch<E: serde::de::Error>(&self, found: String) -> E {
+        E::custom(DecodeError::Type {
+            column: self.column.name.clone(),
+            expected: self.column.data_type.name(),
+            found: found.chars().take(80).collect(),
+        })
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CellSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a {} value", self.column.data_type.name())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+        match self.column.data_type {
+            DataType::Bool => Ok(Value::Bool(b)),
+            _ => Err(self.mismatch(b.to_string())),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Value, E> {
+        match self.column.data_type {
+            DataType::Bigint => Ok(Value::Bigint(i)),
+            DataType::Double => Ok(Value::Double(i as f64)),
+            _ => Err(self.mismatch(i.to_string())),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Value, E> {
+        match (self.column.data_type, i64::try_from(u)) {
+            (DataType::Bigint, Ok(i)) => Ok(Value::Bigint(i)),
+            (DataType::Double, _) => Ok(Value::Double(u as f64)),
+            _ => Err(self.mismatch(u.to_string())),
+        }
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Value, E> {
+        match self.column.data_type {
+            DataType::Double => Ok(Value::Double(f)),
+            _ => Err(self.mismatch(f.to_string())),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+        decode_str(s, self.column.data_type).ok_or_else(|| self.mismatch(format!("{s:?}")))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _seq: A) -> Result<Value, A::Error> {
+        Err(self.mismatch("an array".into()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _map: A) -> Result<Value, A::Error> {
+        Err(self.mismatch("an object".into()))
+    }
+}
+
+/// A string cell of a non-json column as its typed value.
+fn decode_str(s: &str, t: DataType) -> Option<Value> {
+    Some(match t {
+        DataType::Text => Value::Text(s.to_string()),
+        DataType::Decimal => Value::Decimal(s.to_string()),
+        DataType::Timestamp => Value::Timestamp(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros()),
+        DataType::Date => {
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+            Value::Date(i32::try_from((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days()).ok()?)
+        }
+        DataType::Time => {
+            let t = NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?;
+            Value::Time(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
+        }
+        DataType::Binary => Value::Binary(base64::engine::general_purpose::STANDARD.decode(s).ok()?),
+        _ => return None,
+    })
 }
 
 /// Resolves a key to its column index, trying the expected position first.
@@ -198,30 +290,6 @@ impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
         }
         Ok(cols.iter().position(|c| c.name == key))
     }
-}
-
-fn decode_value(j: &Json, t: DataType) -> Option<Value> {
-    Some(match (t, j) {
-        (DataType::Bool, Json::Bool(b)) => Value::Bool(*b),
-        (DataType::Bigint, Json::Number(n)) => Value::Bigint(n.as_i64()?),
-        (DataType::Double, Json::Number(n)) => Value::Double(n.as_f64()?),
-        (DataType::Text, Json::String(s)) => Value::Text(s.clone()),
-        (DataType::Decimal, Json::String(s)) => Value::Decimal(s.clone()),
-        (DataType::Json, j) => Value::Json(j.to_string()),
-        (DataType::Timestamp, Json::String(s)) => {
-            Value::Timestamp(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros())
-        }
-        (DataType::Date, Json::String(s)) => {
-            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-            Value::Date(i32::try_from((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days()).ok()?)
-        }
-        (DataType::Time, Json::String(s)) => {
-            let t = NaiveTime::parse_from_str(s, "%H:%M:%S%.f").ok()?;
-            Value::Time(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
-        }
-        (DataType::Binary, Json::String(s)) => Value::Binary(base64::engine::general_purpose::STANDARD.decode(s).ok()?),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
