@@ -194,6 +194,16 @@ impl Scratch {
         run(self.command("run", "faulty", args))
     }
 
+    /// The only package of pipeline `name` under `load/<state>` (`loaded`
+    /// or `normalized`); fails the test if there is not exactly one.
+    pub fn only_package(&self, name: &str, state: &str) -> PathBuf {
+        let dir = self.pipeline(name).join("load").join(state);
+        let found: Vec<PathBuf> =
+            std::fs::read_dir(&dir).expect("package dir").map(|e| e.expect("entry").path()).collect();
+        assert_eq!(found.len(), 1, "one package in {}", dir.display());
+        found.into_iter().next().expect("one package")
+    }
+
     /// The directory of pipeline `name`.
     pub fn pipeline(&self, name: &str) -> PathBuf {
         self.pipelines().join(name)

@@ -55,6 +55,15 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
+    /// Opens the pipeline named by `--pipeline`, which commands without a
+    /// sink (to take the name from) require.
+    pub fn open_named(&self, command: &str) -> anyhow::Result<PipelineDir> {
+        let Some(name) = self.pipeline.clone() else {
+            bail!("name the pipeline: host {command} --pipeline NAME");
+        };
+        self.open(&name)
+    }
+
     /// Opens the pipeline, named `--pipeline` or else `default_name`.
     pub fn open(&self, default_name: &str) -> anyhow::Result<PipelineDir> {
         let dir = match &self.pipelines_dir {
@@ -526,6 +535,21 @@ pub fn print_summary(sink: &str, report: &LoadReport, resume_hint: &str) {
     } else if !report.packages_pending.is_empty() {
         eprintln!("hint: resume where it stopped with: {resume_hint}");
     }
+}
+
+/// Prints a load's result (JSON on stdout with `--json`, the summary on
+/// stderr unless quiet) and returns the exit code. Shared by `run` and `load`.
+pub fn finish_load(sink: &str, report: &LoadReport, json: bool, quiet: bool) -> u8 {
+    if json {
+        match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot print the summary: {e}"),
+        }
+    }
+    if !quiet {
+        print_summary(sink, report, &this_command());
+    }
+    super::exit_code(report)
 }
 
 /// The command line that was used, for "resume with" hints.

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
+use super::common::{PipelineArgs, SinkArgs, finish_load};
 use crate::load::{self, LoadReport};
 
 /// Arguments of `host load`.
@@ -31,12 +31,6 @@ impl LoadArgs {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
         load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
-        if !quiet {
-            print_summary(sink.runtime.name(), &report, &this_command());
-        }
-        Ok(super::exit_code(&report))
+        Ok(finish_load(sink.runtime.name(), &report, self.json, quiet))
     }
 }

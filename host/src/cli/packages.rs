@@ -5,14 +5,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::common::PipelineArgs;
-use crate::package::{JobState, Package, PipelineDir};
-
-fn open(pipeline: &PipelineArgs, command: &str) -> anyhow::Result<PipelineDir> {
-    let Some(name) = pipeline.pipeline.clone() else {
-        anyhow::bail!("name the pipeline: host {command} --pipeline NAME");
-    };
-    pipeline.open(&name)
-}
+use crate::package::{JobState, Package};
 
 /// Arguments of `host packages`.
 #[derive(Debug, Args)]
@@ -57,7 +50,7 @@ fn listed(pkg: &Package, state: &'static str) -> Listed {
 impl PackagesArgs {
     /// Lists pending, loaded and failed packages.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let pipeline = open(&self.pipeline, "packages")?;
+        let pipeline = self.pipeline.open_named("packages")?;
         let mut all = Vec::new();
         for pkg in pipeline.pending()? {
             all.push(listed(&pkg, "pending"));
@@ -98,7 +91,7 @@ pub struct DropPendingArgs {
 impl DropPendingArgs {
     /// Discards pending packages.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let pipeline = open(&self.pipeline, "drop-pending")?;
+        let pipeline = self.pipeline.open_named("drop-pending")?;
         let _lock = pipeline.lock()?;
         let pending = pipeline.pending()?;
         if pending.is_empty() {
@@ -136,7 +129,7 @@ pub struct RetryFailedArgs {
 impl RetryFailedArgs {
     /// Moves failed jobs back to `new_jobs/` and their packages back to pending.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let pipeline = open(&self.pipeline, "retry-failed")?;
+        let pipeline = self.pipeline.open_named("retry-failed")?;
         let _lock = pipeline.lock()?;
         let mut total = 0;
         for (path, failed) in pipeline.loaded()? {

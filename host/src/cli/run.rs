@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
-use super::common::{PipelineArgs, SinkArgs, print_summary, this_command};
+use super::common::{PipelineArgs, SinkArgs, finish_load};
 use super::progress::Progress;
 use crate::extract::{self, ExtractOptions, InputSpec};
 use crate::input::InputSource;
@@ -186,16 +186,7 @@ impl RunArgs {
     }
 
     fn finish(&self, sink: &str, report: &LoadReport, quiet: bool) -> u8 {
-        if self.json {
-            match serde_json::to_string_pretty(report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("error: cannot print the summary: {e}"),
-            }
-        }
-        if !quiet {
-            print_summary(sink, report, &this_command());
-        }
-        super::exit_code(report)
+        finish_load(sink, report, self.json, quiet)
     }
 
     fn inputs(&self) -> anyhow::Result<Vec<InputSpec>> {

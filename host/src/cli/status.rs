@@ -51,10 +51,7 @@ pub struct PackageStatus {
 impl StatusArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let Some(name) = self.pipeline.pipeline.clone() else {
-            anyhow::bail!("name the pipeline: host status --pipeline NAME");
-        };
-        let pipeline = self.pipeline.open(&name)?;
+        let pipeline = self.pipeline.open_named("status")?;
         let mut packages = Vec::new();
         for pkg in pipeline.pending()? {
             let progress = Ledger::read(pkg.dir())?;

@@ -61,9 +61,8 @@ fn on_bad_line_skip_loads_the_rest_and_keeps_the_bad_lines() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("skipped 2 malformed lines"), "{}", stderr(&out));
     assert_eq!(rows_of(&s.captured(), "mixed"), vec![json!({"a": 1}), json!({"a": 3})]);
-    let loaded =
-        std::fs::read_dir(s.pipelines().join("capture/load/loaded")).expect("loaded").next().expect("pkg").expect("e");
-    let bad = std::fs::read_to_string(loaded.path().join("bad_lines.jsonl")).expect("quarantine file");
+    let loaded = s.only_package("capture", "loaded");
+    let bad = std::fs::read_to_string(loaded.join("bad_lines.jsonl")).expect("quarantine file");
     let lines: Vec<serde_json::Value> = bad.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!((lines[0]["line"].clone(), lines[0]["text"].clone()), (json!(2), json!("not json")));
     assert_eq!(lines[1]["line"], 4);

@@ -117,12 +117,7 @@ fn table_names_that_are_not_file_name_safe() {
         for format in ["jsonl", "parquet"] {
             let (s, docs) = load(format, "1000", table);
             assert_eq!(rows_of(&docs, table), expected, "{format} {}", &table[..5.min(table.len())]);
-            let pkg = std::fs::read_dir(s.pipeline("capture").join("load/loaded"))
-                .expect("loaded")
-                .next()
-                .expect("pkg")
-                .expect("e")
-                .path();
+            let pkg = s.only_package("capture", "loaded");
             for entry in std::fs::read_dir(pkg.join("completed_jobs")).expect("jobs") {
                 let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
                 assert!(!name.contains('/') && name.len() < 200, "{name}");
@@ -169,12 +164,7 @@ fn a_sink_that_asks_for_arrow_ipc_gets_every_row() {
 fn parquet_files_are_accepted_as_input() {
     // Make a parquet file with our own pipeline, then load it as input.
     let (s, _) = load("parquet", "1000", "things");
-    let pkg = std::fs::read_dir(s.pipeline("capture").join("load/loaded"))
-        .expect("loaded")
-        .next()
-        .expect("pkg")
-        .expect("e")
-        .path();
+    let pkg = s.only_package("capture", "loaded");
     let job = std::fs::read_dir(pkg.join("completed_jobs")).expect("jobs").next().expect("job").expect("e").path();
     let input = s.path().join("again.parquet");
     std::fs::copy(&job, &input).expect("copy");

@@ -188,9 +188,7 @@ fn pending_with_ledger(s: &Scratch) -> (std::path::PathBuf, Vec<String>) {
     let mut first: Vec<&str> = base.iter().map(String::as_str).collect();
     first.extend(["--env", "RETRY_ROW=7"]);
     assert_eq!(s.run_faulty(&first).status.code(), Some(1));
-    let pending = s.pipeline("faulty").join("load/normalized");
-    let pkg = std::fs::read_dir(&pending).expect("pending").next().expect("one package").expect("entry").path();
-    (pkg.join("ledger.log"), base)
+    (s.only_package("faulty", "normalized").join("ledger.log"), base)
 }
 
 #[test]
