@@ -157,13 +157,14 @@ pub fn extract(
         };
         input::read_records(&input.source, options, |record| -> Result<(), ExtractError> {
             records += 1;
-            let table = match &input.table_from_field {
+            let routed = match &input.table_from_field {
                 Some(field) => match record.value.get(field).and_then(|v| v.as_str()) {
-                    Some(name) if !name.is_empty() => normalizer.table_name(name),
-                    _ => table.clone(),
+                    Some(name) if !name.is_empty() => Some(normalizer.table_name(name)),
+                    _ => None,
                 },
-                None => table.clone(),
+                None => None,
             };
+            let table = routed.as_deref().unwrap_or(&table);
             if records.is_multiple_of(4096) {
                 if crate::load::stop_requested() {
                     return Err(ExtractError::Interrupted);
@@ -171,7 +172,7 @@ pub fn extract(
                 progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
             }
             rows.clear();
-            normalizer.push(&table, &record.value, &mut rows).map_err(|error| ExtractError::Normalize {
+            normalizer.push(table, &record.value, &mut rows).map_err(|error| ExtractError::Normalize {
                 source_name: source_name.clone(),
                 line: record.line,
                 error,

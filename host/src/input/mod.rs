@@ -11,9 +11,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod json;
 pub mod parquet;
 
-use serde_json::Value as Json;
+pub use json::Node;
 use sha2::{Digest, Sha256};
 
 /// Where records come from.
@@ -84,13 +85,14 @@ pub enum InputError {
     },
 }
 
-/// One input record and the line it started on.
+/// One input record and the line it started on. Its strings may borrow
+/// from the reader's line buffer, so it lives only for one callback.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
+pub struct Record<'a> {
     /// 1-based line in the input.
     pub line: u64,
     /// The record.
-    pub value: Json,
+    pub value: Node<'a>,
 }
 
 /// A JSON Lines line that is not valid JSON, when such lines are skipped.
@@ -121,7 +123,7 @@ pub struct ReadOptions<'a> {
 pub fn read_records<E>(
     source: &InputSource,
     options: ReadOptions<'_>,
-    mut each: impl FnMut(Record) -> Result<(), E>,
+    mut each: impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E>
 where
     E: From<InputError>,
@@ -219,28 +221,37 @@ fn read_lines<E: From<InputError>>(
     name: &str,
     mut reader: Box<dyn BufRead + '_>,
     mut on_bad_line: Option<&mut dyn FnMut(BadLine)>,
-    each: &mut impl FnMut(Record) -> Result<(), E>,
+    each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut line = String::new();
+    // Bytes, not a String: serde_json checks UTF-8 itself (so a bad byte is
+    // a malformed line with a column, not an I/O error ending the read) and
+    // the record's strings borrow from this buffer.
+    let mut line: Vec<u8> = Vec::with_capacity(1024);
     let mut line_no = 0u64;
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
         if n == 0 {
             return Ok(());
         }
         line_no += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
+        let mut text: &[u8] = &line;
+        while let [rest @ .., b'\n' | b'\r'] = text {
+            text = rest;
+        }
+        if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value: Json = match serde_json::from_str(text) {
+        let value = match Node::parse(text) {
             Ok(v) => v,
             Err(e) => {
                 let message = strip_position(&e);
                 if let Some(skip) = on_bad_line.as_mut() {
                     let error = format!("column {}: {message}", e.column());
-                    skip(BadLine { source: name.to_string(), line: line_no, error, text: text.to_string() });
+                    let text = String::from_utf8_lossy(text).into_owned();
+                    skip(BadLine { source: name.to_string(), line: line_no, error, text });
                     continue;
                 }
                 return Err(InputError::Malformed {
@@ -253,7 +264,7 @@ fn read_lines<E: From<InputError>>(
             }
         };
         match value {
-            Json::Array(items) => {
+            Node::Array(items) => {
                 for value in items {
                     each(Record { line: line_no, value })?;
                 }
@@ -267,7 +278,7 @@ fn read_lines<E: From<InputError>>(
 fn read_array<E: From<InputError>>(
     name: &str,
     reader: Box<dyn BufRead + '_>,
-    each: &mut impl FnMut(Record) -> Result<(), E>,
+    each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     use serde::de::{Deserializer as _, SeqAccess, Visitor};
 
@@ -277,14 +288,14 @@ fn read_array<E: From<InputError>>(
     }
     impl<'de, F, E> Visitor<'de> for Elements<'_, F, E>
     where
-        F: FnMut(Record) -> Result<(), E>,
+        F: FnMut(Record<'_>) -> Result<(), E>,
     {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an array of records")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while let Some(value) = seq.next_element::<Json>()? {
+            while let Some(value) = seq.next_element::<Node<'de>>()? {
                 // The reader's exact line is not exposed mid-stream; element
                 // errors carry their own line from serde_json.
                 if let Err(e) = (self.each)(Record { line: 0, value }) {
@@ -331,12 +342,12 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn collect(path: &Path) -> Result<Vec<Record>, InputError> {
+    fn collect(path: &Path) -> Result<Vec<Record<'static>>, InputError> {
         let mut out = Vec::new();
         let bytes = AtomicU64::new(0);
         let options = ReadOptions { hasher: None, bytes_read: &bytes, on_bad_line: None };
         read_records(&InputSource::File(path.to_path_buf()), options, |r| {
-            out.push(r);
+            out.push(Record { line: r.line, value: r.value.into_owned() });
             Ok::<_, InputError>(())
         })?;
         Ok(out)

@@ -13,9 +13,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use base64::Engine as _;
-use serde_json::{Map, Value as Json, json};
+use std::borrow::Cow;
 
-use super::{InputError, Record};
+use super::{InputError, Node, Record};
 use crate::package::jsonl::{format_date, format_timestamp};
 
 /// True when the file starts with Parquet's magic bytes.
@@ -25,7 +25,7 @@ pub fn is_parquet(path: &Path) -> bool {
 }
 
 /// Reads every row of a Parquet file as a JSON object.
-pub fn read<E: From<InputError>>(path: &Path, each: &mut impl FnMut(Record) -> Result<(), E>) -> Result<(), E> {
+pub fn read<E: From<InputError>>(path: &Path, each: &mut impl FnMut(Record<'_>) -> Result<(), E>) -> Result<(), E> {
     let name = path.display().to_string();
     let bad = |message: String| InputError::Malformed { source_name: name.clone(), line: 0, column: 0, message };
     let file = File::open(path).map_err(|error| InputError::Io { source_name: name.clone(), error })?;
@@ -38,60 +38,81 @@ pub fn read<E: From<InputError>>(path: &Path, each: &mut impl FnMut(Record) -> R
         let schema = batch.schema();
         for r in 0..batch.num_rows() {
             row_no += 1;
-            let mut obj = Map::with_capacity(batch.num_columns());
-            for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                obj.insert(field.name().clone(), cell(column.as_ref(), r));
-            }
-            each(Record { line: row_no, value: Json::Object(obj) })?;
+            let entries = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, column)| (Cow::Borrowed(field.name().as_str()), cell(column.as_ref(), r)))
+                .collect();
+            each(Record { line: row_no, value: Node::Object(entries) })?;
         }
     }
     Ok(())
 }
 
-fn list_items<O: arrow::array::OffsetSizeTrait>(l: &GenericListArray<O>, r: usize) -> Json {
+fn list_items<O: arrow::array::OffsetSizeTrait>(l: &GenericListArray<O>, r: usize) -> Node<'static> {
     let values = l.value(r);
-    Json::Array((0..values.len()).map(|i| cell(values.as_ref(), i)).collect())
+    Node::Array((0..values.len()).map(|i| cell(values.as_ref(), i)).collect())
+}
+
+fn text(s: impl Into<String>) -> Node<'static> {
+    Node::Str(Cow::Owned(s.into()))
 }
 
 /// One cell as JSON.
-fn cell(a: &dyn Array, r: usize) -> Json {
+fn cell(a: &dyn Array, r: usize) -> Node<'static> {
     if a.is_null(r) {
-        return Json::Null;
+        return Node::Null;
     }
     let any = a.as_any();
-    macro_rules! num {
+    macro_rules! int {
         ($t:ty) => {
             if let Some(x) = any.downcast_ref::<$t>() {
-                return json!(x.value(r));
+                return Node::Int(i64::from(x.value(r)));
             }
         };
     }
-    num!(Int8Array);
-    num!(Int16Array);
-    num!(Int32Array);
-    num!(Int64Array);
-    num!(UInt8Array);
-    num!(UInt16Array);
-    num!(UInt32Array);
-    num!(UInt64Array);
-    num!(Float32Array);
-    num!(Float64Array);
-    num!(BooleanArray);
+    int!(Int8Array);
+    int!(Int16Array);
+    int!(Int32Array);
+    int!(Int64Array);
+    int!(UInt8Array);
+    int!(UInt16Array);
+    int!(UInt32Array);
+    if let Some(x) = any.downcast_ref::<UInt64Array>() {
+        let u = x.value(r);
+        return i64::try_from(u).map_or(Node::UInt(u), Node::Int);
+    }
+    if let Some(x) = any.downcast_ref::<Float32Array>() {
+        return float(f64::from(x.value(r)));
+    }
+    if let Some(x) = any.downcast_ref::<Float64Array>() {
+        return float(x.value(r));
+    }
+    if let Some(x) = any.downcast_ref::<BooleanArray>() {
+        return Node::Bool(x.value(r));
+    }
     if let Some(x) = any.downcast_ref::<StringArray>() {
-        return json!(x.value(r));
+        return text(x.value(r));
     }
     if let Some(x) = any.downcast_ref::<LargeStringArray>() {
-        return json!(x.value(r));
+        return text(x.value(r));
     }
     if let Some(x) = any.downcast_ref::<BinaryArray>() {
-        return json!(base64::engine::general_purpose::STANDARD.encode(x.value(r)));
+        return text(base64::engine::general_purpose::STANDARD.encode(x.value(r)));
     }
     match a.data_type() {
         ArrowType::List(_) => list_items(a.as_list::<i32>(), r),
         ArrowType::LargeList(_) => list_items(a.as_list::<i64>(), r),
         ArrowType::Struct(fields) => {
-            let Some(s) = any.downcast_ref::<StructArray>() else { return Json::Null };
-            Json::Object(fields.iter().zip(s.columns()).map(|(f, c)| (f.name().clone(), cell(c.as_ref(), r))).collect())
+            let Some(s) = any.downcast_ref::<StructArray>() else { return Node::Null };
+            Node::Object(
+                fields
+                    .iter()
+                    .zip(s.columns())
+                    .map(|(f, c)| (Cow::Owned(f.name().clone()), cell(c.as_ref(), r)))
+                    .collect(),
+            )
         }
         ArrowType::Timestamp(unit, _) => {
             // RFC 3339 UTC, so the normalizer infers a timestamp again.
@@ -105,12 +126,15 @@ fn cell(a: &dyn Array, r: usize) -> Json {
                 TimeUnit::Microsecond => a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r),
                 TimeUnit::Nanosecond => a.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(r) / 1_000,
             };
-            Json::String(format_timestamp(raw))
+            text(format_timestamp(raw))
         }
-        ArrowType::Date32 => Json::String(format_date(a.as_primitive::<arrow::datatypes::Date32Type>().value(r))),
-        ArrowType::Decimal128(_, _) => {
-            Json::String(a.as_primitive::<arrow::datatypes::Decimal128Type>().value_as_string(r))
-        }
-        _ => Json::String(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+        ArrowType::Date32 => text(format_date(a.as_primitive::<arrow::datatypes::Date32Type>().value(r))),
+        ArrowType::Decimal128(_, _) => text(a.as_primitive::<arrow::datatypes::Decimal128Type>().value_as_string(r)),
+        _ => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
     }
+}
+
+/// A float as JSON has it: NaN and infinities (which JSON cannot hold) are null.
+fn float(f: f64) -> Node<'static> {
+    if f.is_finite() { Node::Float(f) } else { Node::Null }
 }

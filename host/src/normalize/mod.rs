@@ -9,11 +9,14 @@ pub mod hints;
 pub mod naming;
 pub mod types;
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
-use serde_json::{Map, Value as Json};
+use rustc_hash::FxHashMap;
 use sha3::Shake128;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 
+use crate::input::Node;
 use crate::schema::{Column, DataType, Schema, Table, Value};
 use hints::SchemaHints;
 use naming::{Namer, NamingConvention};
@@ -71,12 +74,43 @@ pub struct Row {
     pub values: Vec<(usize, Value)>,
 }
 
+/// An object's entries, as the normalizer walks them.
+type Entries<'a> = [(Cow<'a, str>, Node<'a>)];
+
 /// A dict flattened into columns, and the lists that become child tables.
-struct Flattened<'a> {
-    /// `(column name, value)` in dlt's column order.
-    fields: Vec<(String, &'a Json)>,
-    /// `(joined path, items)` of lists to normalize into child tables.
-    lists: Vec<(String, &'a [Json])>,
+struct Flattened<'r, 'a> {
+    /// `(field, value)` in dlt's column order.
+    fields: Vec<(FieldId, &'r Node<'a>)>,
+    /// `(field, items)` of lists to normalize into child tables.
+    lists: Vec<(FieldId, &'r [Node<'a>])>,
+}
+
+/// Index of a [`Field`] in its table's [`Fields`].
+type FieldId = u32;
+
+/// A key path seen in a table (`address` → `city`), with what is known about
+/// it, so a repeated key costs one hash lookup instead of naming, joining
+/// and looking up its column on every row.
+#[derive(Debug)]
+struct Field {
+    /// The joined, normalized column name (the child table's path for lists).
+    name: String,
+    /// Starts with `_dlt` (skipped under `skip_dlt_columns_and_tables`).
+    dlt: bool,
+    /// The column, once it exists (columns never move).
+    column: Option<usize>,
+    /// The child table a list at this path goes to, once it exists.
+    child_table: Option<usize>,
+    /// Raw key → field one level down.
+    children: FxHashMap<Box<str>, FieldId>,
+}
+
+/// The key-path tree of one table; field 0 is the root (empty path).
+#[derive(Debug, Default)]
+struct Fields {
+    nodes: Vec<Field>,
+    /// `_dlt_load_id`, `_dlt_parent_id`, `_dlt_list_idx`, `_dlt_id` columns.
+    dlt_columns: [Option<usize>; 4],
 }
 
 /// Streams records into rows and a growing schema.
@@ -92,7 +126,11 @@ pub struct Normalizer {
     id_seed: u64,
     /// Column name → index per table, so a cell finds its column without
     /// scanning; extended lazily as columns are appended (they never move).
-    column_lookup: Vec<rustc_hash::FxHashMap<String, usize>>,
+    column_lookup: Vec<FxHashMap<String, usize>>,
+    /// Key paths per table.
+    fields: Vec<Fields>,
+    /// Table name → index.
+    table_lookup: FxHashMap<String, usize>,
     /// Hinted columns by normalized table name.
     hints: std::collections::HashMap<String, Vec<Column>>,
 }
@@ -140,6 +178,8 @@ impl Normalizer {
             },
             hints,
             column_lookup: Vec::new(),
+            fields: Vec::new(),
+            table_lookup: FxHashMap::default(),
         };
         // Tables of earlier runs get hinted columns they lack.
         for i in 0..normalizer.schema.tables.len() {
@@ -186,18 +226,18 @@ impl Normalizer {
     /// [`Normalizer::table_name`]) and appends its rows to `out`. A record that
     /// is not an object becomes a row with a single `value` column. On error
     /// `out` may hold part of the record's rows: the caller drops the record.
-    pub fn push(&mut self, table: &str, record: &Json, out: &mut Vec<Row>) -> Result<(), NormalizeError> {
+    pub fn push(&mut self, table: &str, record: &Node<'_>, out: &mut Vec<Row>) -> Result<(), NormalizeError> {
         if self.skip_dlt && table.starts_with(DLT_PREFIX) {
             return Ok(());
         }
         self.root_rows += 1;
         let row_id = self.root_row_id();
+        let table_idx = self.table_index(table, None);
         match record {
-            Json::Object(map) => self.row(table, None, map, &row_id, self.max_nesting, out),
+            Node::Object(entries) => self.row(table_idx, None, entries, &row_id, self.max_nesting, out),
             scalar => {
-                let mut wrapped = Map::new();
-                wrapped.insert("value".to_string(), scalar.clone());
-                self.row(table, None, &wrapped, &row_id, self.max_nesting, out)
+                let wrapped = [(Cow::Borrowed("value"), scalar.clone())];
+                self.row(table_idx, None, &wrapped, &row_id, self.max_nesting, out)
             }
         }
     }
@@ -220,113 +260,167 @@ impl Normalizer {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes[..10])
     }
 
-    /// Normalizes one dict row of `table`. `parent` is `(parent row id, list
-    /// index)` for child rows.
+    /// Normalizes one dict row of table `table_idx`. `parent` is `(parent row
+    /// id, list index)` for child rows.
     fn row(
         &mut self,
-        table: &str,
-        parent: Option<(&str, &str, usize)>,
-        dict: &Map<String, Json>,
+        table_idx: usize,
+        parent: Option<(&str, usize)>,
+        dict: &Entries<'_>,
         row_id: &str,
         level: i64,
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
-        let table_idx = self.table_index(table, parent.map(|p| p.0));
         let Flattened { fields, lists } = self.flatten(table_idx, dict, level);
         let mut values = Vec::with_capacity(fields.len() + 3);
-        for (name, v) in fields {
-            if self.skip_dlt && name.starts_with(DLT_PREFIX) {
+        for (field, v) in fields {
+            if self.skip_dlt && self.fields[table_idx].nodes[field as usize].dlt {
                 continue;
             }
-            if let Some(cell) = self.cell(table_idx, &name, v)? {
+            if let Some(cell) = self.cell(table_idx, field, v)? {
                 values.push(cell);
             }
         }
         if !self.skip_dlt {
             match parent {
                 None => {
-                    values.push(self.dlt_cell(
-                        table_idx,
-                        DLT_LOAD_ID,
-                        DataType::Text,
-                        Value::Text(self.load_id.clone()),
-                    ));
+                    let load_id = Value::Text(self.load_id.clone());
+                    values.push(self.dlt_cell(table_idx, 0, DLT_LOAD_ID, DataType::Text, load_id));
                 }
-                Some((_, parent_id, idx)) => {
-                    values.push(self.dlt_cell(
-                        table_idx,
-                        DLT_PARENT_ID,
-                        DataType::Text,
-                        Value::Text(parent_id.to_string()),
-                    ));
-                    values.push(self.dlt_cell(table_idx, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
+                Some((parent_id, idx)) => {
+                    let parent_id = Value::Text(parent_id.to_string());
+                    values.push(self.dlt_cell(table_idx, 1, DLT_PARENT_ID, DataType::Text, parent_id));
+                    values.push(self.dlt_cell(table_idx, 2, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
                 }
             }
-            values.push(self.dlt_cell(table_idx, DLT_ID, DataType::Text, Value::Text(row_id.to_string())));
+            values.push(self.dlt_cell(table_idx, 3, DLT_ID, DataType::Text, Value::Text(row_id.to_string())));
         }
         if !values.is_empty() {
             out.push(Row { table: table_idx, values });
         }
-        for (path, items) in lists {
-            let child = format!("{table}{}{path}", self.namer.convention().separator());
-            self.list(&child, table, row_id, items, level - 1, out)?;
+        for (field, items) in lists {
+            if items.is_empty() {
+                continue;
+            }
+            let child = self.child_table(table_idx, field);
+            self.list(child, row_id, items, level - 1, out)?;
         }
         Ok(())
     }
 
     fn list(
         &mut self,
-        table: &str,
-        parent_table: &str,
+        table_idx: usize,
         parent_id: &str,
-        items: &[Json],
+        items: &[Node<'_>],
         level: i64,
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
         for (idx, item) in items.iter().enumerate() {
-            let row_id = child_row_id(parent_id, table, idx);
-            let parent = Some((parent_table, parent_id, idx));
+            let row_id = child_row_id(parent_id, &self.schema.tables[table_idx].name, idx);
+            let parent = Some((parent_id, idx));
             match item {
-                Json::Object(map) => self.row(table, parent, map, &row_id, level, out)?,
+                Node::Object(entries) => self.row(table_idx, parent, entries, &row_id, level, out)?,
                 other => {
                     // dlt wraps list items that are not dicts: lists of lists
                     // as `{"list": [...]}` (a middle table, one level deeper),
                     // scalars as `{"value": x}`.
-                    let (key, level) = if other.is_array() { ("list", level - 1) } else { ("value", level) };
-                    let mut wrapped = Map::new();
-                    wrapped.insert(key.to_string(), other.clone());
-                    self.row(table, parent, &wrapped, &row_id, level, out)?;
+                    let (key, level) =
+                        if matches!(other, Node::Array(_)) { ("list", level - 1) } else { ("value", level) };
+                    let wrapped = [(Cow::Borrowed(key), other.clone())];
+                    self.row(table_idx, parent, &wrapped, &row_id, level, out)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Flattens nested dicts into `(column name, value)` pairs in dlt's order
-    /// and collects the lists that become child tables (by their joined path).
-    fn flatten<'a>(&mut self, table_idx: usize, dict: &'a Map<String, Json>, level: i64) -> Flattened<'a> {
-        let sep = self.namer.convention().separator();
+    /// Flattens nested dicts into `(field, value)` pairs in dlt's order and
+    /// collects the lists that become child tables.
+    fn flatten<'r, 'a>(&mut self, table_idx: usize, dict: &'r Entries<'a>, level: i64) -> Flattened<'r, 'a> {
         let mut fields = Vec::with_capacity(dict.len());
         let mut lists = Vec::new();
         // dlt walks a stack: scalars of a dict first, then its nested dicts,
         // last one first, depth first.
-        let mut stack: Vec<(String, &'a Map<String, Json>, i64)> = vec![(String::new(), dict, level)];
+        let mut stack: Vec<(FieldId, &'r Entries<'a>, i64)> = vec![(0, dict, level)];
+        let mut nested = Vec::new();
         while let Some((prefix, map, lvl)) = stack.pop() {
-            let mut nested = Vec::new();
             for (key, v) in map {
-                let ident = self.namer.identifier(key);
-                let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
-                let keep_whole = lvl <= 0 || self.is_json_column(table_idx, &name);
+                if matches!(v, Node::Null) {
+                    continue;
+                }
+                let field = self.field(table_idx, prefix, key);
+                let keep_whole = lvl <= 0 || self.is_json_column(table_idx, field);
                 match v {
-                    Json::Null => {}
-                    Json::Object(inner) if !keep_whole => nested.push((name, inner, lvl - 1)),
-                    Json::Array(items) if !keep_whole => lists.push((name, items.as_slice())),
-                    _ => fields.push((name, v)),
+                    Node::Object(inner) if !keep_whole => nested.push((field, inner.as_slice(), lvl - 1)),
+                    Node::Array(items) if !keep_whole => lists.push((field, items.as_slice())),
+                    _ => fields.push((field, v)),
                 }
             }
-            stack.extend(nested);
+            stack.append(&mut nested);
         }
         Flattened { fields, lists }
+    }
+
+    /// The field for `key` under `parent` in table `table_idx`, named on first sight.
+    fn field(&mut self, table_idx: usize, parent: FieldId, key: &str) -> FieldId {
+        if self.fields.len() <= table_idx {
+            self.fields.resize_with(table_idx + 1, Fields::default);
+        }
+        let fields = &mut self.fields[table_idx];
+        if fields.nodes.is_empty() {
+            fields.nodes.push(Field {
+                name: String::new(),
+                dlt: false,
+                column: None,
+                child_table: None,
+                children: FxHashMap::default(),
+            });
+        }
+        if let Some(id) = fields.nodes[parent as usize].children.get(key) {
+            return *id;
+        }
+        let sep = self.namer.convention().separator();
+        let ident = self.namer.identifier(key);
+        let prefix = &fields.nodes[parent as usize].name;
+        let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
+        let id = fields.nodes.len() as FieldId;
+        fields.nodes[parent as usize].children.insert(key.into(), id);
+        fields.nodes.push(Field {
+            dlt: name.starts_with(DLT_PREFIX),
+            name,
+            column: None,
+            child_table: None,
+            children: FxHashMap::default(),
+        });
+        id
+    }
+
+    /// The column of `field`, when it exists.
+    fn field_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
+        if let Some(c) = self.fields[table_idx].nodes[field as usize].column {
+            return Some(c);
+        }
+        let name = std::mem::take(&mut self.fields[table_idx].nodes[field as usize].name);
+        let found = self.column(table_idx, &name);
+        let node = &mut self.fields[table_idx].nodes[field as usize];
+        node.name = name;
+        node.column = found;
+        found
+    }
+
+    /// The child table a list at `field` goes to, created on first sight.
+    fn child_table(&mut self, table_idx: usize, field: FieldId) -> usize {
+        if let Some(t) = self.fields[table_idx].nodes[field as usize].child_table {
+            return t;
+        }
+        let sep = self.namer.convention().separator();
+        let table = &self.schema.tables[table_idx].name;
+        let name = format!("{table}{sep}{}", self.fields[table_idx].nodes[field as usize].name);
+        let parent = table.clone();
+        let child = self.table_index(&name, Some(&parent));
+        self.fields[table_idx].nodes[field as usize].child_table = Some(child);
+        child
     }
 
     /// The index of column `name` of table `table_idx`.
@@ -342,35 +436,49 @@ impl Normalizer {
         lookup.get(name).copied()
     }
 
-    fn is_json_column(&mut self, table_idx: usize, name: &str) -> bool {
-        self.column(table_idx, name)
+    fn is_json_column(&mut self, table_idx: usize, field: FieldId) -> bool {
+        self.field_column(table_idx, field)
             .is_some_and(|i| self.schema.tables[table_idx].columns[i].data_type == DataType::Json)
     }
 
     fn table_index(&mut self, name: &str, parent: Option<&str>) -> usize {
-        if let Some(i) = self.schema.tables.iter().position(|t| t.name == name) {
-            return i;
+        if self.table_lookup.len() < self.schema.tables.len() {
+            for (i, t) in self.schema.tables.iter().enumerate() {
+                self.table_lookup.entry(t.name.clone()).or_insert(i);
+            }
+        }
+        if let Some(i) = self.table_lookup.get(name) {
+            return *i;
         }
         let mut table = Table::new(name);
         table.parent = parent.map(str::to_string);
         self.schema.tables.push(table);
         let idx = self.schema.tables.len() - 1;
+        self.table_lookup.insert(name.to_string(), idx);
         self.apply_hints(idx);
         idx
     }
 
-    /// Types `v` for column `name`: into the column if it fits (coerced as
-    /// dlt does), else into the variant column for its own type.
-    fn cell(&mut self, table_idx: usize, name: &str, v: &Json) -> Result<Option<(usize, Value)>, NormalizeError> {
+    /// Types `v` for `field`: into its column if it fits (coerced as dlt
+    /// does), else into the variant column for its own type.
+    fn cell(
+        &mut self,
+        table_idx: usize,
+        field: FieldId,
+        v: &Node<'_>,
+    ) -> Result<Option<(usize, Value)>, NormalizeError> {
         let Some(inferred) = types::infer(v) else { return Ok(None) };
-        let type_err = |source| NormalizeError::Type { field: name.to_string(), source };
-        if let Some(idx) = self.column(table_idx, name) {
+        let name = |n: &Self| n.fields[table_idx].nodes[field as usize].name.clone();
+        if let Some(idx) = self.field_column(table_idx, field) {
             let existing = self.schema.tables[table_idx].columns[idx].data_type;
-            if let Some(value) = types::coerce(v, existing).map_err(type_err)? {
+            let coerced = types::coerce(v, existing);
+            if let Some(value) = coerced.map_err(|source| NormalizeError::Type { field: name(self), source })? {
                 return Ok(Some((idx, value)));
             }
-            let variant = format!("{name}{}v_{}", self.namer.convention().separator(), inferred.name());
-            let value = types::coerce(v, inferred).map_err(type_err)?.unwrap_or(Value::Null);
+            let variant = format!("{}{}v_{}", name(self), self.namer.convention().separator(), inferred.name());
+            let value = types::coerce(v, inferred)
+                .map_err(|source| NormalizeError::Type { field: name(self), source })?
+                .unwrap_or(Value::Null);
             let found = self.column(table_idx, &variant);
             let table = &mut self.schema.tables[table_idx];
             let idx = match found {
@@ -384,17 +492,36 @@ impl Normalizer {
             };
             return Ok(Some((idx, value)));
         }
-        let value = types::coerce(v, inferred).map_err(type_err)?.unwrap_or(Value::Null);
-        let mut col = Column::new(name, inferred);
+        let value = types::coerce(v, inferred)
+            .map_err(|source| NormalizeError::Type { field: name(self), source })?
+            .unwrap_or(Value::Null);
+        let mut col = Column::new(name(self), inferred);
         if inferred == DataType::Timestamp {
             col.timezone = Some(true);
         }
         let table = &mut self.schema.tables[table_idx];
         table.columns.push(col);
-        Ok(Some((table.columns.len() - 1, value)))
+        let idx = table.columns.len() - 1;
+        self.fields[table_idx].nodes[field as usize].column = Some(idx);
+        Ok(Some((idx, value)))
     }
 
-    fn dlt_cell(&mut self, table_idx: usize, name: &str, data_type: DataType, value: Value) -> (usize, Value) {
+    /// A `_dlt_*` cell; `slot` caches the column (0 load id, 1 parent id,
+    /// 2 list index, 3 row id).
+    fn dlt_cell(
+        &mut self,
+        table_idx: usize,
+        slot: usize,
+        name: &str,
+        data_type: DataType,
+        value: Value,
+    ) -> (usize, Value) {
+        if self.fields.len() <= table_idx {
+            self.fields.resize_with(table_idx + 1, Fields::default);
+        }
+        if let Some(i) = self.fields[table_idx].dlt_columns[slot] {
+            return (i, value);
+        }
         let found = self.column(table_idx, name);
         let table = &mut self.schema.tables[table_idx];
         let idx = match found {
@@ -409,6 +536,7 @@ impl Normalizer {
                 table.columns.len() - 1
             }
         };
+        self.fields[table_idx].dlt_columns[slot] = Some(idx);
         (idx, value)
     }
 }
@@ -430,7 +558,7 @@ fn short_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as Json, json};
 
     fn settings(naming: &str, nesting: u32, skip: bool) -> NormalizeSettings {
         NormalizeSettings {
@@ -445,7 +573,7 @@ mod tests {
         let mut n = Normalizer::new(s, Schema::default(), "1700000000.1").expect("settings");
         let mut rows = Vec::new();
         for r in records {
-            n.push(table, r, &mut rows).expect("normalizes");
+            n.push(table, &Node::from(r), &mut rows).expect("normalizes");
         }
         (n.into_schema(), rows)
     }
@@ -576,7 +704,7 @@ mod tests {
             for _ in 0..3000 {
                 rows.clear();
                 let rec = value(&mut r, 0);
-                if n.push("t", &rec, &mut rows).is_ok() {
+                if n.push("t", &Node::from(&rec), &mut rows).is_ok() {
                     for row in &rows {
                         let table = &n.schema().tables[row.table];
                         assert!(row.values.iter().all(|(c, _)| *c < table.columns.len()));
@@ -589,7 +717,8 @@ mod tests {
     #[test]
     fn huge_integers_are_an_error() {
         let mut n = Normalizer::new(&settings("direct", 0, true), Schema::default(), "1").expect("settings");
-        let err = n.push("t", &json!({"big": 18446744073709551615u64}), &mut Vec::new()).expect_err("too big");
+        let big = json!({"big": 18446744073709551615u64});
+        let err = n.push("t", &Node::from(&big), &mut Vec::new()).expect_err("too big");
         assert!(err.to_string().contains("field `big`"), "{err}");
     }
 }

@@ -4,22 +4,21 @@
 //! a column that already has another type is coerced when dlt would coerce
 //! it ([`coerce`]), otherwise it goes to a variant column.
 
+use crate::input::Node;
+use crate::schema::{DataType, Value};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
-use serde_json::Value as Json;
-
-use crate::schema::{DataType, Value};
 
 /// A JSON value with its inferred type; `None` for null (which has no type).
-pub fn infer(v: &Json) -> Option<DataType> {
+pub fn infer(v: &Node<'_>) -> Option<DataType> {
     match v {
-        Json::Null => None,
-        Json::Bool(_) => Some(DataType::Bool),
-        Json::Number(n) if n.is_i64() || n.is_u64() => Some(DataType::Bigint),
-        Json::Number(_) => Some(DataType::Double),
-        Json::String(s) if parse_iso_timestamp(s).is_some() => Some(DataType::Timestamp),
-        Json::String(_) => Some(DataType::Text),
-        Json::Array(_) | Json::Object(_) => Some(DataType::Json),
+        Node::Null => None,
+        Node::Bool(_) => Some(DataType::Bool),
+        Node::Int(_) | Node::UInt(_) => Some(DataType::Bigint),
+        Node::Float(_) => Some(DataType::Double),
+        Node::Str(s) if parse_iso_timestamp(s).is_some() => Some(DataType::Timestamp),
+        Node::Str(_) => Some(DataType::Text),
+        Node::Array(_) | Node::Object(_) => Some(DataType::Json),
     }
 }
 
@@ -32,48 +31,60 @@ pub enum TypeError {
     IntegerOutOfRange(String),
 }
 
+/// A number as JSON (and serde_json) prints it.
+fn number_text(v: &Node<'_>) -> Option<String> {
+    match v {
+        Node::Int(i) => Some(i.to_string()),
+        Node::UInt(u) => Some(u.to_string()),
+        Node::Float(f) => serde_json::Number::from_f64(*f).map(|n| n.to_string()),
+        _ => None,
+    }
+}
+
 /// Converts `v` into a value of type `to`, or `Ok(None)` if dlt would not
 /// coerce it (the caller then makes a variant column).
-pub fn coerce(v: &Json, to: DataType) -> Result<Option<Value>, TypeError> {
+pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
     Ok(match (to, v) {
-        (_, Json::Null) => Some(Value::Null),
-        (DataType::Bigint, Json::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Some(Value::Bigint(i))
-            } else if n.is_u64() {
-                return Err(TypeError::IntegerOutOfRange(n.to_string()));
-            } else {
-                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| Value::Bigint(f as i64))
-            }
+        (_, Node::Null) => Some(Value::Null),
+        (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(*i)),
+        (DataType::Bigint, Node::UInt(u)) => return Err(TypeError::IntegerOutOfRange(u.to_string())),
+        (DataType::Bigint, Node::Float(f)) => {
+            Some(*f).filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| Value::Bigint(f as i64))
         }
-        (DataType::Bigint, Json::String(s)) => s.trim().parse::<i64>().ok().map(Value::Bigint),
-        (DataType::Double, Json::Number(n)) => n.as_f64().map(Value::Double),
-        (DataType::Double, Json::String(s)) => {
-            s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double)
+        (DataType::Bigint, Node::Str(s)) => s.trim().parse::<i64>().ok().map(Value::Bigint),
+        (DataType::Double, Node::Int(i)) => Some(Value::Double(*i as f64)),
+        (DataType::Double, Node::UInt(u)) => Some(Value::Double(*u as f64)),
+        (DataType::Double, Node::Float(f)) => Some(Value::Double(*f)),
+        (DataType::Double, Node::Str(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double),
+        (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(*b)),
+        (DataType::Bool, Node::Str(s)) => parse_bool(s).map(Value::Bool),
+        (DataType::Bool, Node::Int(1)) => Some(Value::Bool(true)),
+        (DataType::Bool, Node::Int(0)) => Some(Value::Bool(false)),
+        (DataType::Text, Node::Str(s)) => Some(Value::Text(s.to_string())),
+        (DataType::Text, Node::Bool(b)) => Some(Value::Text(if *b { "True" } else { "False" }.into())),
+        (DataType::Text, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => number_text(n).map(Value::Text),
+        (DataType::Text, j) => Some(Value::Text(j.to_json())),
+        (DataType::Timestamp, Node::Str(s)) => parse_iso_timestamp(s).map(Value::Timestamp),
+        (DataType::Timestamp, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+            let secs = match n {
+                Node::Int(i) => *i as f64,
+                Node::UInt(u) => *u as f64,
+                Node::Float(f) => *f,
+                _ => f64::NAN,
+            };
+            Some(secs)
+                .filter(|f| f.is_finite() && f.abs() < 9.2e12)
+                .map(|secs| Value::Timestamp((secs * 1_000_000.0).round() as i64))
         }
-        (DataType::Bool, Json::Bool(b)) => Some(Value::Bool(*b)),
-        (DataType::Bool, Json::String(s)) => parse_bool(s).map(Value::Bool),
-        (DataType::Bool, Json::Number(n)) => match n.as_i64() {
-            Some(1) => Some(Value::Bool(true)),
-            Some(0) => Some(Value::Bool(false)),
-            _ => None,
-        },
-        (DataType::Text, Json::String(s)) => Some(Value::Text(s.clone())),
-        (DataType::Text, Json::Bool(b)) => Some(Value::Text(if *b { "True" } else { "False" }.into())),
-        (DataType::Text, Json::Number(n)) => Some(Value::Text(n.to_string())),
-        (DataType::Text, j) => Some(Value::Text(j.to_string())),
-        (DataType::Timestamp, Json::String(s)) => parse_iso_timestamp(s).map(Value::Timestamp),
-        (DataType::Timestamp, Json::Number(n)) => n
-            .as_f64()
-            .filter(|f| f.is_finite() && f.abs() < 9.2e12)
-            .map(|secs| Value::Timestamp((secs * 1_000_000.0).round() as i64)),
-        (DataType::Json, j @ (Json::Object(_) | Json::Array(_))) => Some(Value::Json(j.to_string())),
-        (DataType::Date, Json::String(s)) => parse_date(s).map(Value::Date),
-        (DataType::Time, Json::String(s)) => parse_time(s).map(Value::Time),
-        (DataType::Decimal, Json::Number(n)) => plain_decimal(&n.to_string()).map(Value::Decimal),
-        (DataType::Decimal, Json::String(s)) => plain_decimal(s.trim()).map(Value::Decimal),
-        (DataType::Binary, Json::String(s)) => {
-            base64::engine::general_purpose::STANDARD.decode(s).ok().map(Value::Binary)
+        (DataType::Json, j @ (Node::Object(_) | Node::Array(_))) => Some(Value::Json(j.to_json())),
+        (DataType::Date, Node::Str(s)) => parse_date(s).map(Value::Date),
+        (DataType::Time, Node::Str(s)) => parse_time(s).map(Value::Time),
+        (DataType::Decimal, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+            number_text(n).and_then(|t| plain_decimal(&t)).map(Value::Decimal)
+        }
+        (DataType::Decimal, Node::Str(s)) => plain_decimal(s.trim()).map(Value::Decimal),
+        (DataType::Binary, Node::Str(s)) => {
+            base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).ok().map(Value::Binary)
         }
         _ => None,
     })
@@ -168,6 +179,15 @@ fn plain_decimal(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn infer(v: &serde_json::Value) -> Option<DataType> {
+        super::infer(&Node::from(v))
+    }
+
+    fn coerce(v: &serde_json::Value, to: DataType) -> Result<Option<Value>, TypeError> {
+        super::coerce(&Node::from(v), to)
+    }
+
     use serde_json::json;
 
     #[test]

@@ -314,7 +314,7 @@ mod tests {
         let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
         let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Jsonl).expect("writer");
         let mut rows = Vec::new();
-        n.push("t", &serde_json::json!({"a": 1}), &mut rows).expect("push");
+        n.push("t", &crate::input::Node::from(&serde_json::json!({"a": 1})), &mut rows).expect("push");
         w.write(n.schema(), &rows).expect("write");
         assert!(pipeline.pending().expect("pending").is_empty());
         let path = w.finish(n.schema(), "fp").expect("finish").expect("a package");

@@ -1,0 +1,278 @@
+//! A parsed JSON record that borrows its strings from the input line.
+//!
+//! `serde_json::Value` allocates every string and hashes every key into an
+//! ordered map; parsing into it cost more than half of normalizing. A
+//! [`Node`] keeps object entries in a plain vector (input order, which is
+//! the order dlt sees), and its strings borrow from the line whenever they
+//! hold no escapes, so a typical record costs a handful of allocations.
+//!
+//! Duplicate keys behave as in Python's `json.loads` (and serde_json's
+//! ordered map): the last value wins, at the position of the first key.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// One JSON value. Integers that fit `i64` are [`Node::Int`]; only larger
+/// positive ones are [`Node::UInt`] (the normalizer refuses those, as dlt).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node<'a> {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer in the `i64` range.
+    Int(i64),
+    /// A positive integer above `i64::MAX`.
+    UInt(u64),
+    /// Any other number.
+    Float(f64),
+    /// A string, borrowed from the input when it had no escapes.
+    Str(Cow<'a, str>),
+    /// An array.
+    Array(Vec<Node<'a>>),
+    /// An object's entries in input order, keys unique.
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl<'a> Node<'a> {
+    /// Parses one JSON document from `bytes`, borrowing strings from it.
+    pub fn parse(bytes: &'a [u8]) -> Result<Node<'a>, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The value of `key` when this is an object holding it.
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
+        match self {
+            Node::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string, when this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Compact JSON text, exactly as `serde_json` prints the same value.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A copy that owns its strings, free of the input's lifetime.
+    pub fn into_owned(self) -> Node<'static> {
+        match self {
+            Node::Null => Node::Null,
+            Node::Bool(b) => Node::Bool(b),
+            Node::Int(i) => Node::Int(i),
+            Node::UInt(u) => Node::UInt(u),
+            Node::Float(f) => Node::Float(f),
+            Node::Str(s) => Node::Str(Cow::Owned(s.into_owned())),
+            Node::Array(items) => Node::Array(items.into_iter().map(Node::into_owned).collect()),
+            Node::Object(entries) => {
+                Node::Object(entries.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned())).collect())
+            }
+        }
+    }
+}
+
+impl<'a> From<&'a serde_json::Value> for Node<'a> {
+    fn from(v: &'a serde_json::Value) -> Self {
+        use serde_json::Value as J;
+        match v {
+            J::Null => Node::Null,
+            J::Bool(b) => Node::Bool(*b),
+            J::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Node::Int(i),
+                (None, Some(u)) => Node::UInt(u),
+                _ => Node::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Node::Str(Cow::Borrowed(s)),
+            J::Array(items) => Node::Array(items.iter().map(Node::from).collect()),
+            J::Object(map) => {
+                Node::Object(map.iter().map(|(k, v)| (Cow::Borrowed(k.as_str()), Node::from(v))).collect())
+            }
+        }
+    }
+}
+
+impl Serialize for Node<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Null => s.serialize_unit(),
+            Node::Bool(b) => s.serialize_bool(*b),
+            Node::Int(i) => s.serialize_i64(*i),
+            Node::UInt(u) => s.serialize_u64(*u),
+            Node::Float(f) => s.serialize_f64(*f),
+            Node::Str(text) => s.serialize_str(text),
+            Node::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Node::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k.as_ref(), v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node<'de>, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Node<'de>, E> {
+        Ok(Node::Bool(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Node<'de>, E> {
+        Ok(Node::Int(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Node<'de>, E> {
+        Ok(i64::try_from(u).map_or(Node::UInt(u), Node::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Node<'de>, E> {
+        Ok(Node::Float(f))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(s.to_string())))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Node<'de>, E> {
+        Ok(Node::Str(Cow::Owned(s)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
+        let mut entries: Vec<(Cow<'de, str>, Node<'de>)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        // Past a few dozen keys a linear duplicate check gets quadratic.
+        let mut index: Option<rustc_hash::FxHashMap<Cow<'de, str>, usize>> = None;
+        while let Some(Key(key)) = map.next_key()? {
+            let value: Node<'de> = map.next_value()?;
+            if index.is_none() && entries.len() >= 32 {
+                index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+            }
+            let existing = match &mut index {
+                Some(index) => match index.get(&key) {
+                    Some(i) => Some(*i),
+                    None => {
+                        index.insert(key.clone(), entries.len());
+                        None
+                    }
+                },
+                None => entries.iter().position(|(k, _)| *k == key),
+            };
+            match existing {
+                Some(i) => entries[i].1 = value,
+                None => entries.push((key, value)),
+            }
+        }
+        Ok(Node::Object(entries))
+    }
+}
+
+/// An object key, borrowed when it can be (serde's own `Cow<str>` always
+/// copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_serde_json() {
+        for text in [
+            r#"{"a":1,"b":[1.5,-2,true,null],"c":{"d":"x\"y\u00e9"},"e":1e20,"f":18446744073709551615}"#,
+            r#"[0.1,3.0,-0.0,1e-7,"\n"]"#,
+        ] {
+            let ours = Node::parse(text.as_bytes()).expect("parses").to_json();
+            let theirs: serde_json::Value = serde_json::from_str(text).expect("parses");
+            assert_eq!(ours, theirs.to_string());
+        }
+    }
+
+    #[test]
+    fn strings_borrow_and_duplicate_keys_keep_first_position() {
+        let node = Node::parse(br#"{"a":"plain","b":"esc\naped","a":2}"#).expect("parses");
+        let Node::Object(entries) = &node else { panic!("{node:?}") };
+        assert_eq!(entries.len(), 2);
+        assert!(matches!(&entries[0], (Cow::Borrowed("a"), Node::Int(2))));
+        assert!(matches!(&entries[1].1, Node::Str(Cow::Owned(_))));
+
+        let many: String = (0..100).map(|i| format!("\"k{}\":{i},", i % 40)).collect();
+        let text = format!("{{{many}\"z\":0}}");
+        let node = Node::parse(text.as_bytes()).expect("parses");
+        let Node::Object(entries) = &node else { panic!("{node:?}") };
+        assert_eq!(entries.len(), 41);
+        assert_eq!(node.get("k0"), Some(&Node::Int(80)));
+    }
+
+    #[test]
+    fn integer_ranges() {
+        assert_eq!(Node::parse(b"9223372036854775807").expect("i64"), Node::Int(i64::MAX));
+        assert_eq!(Node::parse(b"9223372036854775808").expect("u64"), Node::UInt(1 << 63));
+        assert_eq!(Node::parse(b"-1").expect("neg"), Node::Int(-1));
+    }
+}
