@@ -13,7 +13,7 @@ use host::ledger::{Ledger, Record};
 use host::normalize::{NormalizeSettings, Normalizer};
 use host::package::parquet::{ParquetJobReader, batch_rows};
 use host::package::reader::JobReader;
-use host::package::writer::Rotation;
+use host::package::writer::{PackageWriter, Rotation};
 use host::package::{FileFormat, JobState, PipelineDir};
 use host::schema::Schema;
 
@@ -38,6 +38,16 @@ fn peak_rss_mb() -> f64 {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,6 +85,35 @@ fn main() -> anyhow::Result<()> {
         println!("{:<28} {produced} rows in {} tables", "", n.schema().tables.len());
     }
 
+    // Job-file writers alone: rows normalized up front (the first 200k,
+    // written five times over), then timed into each format.
+    let mut n = Normalizer::new(&settings(0), Schema::default(), "1.0")?;
+    let mut sample = Vec::new();
+    input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |r| {
+        if sample.len() < 200_000 {
+            n.push("events", &r.value, &mut sample).map_err(|e| InputError::Io {
+                source_name: e.to_string(),
+                error: std::io::Error::other("normalize"),
+            })?;
+        }
+        Ok::<_, InputError>(())
+    })?;
+    let writer_dir = tempfile::tempdir()?;
+    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+        let pipeline = PipelineDir::open(writer_dir.path(), format.extension())?;
+        let mut w = PackageWriter::create(&pipeline, "1.0", &settings(0), format)?;
+        let started = Instant::now();
+        for _ in 0..5 {
+            w.write(n.schema(), &sample)?;
+        }
+        let path = w.finish(n.schema(), "bench")?.ok_or_else(|| anyhow::anyhow!("no package"))?;
+        let written = 5 * sample.len() as u64;
+        let bytes = dir_size(&path)?;
+        report(&format!("rows -> {} file", format.extension()), written, bytes, started);
+        println!("{:<28} {:.1} MB for {written} rows", "", bytes as f64 / 1e6);
+    }
+    drop(sample);
+
     // Write (parse + normalize + job files), then read back.
     let work = tempfile::tempdir()?;
     for format in [FileFormat::Jsonl, FileFormat::Parquet] {
@@ -108,7 +147,7 @@ fn main() -> anyhow::Result<()> {
             }
             FileFormat::Parquet => {
                 let mut r = ParquetJobReader::open(&path, 0, 1000)?;
-                while let Some((_, batch)) = r.next_record_batch()? {
+                while let Some((_, batch)) = r.next_record_batch(&table)? {
                     let rows = batch_rows(&batch, &table, &path)?;
                     read += rows.len() as u64;
                     std::hint::black_box(rows);

@@ -227,7 +227,7 @@ impl<'a> Batches<'a> {
             }
             Batches::Parquet { reader, table, path, ipc, max_bytes, queued } => {
                 if queued.is_empty() {
-                    let Some((start, batch)) = reader.next_record_batch()? else { return Ok(None) };
+                    let Some((start, batch)) = reader.next_record_batch(table)? else { return Ok(None) };
                     queued.extend(split_by_bytes(start, batch, *max_bytes));
                 }
                 let Some((start, batch)) = queued.pop_front() else { return Ok(None) };

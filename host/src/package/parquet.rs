@@ -2,20 +2,22 @@
 //! with the column's precision and scale (38, 9 by default), time64 µs, json
 //! as UTF-8 text, binary, bool, int64, float64; nullability as the schema says.
 //!
-//! Rows are first written to a `jsonl` spool (a table may gain columns while
-//! it is being written, and a Parquet file's schema is fixed), then converted
-//! here in row groups of bounded size once the table's schema is final.
+//! [`ParquetOut`] buffers normalized rows in Arrow column builders and writes
+//! a row group whenever [`ROW_GROUP_ROWS`] rows are buffered. A Parquet
+//! file's schema is fixed once its first row group is written, so a table
+//! that gains a column after that continues in a new job file (as dlt's
+//! writers do); [`ParquetJobReader`] gives every batch the table's full
+//! column list, nulls where a file lacks a column.
 //! Reading streams record batches back, as typed rows or as Arrow IPC.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array,
-    Date32Builder, Decimal128Array, Decimal128Builder, Float64Array, Float64Builder, Int64Array, Int64Builder,
-    StringArray, StringBuilder, Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Date32Array, Date32Builder,
+    Decimal128Array, Decimal128Builder, Float64Array, Float64Builder, Int64Array, Int64Builder, StringArray,
+    StringBuilder, Time64MicrosecondArray, Time64MicrosecondBuilder, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, SchemaRef, TimeUnit};
@@ -26,7 +28,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::file::properties::WriterProperties;
 
-use super::{PackageError, io_err, jsonl};
+use super::{PackageError, io_err};
 use crate::schema::{DataType, Table, Value};
 
 /// Rows per row group: bounds the writer's memory.
@@ -48,30 +50,32 @@ fn decimal_shape(precision: Option<u32>, scale: Option<u32>) -> (u8, i8) {
     (p, s)
 }
 
+/// The Arrow field of one column.
+fn arrow_field(c: &crate::schema::Column) -> Field {
+    let t = match c.data_type {
+        DataType::Text | DataType::Json => ArrowType::Utf8,
+        DataType::Double => ArrowType::Float64,
+        DataType::Bool => ArrowType::Boolean,
+        DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Bigint => ArrowType::Int64,
+        DataType::Binary => ArrowType::Binary,
+        DataType::Decimal => {
+            let (p, s) = decimal_shape(c.precision, c.scale);
+            ArrowType::Decimal128(p, s)
+        }
+        DataType::Date => ArrowType::Date32,
+        DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
+    };
+    Field::new(&c.name, t, c.nullable)
+}
+
 /// The Arrow schema of a table's Parquet file.
 pub fn arrow_schema(table: &Table) -> SchemaRef {
-    let fields: Vec<Field> = table
-        .columns
-        .iter()
-        .map(|c| {
-            let t = match c.data_type {
-                DataType::Text | DataType::Json => ArrowType::Utf8,
-                DataType::Double => ArrowType::Float64,
-                DataType::Bool => ArrowType::Boolean,
-                DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                DataType::Bigint => ArrowType::Int64,
-                DataType::Binary => ArrowType::Binary,
-                DataType::Decimal => {
-                    let (p, s) = decimal_shape(c.precision, c.scale);
-                    ArrowType::Decimal128(p, s)
-                }
-                DataType::Date => ArrowType::Date32,
-                DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
-            };
-            Field::new(&c.name, t, c.nullable)
-        })
-        .collect();
-    Arc::new(ArrowSchema::new(fields))
+    arrow_schema_of(&table.columns)
+}
+
+fn arrow_schema_of(columns: &[crate::schema::Column]) -> SchemaRef {
+    Arc::new(ArrowSchema::new(columns.iter().map(arrow_field).collect::<Vec<_>>()))
 }
 
 /// Parses a plain-notation decimal into an integer scaled by `scale`.
@@ -121,6 +125,10 @@ enum Builder {
 }
 
 impl Builder {
+    fn for_column(c: &crate::schema::Column) -> Self {
+        Builder::new(&arrow_field(c).data_type().clone())
+    }
+
     fn new(t: &ArrowType) -> Self {
         match t {
             ArrowType::Float64 => Builder::Double(Float64Builder::new()),
@@ -180,65 +188,122 @@ impl Builder {
             Builder::Time(b) => Arc::new(b.finish()),
         }
     }
-
-    fn len(&self) -> usize {
-        match self {
-            Builder::Text(b) => b.len(),
-            Builder::Double(b) => b.len(),
-            Builder::Bool(b) => b.len(),
-            Builder::Timestamp(b) => b.len(),
-            Builder::Bigint(b) => b.len(),
-            Builder::Binary(b) => b.len(),
-            Builder::Decimal(b, _) => b.len(),
-            Builder::Date(b) => b.len(),
-            Builder::Time(b) => b.len(),
-        }
-    }
 }
 
-/// Converts a `jsonl` spool of `table` into a Parquet file at `out`, in row
-/// groups of at most `row_group_rows` rows. Returns the number of rows.
-pub fn jsonl_to_parquet(spool: &Path, out: &Path, table: &Table, row_group_rows: usize) -> Result<u64, PackageError> {
-    let schema = arrow_schema(table);
-    let file = File::create_new(out).map_err(io_err("create", out))?;
-    let props = WriterProperties::builder().set_max_row_group_row_count(Some(row_group_rows)).build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| damaged(out, e))?;
-    let mut builders: Vec<Builder> = schema.fields().iter().map(|f| Builder::new(f.data_type())).collect();
-    let reader = BufReader::with_capacity(1 << 16, File::open(spool).map_err(io_err("open", spool))?);
-    let mut rows = 0u64;
-    for line in reader.lines() {
-        let line = line.map_err(io_err("read", spool))?;
-        if line.is_empty() {
-            continue;
+/// A Parquet job file being written from normalized rows of one table.
+pub struct ParquetOut {
+    path: PathBuf,
+    /// The file until its first row group is written, then the writer.
+    file: Option<File>,
+    writer: Option<ArrowWriter<File>>,
+    /// The file's schema: the table's first `builders.len()` columns when
+    /// the first row group was written.
+    schema: Option<SchemaRef>,
+    /// One builder per table column seen so far, each `buffered` long.
+    builders: Vec<Builder>,
+    buffered: usize,
+    /// Per column, the last buffered row that set it (scratch for nulls).
+    set_in_row: Vec<usize>,
+    row_group_rows: usize,
+}
+
+impl ParquetOut {
+    /// Creates `path` (which must not exist).
+    pub fn create(path: &Path, row_group_rows: usize) -> Result<Self, PackageError> {
+        let file = File::create_new(path).map_err(io_err("create", path))?;
+        Ok(ParquetOut {
+            path: path.to_path_buf(),
+            file: Some(file),
+            writer: None,
+            schema: None,
+            builders: Vec::new(),
+            buffered: 0,
+            set_in_row: Vec::new(),
+            row_group_rows: row_group_rows.max(1),
+        })
+    }
+
+    /// True when a row of `table` cannot go into this file: the table has
+    /// columns the file's (already fixed) schema lacks.
+    pub fn schema_is_fixed_below(&self, table: &Table) -> bool {
+        self.schema.as_ref().is_some_and(|s| s.fields().len() < table.columns.len())
+    }
+
+    /// Buffers one row (values by column index); writes a row group when full.
+    pub fn write_row(&mut self, table: &Table, values: &[(usize, Value)]) -> Result<(), PackageError> {
+        while self.builders.len() < table.columns.len() {
+            let mut b = Builder::for_column(&table.columns[self.builders.len()]);
+            for _ in 0..self.buffered {
+                b.push(&Value::Null);
+            }
+            self.builders.push(b);
+            self.set_in_row.push(usize::MAX);
         }
-        let row = jsonl::read_row(&line, table).map_err(|e| damaged(spool, e))?;
-        for (b, (v, col)) in builders.iter_mut().zip(row.iter().zip(&table.columns)) {
+        let row = self.buffered;
+        for (idx, v) in values {
+            let (Some(b), Some(set)) = (self.builders.get_mut(*idx), self.set_in_row.get_mut(*idx)) else {
+                return Err(damaged(&self.path, format!("row refers to column {idx} of `{}`", table.name)));
+            };
             if !b.push(v) {
-                return Err(damaged(spool, format!("column `{}` cannot hold {v:?} in parquet", col.name)));
+                let name = &table.columns[*idx].name;
+                return Err(damaged(&self.path, format!("column `{name}` cannot hold {v:?} in parquet")));
+            }
+            *set = row;
+        }
+        for (b, set) in self.builders.iter_mut().zip(&self.set_in_row) {
+            if *set != row {
+                b.push(&Value::Null);
             }
         }
-        rows += 1;
-        if builders.first().is_some_and(|b| b.len() >= row_group_rows) {
-            flush(&mut writer, &schema, &mut builders, out)?;
+        self.buffered += 1;
+        if self.buffered >= self.row_group_rows {
+            self.flush(table)?;
         }
+        Ok(())
     }
-    if builders.first().is_some_and(|b| b.len() > 0) {
-        flush(&mut writer, &schema, &mut builders, out)?;
-    }
-    let file = writer.into_inner().map_err(|e| damaged(out, e))?;
-    file.sync_all().map_err(io_err("sync", out))?;
-    Ok(rows)
-}
 
-fn flush(
-    writer: &mut ArrowWriter<File>,
-    schema: &SchemaRef,
-    builders: &mut [Builder],
-    out: &Path,
-) -> Result<(), PackageError> {
-    let columns: Vec<ArrayRef> = builders.iter_mut().map(Builder::finish).collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| damaged(out, e))?;
-    writer.write(&batch).map_err(|e| damaged(out, e))
+    /// Writes the buffered rows as one row group.
+    fn flush(&mut self, table: &Table) -> Result<(), PackageError> {
+        if self.buffered == 0 {
+            return Ok(());
+        }
+        let schema = match &self.schema {
+            Some(s) => s.clone(),
+            None => {
+                let s = arrow_schema_of(&table.columns[..self.builders.len()]);
+                let file = self.file.take().ok_or_else(|| damaged(&self.path, "file already closed"))?;
+                let props = WriterProperties::builder().set_max_row_group_row_count(Some(self.row_group_rows)).build();
+                self.writer =
+                    Some(ArrowWriter::try_new(file, s.clone(), Some(props)).map_err(|e| damaged(&self.path, e))?);
+                self.schema = Some(s.clone());
+                s
+            }
+        };
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        self.buffered = 0;
+        self.set_in_row.iter_mut().for_each(|s| *s = usize::MAX);
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| damaged(&self.path, e))?;
+        let writer = self.writer.as_mut().ok_or_else(|| damaged(&self.path, "file already closed"))?;
+        writer.write(&batch).map_err(|e| damaged(&self.path, e))?;
+        // Flush the row group now: the buffered rows are bounded by us, not the writer.
+        writer.flush().map_err(|e| damaged(&self.path, e))
+    }
+
+    /// Writes what is buffered, the footer, and fsyncs.
+    pub fn finish(mut self, table: &Table) -> Result<(), PackageError> {
+        self.flush(table)?;
+        if let Some(writer) = self.writer.take() {
+            let file = writer.into_inner().map_err(|e| damaged(&self.path, e))?;
+            file.sync_all().map_err(io_err("sync", &self.path))?;
+        } else if let Some(file) = self.file.take() {
+            // No rows: still a valid, empty Parquet file of the table.
+            let mut writer =
+                ArrowWriter::try_new(file, arrow_schema(table), None).map_err(|e| damaged(&self.path, e))?;
+            writer.flush().map_err(|e| damaged(&self.path, e))?;
+            writer.into_inner().map_err(|e| damaged(&self.path, e))?.sync_all().map_err(io_err("sync", &self.path))?;
+        }
+        Ok(())
+    }
 }
 
 /// Streams record batches from a Parquet job file.
@@ -267,18 +332,43 @@ impl ParquetJobReader {
         Ok(ParquetJobReader { path: path.to_path_buf(), reader, next_row: skip_rows })
     }
 
-    /// The next record batch and the index of its first row.
-    pub fn next_record_batch(&mut self) -> Result<Option<(u64, RecordBatch)>, PackageError> {
+    /// The next record batch, with exactly `table`'s columns in its order
+    /// (nulls for columns the file lacks), and the index of its first row.
+    pub fn next_record_batch(&mut self, table: &Table) -> Result<Option<(u64, RecordBatch)>, PackageError> {
         match self.reader.next() {
             None => Ok(None),
             Some(Err(e)) => Err(damaged(&self.path, e)),
             Some(Ok(batch)) => {
                 let start = self.next_row;
                 self.next_row += batch.num_rows() as u64;
-                Ok(Some((start, batch)))
+                Ok(Some((start, conform(batch, table, &self.path)?)))
             }
         }
     }
+}
+
+/// `batch` with `table`'s columns: a job file written before a column
+/// appeared lacks it.
+fn conform(batch: RecordBatch, table: &Table, path: &Path) -> Result<RecordBatch, PackageError> {
+    let complete = batch.num_columns() == table.columns.len()
+        && batch.schema().fields().iter().zip(&table.columns).all(|(f, c)| f.name() == &c.name);
+    if complete {
+        return Ok(batch);
+    }
+    let schema = arrow_schema(table);
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(a) => a.clone(),
+            None => arrow::array::new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    // A column missing from the file is null there even if declared not null.
+    let relaxed = Arc::new(ArrowSchema::new(
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    ));
+    RecordBatch::try_new(relaxed, columns).map_err(|e| damaged(path, e))
 }
 
 /// The rows of a record batch as host values, aligned with its columns.
@@ -362,22 +452,18 @@ mod tests {
         for (i, (t, _)) in values.iter().enumerate() {
             table.columns.push(Column::new(format!("c{i}"), *t));
         }
-        let spool = dir.path().join("t.spool");
-        let mut text = Vec::new();
-        for n in 0..5 {
-            let row: Vec<(usize, Value)> = values
-                .iter()
-                .enumerate()
-                .map(|(i, (_, v))| (i, if n == 2 { Value::Null } else { v.clone() }))
-                .collect();
-            jsonl::write_row(&mut text, &table, &row).expect("write");
-        }
-        std::fs::write(&spool, text).expect("spool");
         let out = dir.path().join("t.parquet");
-        assert_eq!(jsonl_to_parquet(&spool, &out, &table, 2).expect("convert"), 5);
+        let mut w = ParquetOut::create(&out, 2).expect("create");
+        for n in 0..5 {
+            // Row 2 is all null by leaving every column out.
+            let row: Vec<(usize, Value)> =
+                values.iter().enumerate().filter(|_| n != 2).map(|(i, (_, v))| (i, v.clone())).collect();
+            w.write_row(&table, &row).expect("write");
+        }
+        w.finish(&table).expect("finish");
         let mut r = ParquetJobReader::open(&out, 1, 10).expect("open");
         let mut got = Vec::new();
-        while let Some((start, batch)) = r.next_record_batch().expect("batch") {
+        while let Some((start, batch)) = r.next_record_batch(&table).expect("batch") {
             assert!(start >= 1);
             got.extend(batch_rows(&batch, &table, &out).expect("rows"));
         }
@@ -387,5 +473,21 @@ mod tests {
         assert!(got[1].iter().all(|v| *v == Value::Null));
         let ipc = to_ipc(&RecordBatch::new_empty(arrow_schema(&table))).expect("ipc");
         assert!(!ipc.is_empty());
+    }
+
+    #[test]
+    fn a_column_added_after_the_first_row_group_reads_back_as_null() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("t.parquet");
+        let mut table = Table::new("t");
+        table.columns.push(Column::new("a", DataType::Bigint));
+        let mut w = ParquetOut::create(&out, 1).expect("create");
+        w.write_row(&table, &[(0, Value::Bigint(1))]).expect("write");
+        table.columns.push(Column::new("b", DataType::Text));
+        assert!(w.schema_is_fixed_below(&table), "the first row group fixed the file's schema");
+        w.finish(&table).expect("finish");
+        let mut r = ParquetJobReader::open(&out, 0, 10).expect("open");
+        let (_, batch) = r.next_record_batch(&table).expect("read").expect("a batch");
+        assert_eq!(batch_rows(&batch, &table, &out).expect("rows"), [vec![Value::Bigint(1), Value::Null]]);
     }
 }

@@ -12,12 +12,13 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::parquet::{ParquetOut, ROW_GROUP_ROWS};
 use super::{
     FileFormat, JobInfo, JobState, PackageError, PackageState, PipelineDir, io_err, sync_dir, write_json_atomic,
 };
 use crate::normalize::{NormalizeSettings, Row};
 use crate::package::jsonl;
-use crate::schema::Schema;
+use crate::schema::{Schema, Table, Value};
 
 /// Writes one package.
 pub struct PackageWriter {
@@ -30,8 +31,8 @@ pub struct PackageWriter {
     jobs: HashMap<usize, OpenJob>,
     /// Table indexes in the order their first job was opened.
     order: Vec<usize>,
-    /// Jobs closed by rotation, waiting for `finish`.
-    closed: Vec<(usize, OpenJob)>,
+    /// Jobs closed by rotation (already durable), in the order closed.
+    closed: Vec<JobInfo>,
     /// Jobs opened so far per table (the rotation sequence).
     opened: HashMap<usize, u32>,
     rotation: Rotation,
@@ -47,27 +48,57 @@ struct OpenJob {
     bytes: u64,
 }
 
-/// A job file being written: plain, or gzip (`.jsonl.gz`).
+/// A job file being written: jsonl plain or gzip (`.jsonl.gz`), or parquet.
 enum JobOut {
     Plain(BufWriter<File>),
     Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Parquet(Box<ParquetOut>),
 }
 
 impl JobOut {
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            JobOut::Plain(w) => w.write_all(bytes),
-            JobOut::Gzip(w) => w.write_all(bytes),
+    /// Appends one row; returns the bytes it took (for parquet an estimate
+    /// of its uncompressed size, for `file_max_bytes`).
+    fn write_row(&mut self, line: &mut Vec<u8>, table: &Table, values: &[(usize, Value)]) -> std::io::Result<u64> {
+        if let JobOut::Parquet(p) = self {
+            p.write_row(table, values).map_err(std::io::Error::other)?;
+            return Ok(values.iter().map(|(_, v)| value_size(v)).sum());
         }
+        line.clear();
+        jsonl::write_row(line, table, values)?;
+        match self {
+            JobOut::Plain(w) => w.write_all(line)?,
+            JobOut::Gzip(w) => w.write_all(line)?,
+            JobOut::Parquet(_) => {}
+        }
+        Ok(line.len() as u64)
     }
+}
 
-    /// Flushes (writing the gzip trailer) and fsyncs.
-    fn close(self) -> std::io::Result<()> {
-        let file = match self {
-            JobOut::Plain(w) => w.into_inner().map_err(|e| e.into_error())?,
-            JobOut::Gzip(w) => w.finish()?.into_inner().map_err(|e| e.into_error())?,
+impl OpenJob {
+    /// Flushes (writing the gzip trailer or the parquet footer), fsyncs,
+    /// and gives back the job's entry for the package state.
+    fn close(self, table: &Table) -> Result<JobInfo, PackageError> {
+        let file = match self.out {
+            JobOut::Plain(w) => w.into_inner().map_err(|e| e.into_error()),
+            JobOut::Gzip(w) => w.finish().and_then(|w| w.into_inner().map_err(|e| e.into_error())),
+            JobOut::Parquet(p) => {
+                p.finish(table)?;
+                return Ok(self.info);
+            }
         };
-        file.sync_all()
+        file.and_then(|f| f.sync_all()).map_err(io_err("write", &self.path))?;
+        Ok(self.info)
+    }
+}
+
+/// Roughly how many bytes a value takes uncompressed.
+fn value_size(v: &Value) -> u64 {
+    match v {
+        Value::Text(s) | Value::Json(s) | Value::Decimal(s) => s.len() as u64,
+        Value::Binary(b) => b.len() as u64,
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        _ => 8,
     }
 }
 
@@ -131,9 +162,10 @@ impl PackageWriter {
             let full = self.jobs.get(&row.table).is_some_and(|j| {
                 self.rotation.max_items.is_some_and(|m| j.info.rows >= m)
                     || self.rotation.max_bytes.is_some_and(|m| j.bytes >= m)
+                    || matches!(&j.out, JobOut::Parquet(p) if p.schema_is_fixed_below(table))
             });
             if full && let Some(job) = self.jobs.remove(&row.table) {
-                self.closed.push((row.table, job));
+                self.close_job(row.table, job, schema)?;
             }
             if !self.jobs.contains_key(&row.table) {
                 let seq = self.opened.get(&row.table).copied().unwrap_or(0) + 1;
@@ -145,12 +177,16 @@ impl PackageWriter {
                 self.jobs.insert(row.table, job);
             }
             let Some(job) = self.jobs.get_mut(&row.table) else { continue };
-            self.line.clear();
-            jsonl::write_row(&mut self.line, table, &row.values).map_err(io_err("write", &job.path))?;
-            job.out.write_all(&self.line).map_err(io_err("write", &job.path))?;
-            job.bytes += self.line.len() as u64;
+            job.bytes += job.out.write_row(&mut self.line, table, &row.values).map_err(io_err("write", &job.path))?;
             job.info.rows += 1;
         }
+        Ok(())
+    }
+
+    /// Closes a job file that rotation replaced.
+    fn close_job(&mut self, table_idx: usize, job: OpenJob, schema: &Schema) -> Result<(), PackageError> {
+        let info = job.close(&schema.tables[table_idx])?;
+        self.closed.push(info);
         Ok(())
     }
 
@@ -165,18 +201,16 @@ impl PackageWriter {
             table: table.to_string(),
             rows: 0,
         };
-        // Parquet needs the table's final schema: spool rows as jsonl and
-        // convert when the package is finished.
-        let name = match self.format {
-            FileFormat::Jsonl => info.file_name.clone(),
-            FileFormat::Parquet => format!("{}.spool", info.file_name),
-        };
-        let path = self.staging.join(JobState::New.dir_name()).join(name);
-        let file = BufWriter::with_capacity(1 << 16, File::create_new(&path).map_err(io_err("create", &path))?);
-        let out = if gzip {
-            JobOut::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+        let path = self.staging.join(JobState::New.dir_name()).join(&info.file_name);
+        let out = if self.format == FileFormat::Parquet {
+            JobOut::Parquet(Box::new(ParquetOut::create(&path, ROW_GROUP_ROWS)?))
         } else {
-            JobOut::Plain(file)
+            let file = BufWriter::with_capacity(1 << 16, File::create_new(&path).map_err(io_err("create", &path))?);
+            if gzip {
+                JobOut::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+            } else {
+                JobOut::Plain(file)
+            }
         };
         Ok(OpenJob { info, path, out, bytes: 0 })
     }
@@ -198,7 +232,7 @@ impl PackageWriter {
 
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
-        self.jobs.values().map(|j| j.info.rows).sum()
+        self.jobs.values().map(|j| j.info.rows).chain(self.closed.iter().map(|j| j.rows)).sum()
     }
 
     /// Makes the package durable and visible to loaders. Returns `None` (and
@@ -207,22 +241,11 @@ impl PackageWriter {
         if self.order.is_empty() {
             return Ok(None);
         }
-        let mut pending = std::mem::take(&mut self.closed);
+        let mut jobs = std::mem::take(&mut self.closed);
         for idx in std::mem::take(&mut self.order) {
             if let Some(job) = self.jobs.remove(&idx) {
-                pending.push((idx, job));
+                jobs.push(job.close(&schema.tables[idx])?);
             }
-        }
-        let mut jobs = Vec::with_capacity(pending.len());
-        for (idx, job) in pending {
-            job.out.close().map_err(io_err("write", &job.path))?;
-            if self.format == FileFormat::Parquet {
-                let out = self.staging.join(JobState::New.dir_name()).join(&job.info.file_name);
-                let table = &schema.tables[idx];
-                super::parquet::jsonl_to_parquet(&job.path, &out, table, super::parquet::ROW_GROUP_ROWS)?;
-                fs::remove_file(&job.path).map_err(io_err("remove", &job.path))?;
-            }
-            jobs.push(job.info);
         }
         let state = PackageState {
             load_id: self.load_id.clone(),
@@ -327,5 +350,45 @@ mod tests {
         let w = PackageWriter::create(&pipeline, "2.2", &settings, FileFormat::Jsonl).expect("writer");
         drop(w);
         assert!(!pipeline.staging_dir().join("2.2").exists());
+    }
+
+    /// A parquet file's schema is fixed by its first row group: a column that
+    /// appears later starts a second job file, and both read back in full.
+    #[test]
+    fn parquet_continues_in_a_new_file_when_a_table_grows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
+        let settings = NormalizeSettings {
+            naming_convention: "direct".into(),
+            max_nesting_level: 0,
+            skip_dlt_columns_and_tables: true,
+            schema_hints: Default::default(),
+        };
+        let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
+        let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Parquet).expect("writer");
+        let mut rows = Vec::new();
+        let total = ROW_GROUP_ROWS + 10;
+        for i in 0..total {
+            rows.clear();
+            let record =
+                if i < ROW_GROUP_ROWS { serde_json::json!({"a": i}) } else { serde_json::json!({"a": i, "b": "late"}) };
+            n.push("t", &crate::input::Node::from(&record), &mut rows).expect("push");
+            w.write(n.schema(), &rows).expect("write");
+        }
+        assert_eq!(w.rows(), total as u64);
+        let path = w.finish(n.schema(), "fp").expect("finish").expect("a package");
+        let pkg = Package::open(&path).expect("open");
+        assert_eq!(pkg.state.jobs.iter().map(|j| j.rows).collect::<Vec<_>>(), [ROW_GROUP_ROWS as u64, 10]);
+        let table = n.schema().table("t").expect("t");
+        let mut late = 0;
+        for job in &pkg.state.jobs {
+            let mut r = super::super::parquet::ParquetJobReader::open(&pkg.job_path(job, JobState::New), 0, 4096)
+                .expect("open");
+            while let Some((_, batch)) = r.next_record_batch(table).expect("read") {
+                let rows = super::super::parquet::batch_rows(&batch, table, &path).expect("rows");
+                late += rows.iter().filter(|r| r[1] == Value::Text("late".into())).count();
+            }
+        }
+        assert_eq!(late, 10);
     }
 }
