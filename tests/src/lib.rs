@@ -77,10 +77,11 @@ fn newer_than(out: &Path, inputs: &[PathBuf]) -> bool {
     inputs.iter().all(|i| std::fs::metadata(i).and_then(|m| m.modified()).is_ok_and(|t| t <= out_time))
 }
 
-fn build_foreign(name: &str, source: &str, mut cmd: Command) -> PathBuf {
+fn build_foreign(name: &str, sources: &[&str], mut cmd: Command) -> PathBuf {
     let root = repo_root();
     let out = root.join("target/guests").join(format!("{name}.wasm"));
-    let inputs = [root.join(source), root.join("wit/destination.wit")];
+    let mut inputs: Vec<PathBuf> = sources.iter().map(|s| root.join(s)).collect();
+    inputs.push(root.join("wit/destination.wit"));
     if !newer_than(&out, &inputs) {
         std::fs::create_dir_all(root.join("target/guests")).expect("mkdir target/guests");
         let status = cmd.status().unwrap_or_else(|e| panic!("run the {name} build: {e}"));
@@ -101,9 +102,70 @@ pub fn python_sink() -> PathBuf {
             cmd.current_dir(root.join("guest-examples/python-sink"));
             cmd.args(["-d", "../../wit", "-w", "destination", "componentize", "app", "-o"]);
             cmd.arg(root.join("target/guests/python_sink.wasm"));
-            build_foreign("python_sink", "guest-examples/python-sink/app.py", cmd)
+            build_foreign("python_sink", &["guest-examples/python-sink/app.py"], cmd)
         })
         .clone()
+}
+
+/// The Python HTTP sink (`http_app.py`), built for the world in
+/// `guest-examples/python-sink/wit`, which adds `wasi:http/outgoing-handler`.
+/// Its WIT dependencies are assembled under `target/guests/python-http-wit`:
+/// our `wit/destination.wit` and the wasi 0.2 packages from the sources of
+/// the `wasmtime-wasi-http` crate the host is built with (so the guest
+/// imports exactly the versions the host implements, and nothing is vendored).
+pub fn python_http_sink() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let tools = guest_tools();
+            let root = repo_root();
+            let wit = root.join("target/guests/python-http-wit");
+            let deps = wit.join("deps");
+            std::fs::create_dir_all(deps.join("destination")).expect("mkdir wit deps");
+            std::fs::copy(root.join("guest-examples/python-sink/wit/world.wit"), wit.join("world.wit"))
+                .expect("copy world.wit");
+            std::fs::copy(root.join("wit/destination.wit"), deps.join("destination/destination.wit"))
+                .expect("copy destination.wit");
+            for entry in std::fs::read_dir(wasi_http_wit_deps()).expect("read wasi wit deps") {
+                let path = entry.expect("wit entry").path();
+                if path.extension().is_some_and(|e| e == "wit") {
+                    std::fs::copy(&path, deps.join(path.file_name().expect("name"))).expect("copy wasi wit");
+                }
+            }
+            let mut cmd = Command::new(tools.join("venv/bin/componentize-py"));
+            cmd.current_dir(root.join("guest-examples/python-sink"));
+            cmd.arg("-d").arg(&wit);
+            cmd.args(["-w", "python-http-sink", "componentize", "http_app", "-o"]);
+            cmd.arg(root.join("target/guests/python_http_sink.wasm"));
+            let sources = [
+                "guest-examples/python-sink/http_app.py",
+                "guest-examples/python-sink/app.py",
+                "guest-examples/python-sink/wit/world.wit",
+            ];
+            build_foreign("python_http_sink", &sources, cmd)
+        })
+        .clone()
+}
+
+/// `wit/deps` of the `wasmtime-wasi-http` crate in cargo's registry sources.
+fn wasi_http_wit_deps() -> PathBuf {
+    // Only this platform's packages: they are the ones the build downloaded.
+    let rustc = Command::new("rustc").arg("-vV").output().expect("run rustc -vV");
+    let info = String::from_utf8_lossy(&rustc.stdout);
+    let host = info.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host").to_string();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host, "--manifest-path"])
+        .arg(repo_root().join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let manifest = meta["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "wasmtime-wasi-http"))
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("wasmtime-wasi-http in cargo metadata");
+    Path::new(manifest).parent().expect("crate dir").join("wit/deps")
 }
 
 /// The JavaScript example sink, built with componentize-js.
@@ -117,7 +179,7 @@ pub fn js_sink() -> PathBuf {
             cmd.current_dir(root.join("guest-examples/js-sink"));
             cmd.args(["app.js", "--wit", "../../wit", "--world-name", "destination", "-o"]);
             cmd.arg(root.join("target/guests/js_sink.wasm"));
-            build_foreign("js_sink", "guest-examples/js-sink/app.js", cmd)
+            build_foreign("js_sink", &["guest-examples/js-sink/app.js"], cmd)
         })
         .clone()
 }

@@ -2,6 +2,7 @@
 //! on 127.0.0.1 that fails in the ways real APIs fail. Every row must be
 //! stored exactly once, and failures reported as the ledger promises.
 
+use std::path::Path;
 use std::time::Duration;
 
 use e2e::api::{ApiServer, Faults};
@@ -12,6 +13,11 @@ const KEY: &str = "test-api-key-42";
 
 /// Runs http_sink against `api` with batch size 50 and extra args.
 fn post(s: &Scratch, api: &ApiServer, extra: &[&str]) -> std::process::Output {
+    post_with(s, api, &e2e::guest("http_sink"), "HTTP_SINK", extra)
+}
+
+/// Runs `sink` (whose config section is `section`) against `api`.
+fn post_with(s: &Scratch, api: &ApiServer, sink: &Path, section: &str, extra: &[&str]) -> std::process::Output {
     let input = s.path().join("orders.jsonl");
     if !input.exists() {
         std::fs::write(&input, numbered(ROWS, "o")).expect("input");
@@ -30,8 +36,8 @@ fn post(s: &Scratch, api: &ApiServer, extra: &[&str]) -> std::process::Output {
     ];
     args.push(&url);
     args.extend_from_slice(extra);
-    let mut cmd = s.command("run", "http_sink", &args);
-    cmd.env("DESTINATION__HTTP_SINK__API_KEY", KEY);
+    let mut cmd = s.command_for("run", sink, &args);
+    cmd.env(format!("DESTINATION__{section}__API_KEY"), KEY);
     e2e::run(cmd)
 }
 
@@ -159,4 +165,29 @@ fn auth_header_is_added_by_the_host_and_the_key_never_reaches_the_sink() {
     let seen: serde_json::Value =
         serde_json::from_slice(&std::fs::read(p.out().join("config.json")).expect("probe")).expect("json");
     assert_eq!(seen["api_key"], serde_json::Value::Null);
+}
+
+/// The Python sink posts over wasi:http the same way: through 503s every row
+/// arrives once, with the key and an idempotency key on every request; a 400
+/// then fails the job terminally with the API's message.
+#[test]
+fn the_python_http_sink_retries_503s_and_fails_on_a_400() {
+    let sink = e2e::python_http_sink();
+    let s = Scratch::new();
+    let api = ApiServer::start(Faults { fail_every: Some(5), ..Faults::default() });
+    let out = post_with(&s, &api, &sink, "PYTHON_HTTP_SINK", &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_exactly_once(&api);
+    {
+        let r = api.received.lock().expect("lock");
+        assert!(r.requests > 40, "503s were retried: {} requests", r.requests);
+        assert!(r.authorization.iter().all(|a| a.as_deref() == Some(&format!("Bearer {KEY}")[..])), "key sent");
+    }
+
+    let s = Scratch::new();
+    let api = ApiServer::start(Faults { bad_request_at: Some(4), ..Faults::default() });
+    let out = post_with(&s, &api, &sink, "PYTHON_HTTP_SINK", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP 400: bad request: row 7 has no id"), "{}", stderr(&out));
+    assert_eq!(ids(&api.rows("orders")), (0..150).collect::<Vec<_>>(), "batches before the 400 stay delivered");
 }
