@@ -544,12 +544,12 @@ impl Normalizer {
 /// dlt's deterministic child row id: base64 (no padding) of the first 10
 /// bytes of shake-128 over `"{parent_id}_{table}_{idx}"`.
 pub fn child_row_id(parent_id: &str, table: &str, idx: usize) -> String {
-    short_hash(&format!("{parent_id}_{table}_{idx}"))
-}
-
-fn short_hash(text: &str) -> String {
     let mut h = Shake128::default();
-    h.update(text.as_bytes());
+    h.update(parent_id.as_bytes());
+    h.update(b"_");
+    h.update(table.as_bytes());
+    h.update(b"_");
+    h.update(itoa::Buffer::new().format(idx).as_bytes());
     let mut out = [0u8; 10];
     h.finalize_xof().read(&mut out);
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)

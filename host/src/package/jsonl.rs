@@ -16,34 +16,73 @@ use crate::schema::{DataType, Table, Value};
 /// Writes one row as a JSON object line. `values` are `(column index,
 /// value)`; they are written in column order, which lets [`read_row`] find
 /// columns without a lookup.
-pub fn write_row(out: &mut impl Write, table: &Table, values: &[(usize, Value)]) -> io::Result<()> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    if !values.windows(2).all(|w| w[0].0 < w[1].0) {
-        order.sort_by_key(|&i| values[i].0);
-    }
-    out.write_all(b"{")?;
-    for (i, &at) in order.iter().enumerate() {
-        let (col, value) = &values[at];
-        if i > 0 {
-            out.write_all(b",")?;
+pub fn write_row(out: &mut Vec<u8>, table: &Table, values: &[(usize, Value)]) -> io::Result<()> {
+    let mut keys = Keys::default();
+    keys.update(table);
+    keys.write_row(out, values)
+}
+
+/// The JSON-escaped `"name":` of every column of one table, so writing a
+/// row does not escape the same names again and again.
+#[derive(Debug, Default)]
+pub struct Keys {
+    keys: Vec<Vec<u8>>,
+}
+
+impl Keys {
+    /// Adds the columns `table` gained since the last call.
+    pub fn update(&mut self, table: &Table) {
+        for c in &table.columns[self.keys.len().min(table.columns.len())..] {
+            let mut key = serde_json::to_vec(&c.name).unwrap_or_default();
+            key.push(b':');
+            self.keys.push(key);
         }
-        serde_json::to_writer(&mut *out, &table.columns[*col].name)?;
-        out.write_all(b":")?;
-        write_value(out, value)?;
     }
-    out.write_all(b"}\n")
+
+    /// Writes one row (see [`write_row`]); the keys must cover its columns.
+    pub fn write_row(&self, out: &mut Vec<u8>, values: &[(usize, Value)]) -> io::Result<()> {
+        out.push(b'{');
+        if values.windows(2).all(|w| w[0].0 < w[1].0) {
+            for (i, (col, value)) in values.iter().enumerate() {
+                self.write_cell(out, i, *col, value)?;
+            }
+        } else {
+            let mut order: Vec<&(usize, Value)> = values.iter().collect();
+            order.sort_by_key(|(col, _)| *col);
+            for (i, (col, value)) in order.into_iter().enumerate() {
+                self.write_cell(out, i, *col, value)?;
+            }
+        }
+        out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+
+    fn write_cell(&self, out: &mut Vec<u8>, i: usize, col: usize, value: &Value) -> io::Result<()> {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = self.keys.get(col).ok_or_else(|| io::Error::other(format!("no column {col}")))?;
+        out.extend_from_slice(key);
+        write_value(out, value)
+    }
 }
 
 fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
     match value {
         Value::Null => out.write_all(b"null"),
         Value::Bool(b) => out.write_all(if *b { b"true" } else { b"false" }),
-        Value::Bigint(i) => write!(out, "{i}"),
+        Value::Bigint(i) => Ok(serde_json::to_writer(out, i)?),
         Value::Double(f) if f.is_finite() => Ok(serde_json::to_writer(out, f)?),
         Value::Double(_) => out.write_all(b"null"),
         Value::Text(s) | Value::Decimal(s) => Ok(serde_json::to_writer(out, s)?),
         Value::Json(s) => out.write_all(s.as_bytes()),
-        Value::Timestamp(us) => write!(out, "\"{}\"", format_timestamp(*us)),
+        Value::Timestamp(us) => {
+            let mut buf = [0u8; 29];
+            match timestamp_digits(*us, &mut buf) {
+                Some(text) => out.write_all(text),
+                None => write!(out, "\"{}\"", format_timestamp(*us)),
+            }
+        }
         Value::Date(d) => write!(out, "\"{}\"", format_date(*d)),
         Value::Time(t) => write!(out, "\"{}\"", format_time(*t)),
         Value::Binary(b) => write!(out, "\"{}\"", base64::engine::general_purpose::STANDARD.encode(b)),
@@ -53,16 +92,39 @@ fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
 /// RFC 3339 UTC with exactly six fraction digits. Hand-formatted: this runs
 /// for every timestamp cell, and chrono's formatter is several times slower.
 pub fn format_timestamp(us: i64) -> String {
+    let mut buf = [0u8; 29];
+    match timestamp_digits(us, &mut buf) {
+        Some(quoted) => String::from_utf8_lossy(&quoted[1..quoted.len() - 1]).into_owned(),
+        None => DateTime::from_timestamp_micros(us)
+            .map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+    }
+}
+
+/// `"YYYY-MM-DDTHH:MM:SS.ffffffZ"` (quoted) in `buf`, for years 0–9999;
+/// `None` outside them.
+fn timestamp_digits(us: i64, buf: &mut [u8; 29]) -> Option<&[u8]> {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return DateTime::from_timestamp_micros(us)
-            .map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        return None;
     }
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    fn put(buf: &mut [u8], mut v: i64) {
+        for b in buf.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    *buf = *b"\"0000-00-00T00:00:00.000000Z\"";
+    put(&mut buf[1..5], y);
+    put(&mut buf[6..8], i64::from(m));
+    put(&mut buf[9..11], i64::from(d));
+    put(&mut buf[12..14], rem / 3600);
+    put(&mut buf[15..17], rem / 60 % 60);
+    put(&mut buf[18..20], rem % 60);
+    put(&mut buf[21..27], micros);
+    Some(&buf[..])
 }
 
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.

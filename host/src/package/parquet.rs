@@ -267,19 +267,27 @@ impl ParquetOut {
         if self.buffered == 0 {
             return Ok(());
         }
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
         let schema = match &self.schema {
             Some(s) => s.clone(),
             None => {
                 let s = arrow_schema_of(&table.columns[..self.builders.len()]);
                 let file = self.file.take().ok_or_else(|| damaged(&self.path, "file already closed"))?;
-                let props = WriterProperties::builder().set_max_row_group_row_count(Some(self.row_group_rows)).build();
-                self.writer =
-                    Some(ArrowWriter::try_new(file, s.clone(), Some(props)).map_err(|e| damaged(&self.path, e))?);
+                let mut props = WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(self.row_group_rows))
+                    .set_dictionary_enabled(false);
+                for (field, column) in s.fields().iter().zip(&columns) {
+                    if repeats(column.as_ref()) {
+                        props = props.set_column_dictionary_enabled(field.name().as_str().into(), true);
+                    }
+                }
+                self.writer = Some(
+                    ArrowWriter::try_new(file, s.clone(), Some(props.build())).map_err(|e| damaged(&self.path, e))?,
+                );
                 self.schema = Some(s.clone());
                 s
             }
         };
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
         self.buffered = 0;
         self.set_in_row.iter_mut().for_each(|s| *s = usize::MAX);
         let batch = RecordBatch::try_new(schema, columns).map_err(|e| damaged(&self.path, e))?;
@@ -304,6 +312,24 @@ impl ParquetOut {
         }
         Ok(())
     }
+}
+
+/// Whether dictionary encoding pays for a column, judged on the first row
+/// group: text or integers whose first values repeat (countries, statuses).
+/// Dictionary-encoding unique values (ids, names, notes) costs half the
+/// writer's time and makes the file bigger, so it is off for those.
+fn repeats(column: &dyn Array) -> bool {
+    const SAMPLE: usize = 4096;
+    let n = column.len().min(SAMPLE);
+    let any = column.as_any();
+    let distinct = if let Some(a) = any.downcast_ref::<StringArray>() {
+        (0..n).filter(|i| a.is_valid(*i)).map(|i| a.value(i)).collect::<rustc_hash::FxHashSet<&str>>().len()
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        (0..n).filter(|i| a.is_valid(*i)).map(|i| a.value(i)).collect::<rustc_hash::FxHashSet<i64>>().len()
+    } else {
+        return false;
+    };
+    n > 0 && distinct * 2 <= n
 }
 
 /// Streams record batches from a Parquet job file.
@@ -473,6 +499,15 @@ mod tests {
         assert!(got[1].iter().all(|v| *v == Value::Null));
         let ipc = to_ipc(&RecordBatch::new_empty(arrow_schema(&table))).expect("ipc");
         assert!(!ipc.is_empty());
+    }
+
+    #[test]
+    fn dictionary_only_for_repeating_columns() {
+        let countries = StringArray::from_iter_values((0..1000).map(|i| ["DE", "US", "FR"][i % 3]));
+        let ids = Int64Array::from_iter_values(0..1000);
+        assert!(repeats(&countries));
+        assert!(!repeats(&ids));
+        assert!(!repeats(&Float64Array::from(vec![1.0; 10])), "only text and integers");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct PackageWriter {
     rotation: Rotation,
     gzip: bool,
     line: Vec<u8>,
+    /// Escaped column names per table index (jsonl).
+    keys: Vec<jsonl::Keys>,
     finished: bool,
 }
 
@@ -58,13 +60,19 @@ enum JobOut {
 impl JobOut {
     /// Appends one row; returns the bytes it took (for parquet an estimate
     /// of its uncompressed size, for `file_max_bytes`).
-    fn write_row(&mut self, line: &mut Vec<u8>, table: &Table, values: &[(usize, Value)]) -> std::io::Result<u64> {
+    fn write_row(
+        &mut self,
+        line: &mut Vec<u8>,
+        keys: &jsonl::Keys,
+        table: &Table,
+        values: &[(usize, Value)],
+    ) -> std::io::Result<u64> {
         if let JobOut::Parquet(p) = self {
             p.write_row(table, values).map_err(std::io::Error::other)?;
             return Ok(values.iter().map(|(_, v)| value_size(v)).sum());
         }
         line.clear();
-        jsonl::write_row(line, table, values)?;
+        keys.write_row(line, values)?;
         match self {
             JobOut::Plain(w) => w.write_all(line)?,
             JobOut::Gzip(w) => w.write_all(line)?,
@@ -138,6 +146,7 @@ impl PackageWriter {
             rotation: Rotation::default(),
             gzip: false,
             line: Vec::with_capacity(1024),
+            keys: Vec::new(),
             finished: false,
         })
     }
@@ -177,7 +186,13 @@ impl PackageWriter {
                 self.jobs.insert(row.table, job);
             }
             let Some(job) = self.jobs.get_mut(&row.table) else { continue };
-            job.bytes += job.out.write_row(&mut self.line, table, &row.values).map_err(io_err("write", &job.path))?;
+            if self.keys.len() <= row.table {
+                self.keys.resize_with(row.table + 1, jsonl::Keys::default);
+            }
+            let keys = &mut self.keys[row.table];
+            keys.update(table);
+            job.bytes +=
+                job.out.write_row(&mut self.line, keys, table, &row.values).map_err(io_err("write", &job.path))?;
             job.info.rows += 1;
         }
         Ok(())
