@@ -29,4 +29,14 @@ CASES = {
     "dlt_prefix_skipped": dict(records=[{"id": 1, "_dlt_custom": 1, "_dltx": 2, "_DLT_up": 3}]),
     "table_name_snake": dict(naming="snake_case", table="PErson", records=[{"camelCase": 1}]),
     "schema_evolution": dict(records=[{"a": 1}, {"a": 2, "b": "x"}, {"c": 3.5}]),
+    # Found by differential.py against dlt 1.31:
+    "timestamp_detection_forms": dict(records=[{"a": "2024-01-02T03", "b": "20240102T030405Z", "c": "2024/01/15 10:00", "d": "2024-01-02T03:04:05,5+02", "e": "2024-01-02t03:04:05z", "f": "2024"}]),
+    "timestamp_coercion_from_text": dict(records=[{"ts": "2024-01-02T03:04:05Z"}, {"ts": "2024-01-02"}, {"ts": "7"}, {"ts": "3.5"}, {"ts": "2024"}, {"ts": "2024/01/15"}, {"ts": "12:30:00"}, {"ts": 1700000000}]),
+    "bool_coercion_from_numbers": dict(records=[{"b": True}, {"b": -1}, {"b": 0.0}, {"b": 2.5}, {"b": "on"}, {"b": "TRUE"}, {"b": " yes"}]),
+    "json_coercion_from_text": dict(records=[{"j": {"k": 1}}, {"j": "{\"k\": 2}"}, {"j": "7"}, {"j": "null", "id": 1}, {"j": "not json"}]),
+    "variant_named_by_json_type": dict(records=[{"n": 1}, {"n": "2024-01-02T03:04:05Z"}, {"n": "2024-01-03T00:00:00Z"}, {"n": True}]),
+    "text_from_numbers_python_repr": dict(records=[{"t": "a"}, {"t": 1e20}, {"t": 1e-05}, {"t": 3.0}, {"t": 0.0001}, {"t": 1e16}, {"t": 42}, {"t": False}, {"t": {"k": [1, "x"]}}]),
+    "bigint_and_double_from_text": dict(records=[{"i": 1, "f": 1.5}, {"i": " 1_000 ", "f": "0x10"}, {"i": "0x1f", "f": "1_000.5"}, {"i": "7.0", "f": " 2 "}]),
+    "colliding_keys_snake": dict(naming="snake_case", records=[{"a-b": 1, "a.b": 2, "c": 0}, {"a-b": "x", "a.b": None, "c": 1}, {"a.b": 5}]),
+    "empty_key_list": dict(nesting=1, records=[{"id": 1, "": [10, 20]}, {"id": 2, " ": ["x"]}]),
 }

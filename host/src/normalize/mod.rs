@@ -5,6 +5,7 @@
 //! [`Schema`] as new columns appear. Memory stays bounded by the schema and
 //! the current record, never by the input size.
 
+pub mod datetime;
 pub mod hints;
 pub mod naming;
 pub mod types;
@@ -103,12 +104,42 @@ struct Field {
     child_table: Option<usize>,
     /// Raw key → field one level down.
     children: FxHashMap<Box<str>, FieldId>,
+    /// The field one level up (0 at the top).
+    parent: FieldId,
+    /// The raw key was empty or blank: `_empty` as a column, but no path
+    /// fragment at all in a child table's name (dlt drops it, so such a
+    /// list's rows land in the table that holds the list).
+    empty_key: bool,
+    /// The first field with the same name: keys that normalize alike
+    /// (`a-b` and `a.b` in snake_case) are one column, and within a row the
+    /// last value wins, at the first key's position (a Python dict).
+    canonical: FieldId,
+    /// Other fields share this (canonical) field's name.
+    shared: bool,
+}
+
+impl Field {
+    fn new(name: String, parent: FieldId, empty_key: bool, canonical: FieldId) -> Self {
+        Field {
+            dlt: name.starts_with(DLT_PREFIX),
+            name,
+            column: None,
+            child_table: None,
+            children: FxHashMap::default(),
+            parent,
+            empty_key,
+            canonical,
+            shared: false,
+        }
+    }
 }
 
 /// The key-path tree of one table; field 0 is the root (empty path).
 #[derive(Debug, Default)]
 struct Fields {
     nodes: Vec<Field>,
+    /// Column name → the first field with it.
+    by_name: FxHashMap<String, FieldId>,
     /// `_dlt_load_id`, `_dlt_parent_id`, `_dlt_list_idx`, `_dlt_id` columns.
     dlt_columns: [Option<usize>; 4],
 }
@@ -277,7 +308,10 @@ impl Normalizer {
             if self.skip_dlt && self.fields[table_idx].nodes[field as usize].dlt {
                 continue;
             }
-            if let Some(cell) = self.cell(table_idx, field, v)? {
+            // A value can coerce to null (`"null"` into a json column).
+            if let Some(cell) = self.cell(table_idx, field, v)?
+                && cell.1 != Value::Null
+            {
                 values.push(cell);
             }
         }
@@ -346,15 +380,23 @@ impl Normalizer {
         let mut nested = Vec::new();
         while let Some((prefix, map, lvl)) = stack.pop() {
             for (key, v) in map {
+                let field = self.field(table_idx, prefix, key);
+                let node = &self.fields[table_idx].nodes[field as usize];
+                let (canonical, shared) =
+                    (node.canonical, self.fields[table_idx].nodes[node.canonical as usize].shared);
                 if matches!(v, Node::Null) {
+                    // A null has no column, but it still overwrites an
+                    // earlier value of a key that normalizes alike.
+                    if shared {
+                        put(&mut fields, canonical, shared, v);
+                    }
                     continue;
                 }
-                let field = self.field(table_idx, prefix, key);
                 let keep_whole = lvl <= 0 || self.is_json_column(table_idx, field);
                 match v {
                     Node::Object(inner) if !keep_whole => nested.push((field, inner.as_slice(), lvl - 1)),
-                    Node::Array(items) if !keep_whole => lists.push((field, items.as_slice())),
-                    _ => fields.push((field, v)),
+                    Node::Array(items) if !keep_whole => put(&mut lists, canonical, shared, items.as_slice()),
+                    _ => put(&mut fields, canonical, shared, v),
                 }
             }
             stack.append(&mut nested);
@@ -369,13 +411,7 @@ impl Normalizer {
         }
         let fields = &mut self.fields[table_idx];
         if fields.nodes.is_empty() {
-            fields.nodes.push(Field {
-                name: String::new(),
-                dlt: false,
-                column: None,
-                child_table: None,
-                children: FxHashMap::default(),
-            });
+            fields.nodes.push(Field::new(String::new(), 0, false, 0));
         }
         if let Some(id) = fields.nodes[parent as usize].children.get(key) {
             return *id;
@@ -386,13 +422,17 @@ impl Normalizer {
         let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
         let id = fields.nodes.len() as FieldId;
         fields.nodes[parent as usize].children.insert(key.into(), id);
-        fields.nodes.push(Field {
-            dlt: name.starts_with(DLT_PREFIX),
-            name,
-            column: None,
-            child_table: None,
-            children: FxHashMap::default(),
-        });
+        let canonical = match fields.by_name.get(&name) {
+            Some(first) => {
+                fields.nodes[*first as usize].shared = true;
+                *first
+            }
+            None => {
+                fields.by_name.insert(name.clone(), id);
+                id
+            }
+        };
+        fields.nodes.push(Field::new(name, parent, key.trim().is_empty(), canonical));
         id
     }
 
@@ -416,7 +456,17 @@ impl Normalizer {
         }
         let sep = self.namer.convention().separator();
         let table = &self.schema.tables[table_idx].name;
-        let name = format!("{table}{sep}{}", self.fields[table_idx].nodes[field as usize].name);
+        let nodes = &self.fields[table_idx].nodes;
+        let node = &nodes[field as usize];
+        let prefix = &nodes[node.parent as usize].name;
+        let ident = if prefix.is_empty() { &node.name[..] } else { &node.name[prefix.len() + sep.len()..] };
+        let mut name = table.clone();
+        for part in [&prefix[..], if node.empty_key { "" } else { ident }] {
+            if !part.is_empty() {
+                name.push_str(sep);
+                name.push_str(part);
+            }
+        }
         let parent = table.clone();
         let child = self.table_index(&name, Some(&parent));
         self.fields[table_idx].nodes[field as usize].child_table = Some(child);
@@ -475,17 +525,28 @@ impl Normalizer {
             if let Some(value) = coerced.map_err(|source| NormalizeError::Type { field: name(self), source })? {
                 return Ok(Some((idx, value)));
             }
-            let variant = format!("{}{}v_{}", name(self), self.namer.convention().separator(), inferred.name());
-            let value = types::coerce(v, inferred)
-                .map_err(|source| NormalizeError::Type { field: name(self), source })?
-                .unwrap_or(Value::Null);
+            // dlt names the variant by the value's JSON type and types it by
+            // inference; a value that fits neither its column nor an existing
+            // variant column stops dlt's normalize, and ours.
+            let sep = self.namer.convention().separator();
+            let variant = format!("{}{sep}v_{}", name(self), types::variant_suffix(v));
             let found = self.column(table_idx, &variant);
+            let variant_type = found.map_or(inferred, |i| self.schema.tables[table_idx].columns[i].data_type);
+            let value = types::coerce(v, variant_type)
+                .map_err(|source| NormalizeError::Type { field: name(self), source })?
+                .ok_or_else(|| NormalizeError::Type {
+                    field: variant.clone(),
+                    source: TypeError::NoVariant { value: v.to_json(), data_type: variant_type.name() },
+                })?;
             let table = &mut self.schema.tables[table_idx];
             let idx = match found {
                 Some(i) => i,
                 None => {
                     let mut col = Column::new(variant, inferred);
                     col.variant = true;
+                    if inferred == DataType::Timestamp {
+                        col.timezone = Some(true);
+                    }
                     table.columns.push(col);
                     table.columns.len() - 1
                 }
@@ -539,6 +600,16 @@ impl Normalizer {
         self.fields[table_idx].dlt_columns[slot] = Some(idx);
         (idx, value)
     }
+}
+
+/// Adds `(field, value)` to a flattened row, or replaces the value of a
+/// field with the same name already in it (`shared` says one may be).
+fn put<T>(out: &mut Vec<(FieldId, T)>, field: FieldId, shared: bool, value: T) {
+    if shared && let Some(slot) = out.iter_mut().find(|(f, _)| *f == field) {
+        slot.1 = value;
+        return;
+    }
+    out.push((field, value));
 }
 
 /// dlt's deterministic child row id: base64 (no padding) of the first 10
@@ -712,6 +783,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// dlt names a variant by the value's JSON type and types it by
+    /// inference; a string that then fits neither column stops dlt too.
+    #[test]
+    fn variant_of_a_timestamp_string_is_v_text_and_a_misfit_is_an_error() {
+        let mut n = Normalizer::new(&settings("direct", 0, true), Schema::default(), "1").expect("settings");
+        let mut rows = Vec::new();
+        for rec in [json!({"n": 1}), json!({"n": "2024-01-02T03:04:05Z"})] {
+            n.push("t", &Node::from(&rec), &mut rows).expect("normalizes");
+        }
+        let t = n.schema().table("t").expect("t");
+        assert_eq!((t.columns[1].name.as_str(), t.columns[1].data_type), ("n▶v_text", DataType::Timestamp));
+        let err = n.push("t", &Node::from(&json!({"n": "garbage"})), &mut rows).expect_err("fits nothing");
+        assert!(err.to_string().contains("n▶v_text"), "{err}");
+    }
+
+    #[test]
+    fn keys_that_normalize_alike_are_one_column_last_value_wins() {
+        let (schema, rows) = run(
+            &settings("snake_case", 0, true),
+            "t",
+            &[json!({"a-b": 1, "c": 0, "a.b": 2}), json!({"a-b": 3, "a.b": null})],
+        );
+        assert_eq!(column_names(&schema, "t"), ["a_b", "c"]);
+        assert_eq!(rows[0].values, vec![(0, Value::Bigint(2)), (1, Value::Bigint(0))]);
+        assert_eq!(rows.len(), 1, "the second record's value was erased by the later null");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! a column that already has another type is coerced when dlt would coerce
 //! it ([`coerce`]), otherwise it goes to a variant column.
 
+use base64::Engine as _;
+use chrono::{NaiveTime, Timelike};
+
+use super::datetime::{detect_timestamp, seconds_to_micros, text_to_timestamp};
 use crate::input::Node;
 use crate::schema::{DataType, Value};
-use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 
 /// A JSON value with its inferred type; `None` for null (which has no type).
 pub fn infer(v: &Node<'_>) -> Option<DataType> {
@@ -16,9 +18,22 @@ pub fn infer(v: &Node<'_>) -> Option<DataType> {
         Node::Bool(_) => Some(DataType::Bool),
         Node::Int(_) | Node::UInt(_) => Some(DataType::Bigint),
         Node::Float(_) => Some(DataType::Double),
-        Node::Str(s) if parse_iso_timestamp(s).is_some() => Some(DataType::Timestamp),
+        Node::Str(s) if detect_timestamp(s).is_some() => Some(DataType::Timestamp),
         Node::Str(_) => Some(DataType::Text),
         Node::Array(_) | Node::Object(_) => Some(DataType::Json),
+    }
+}
+
+/// The suffix of the variant column a value that does not fit goes to: dlt
+/// names it by the value's own JSON type (`v_text` for a string, even one
+/// that reads as a timestamp), and types the variant column by inference.
+pub fn variant_suffix(v: &Node<'_>) -> &'static str {
+    match v {
+        Node::Bool(_) => "bool",
+        Node::Int(_) | Node::UInt(_) => "bigint",
+        Node::Float(_) => "double",
+        Node::Str(_) => "text",
+        Node::Null | Node::Array(_) | Node::Object(_) => "json",
     }
 }
 
@@ -29,20 +44,41 @@ pub enum TypeError {
     /// dlt refuses integers beyond 64 bits; we do too rather than wrap.
     #[error("integer {0} does not fit a signed 64-bit bigint (declare the column as decimal or text)")]
     IntegerOutOfRange(String),
+    /// The value fits neither its column nor the variant column for its
+    /// JSON type, which already has another type (dlt stops here too).
+    #[error("{value} fits neither the column nor its variant column of type {data_type}")]
+    NoVariant {
+        /// The value, as JSON.
+        value: String,
+        /// The variant column's type.
+        data_type: &'static str,
+    },
 }
 
-/// A number as JSON (and serde_json) prints it.
+/// A number as text, the way Python's `str()` prints it (dlt's text
+/// coercion): floats as `repr` does (`1e+20`, `1e-05`, `3.0`).
 fn number_text(v: &Node<'_>) -> Option<String> {
     match v {
         Node::Int(i) => Some(i.to_string()),
         Node::UInt(u) => Some(u.to_string()),
-        Node::Float(f) => serde_json::Number::from_f64(*f).map(|n| n.to_string()),
+        Node::Float(f) => Some(python_float_repr(*f)),
+        _ => None,
+    }
+}
+
+/// A number's value as a float, for coercions that take any number.
+fn as_f64(v: &Node<'_>) -> Option<f64> {
+    match v {
+        Node::Int(i) => Some(*i as f64),
+        Node::UInt(u) => Some(*u as f64),
+        Node::Float(f) => Some(*f),
         _ => None,
     }
 }
 
 /// Converts `v` into a value of type `to`, or `Ok(None)` if dlt would not
-/// coerce it (the caller then makes a variant column).
+/// coerce it (the caller then makes a variant column). The pairs and rules
+/// are dlt 1.31's `coerce_value` dispatch table.
 pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
     Ok(match (to, v) {
         (_, Node::Null) => Some(Value::Null),
@@ -51,91 +87,163 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
         (DataType::Bigint, Node::Float(f)) => {
             Some(*f).filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| Value::Bigint(f as i64))
         }
-        (DataType::Bigint, Node::Str(s)) => s.trim().parse::<i64>().ok().map(Value::Bigint),
-        (DataType::Double, Node::Int(i)) => Some(Value::Double(*i as f64)),
-        (DataType::Double, Node::UInt(u)) => Some(Value::Double(*u as f64)),
-        (DataType::Double, Node::Float(f)) => Some(Value::Double(*f)),
-        (DataType::Double, Node::Str(s)) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double),
+        (DataType::Bigint, Node::Str(s)) => python_int(s).map(Value::Bigint),
+        (DataType::Double, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => as_f64(n).map(Value::Double),
+        (DataType::Double, Node::Str(s)) => text_to_double(s).filter(|f| f.is_finite()).map(Value::Double),
         (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(*b)),
-        (DataType::Bool, Node::Str(s)) => parse_bool(s).map(Value::Bool),
-        (DataType::Bool, Node::Int(1)) => Some(Value::Bool(true)),
-        (DataType::Bool, Node::Int(0)) => Some(Value::Bool(false)),
+        (DataType::Bool, Node::Str(s)) => str2bool(s).map(Value::Bool),
+        (DataType::Bool, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+            as_f64(n).map(|f| Value::Bool(f != 0.0))
+        }
         (DataType::Text, Node::Str(s)) => Some(Value::Text(s.to_string())),
         (DataType::Text, Node::Bool(b)) => Some(Value::Text(if *b { "True" } else { "False" }.into())),
         (DataType::Text, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => number_text(n).map(Value::Text),
         (DataType::Text, j) => Some(Value::Text(j.to_json())),
-        (DataType::Timestamp, Node::Str(s)) => parse_iso_timestamp(s).map(Value::Timestamp),
+        (DataType::Timestamp, Node::Str(s)) => text_to_timestamp(s).map(Value::Timestamp),
         (DataType::Timestamp, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
-            let secs = match n {
-                Node::Int(i) => *i as f64,
-                Node::UInt(u) => *u as f64,
-                Node::Float(f) => *f,
-                _ => f64::NAN,
-            };
-            Some(secs)
-                .filter(|f| f.is_finite() && f.abs() < 9.2e12)
-                .map(|secs| Value::Timestamp((secs * 1_000_000.0).round() as i64))
+            as_f64(n).and_then(seconds_to_micros).map(Value::Timestamp)
         }
         (DataType::Json, j @ (Node::Object(_) | Node::Array(_))) => Some(Value::Json(j.to_json())),
+        // dlt parses text into a json column (`json.loads`); `"null"` is null.
+        (DataType::Json, Node::Str(s)) => match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(serde_json::Value::Null) => Some(Value::Null),
+            Ok(parsed) => Some(Value::Json(parsed.to_string())),
+            Err(_) => None,
+        },
         (DataType::Date, Node::Str(s)) => parse_date(s).map(Value::Date),
+        (DataType::Date, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => as_f64(n)
+            .and_then(seconds_to_micros)
+            .and_then(|us| i32::try_from(us.div_euclid(86_400_000_000)).ok())
+            .map(Value::Date),
         (DataType::Time, Node::Str(s)) => parse_time(s).map(Value::Time),
         (DataType::Decimal, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
             number_text(n).and_then(|t| plain_decimal(&t)).map(Value::Decimal)
         }
-        (DataType::Decimal, Node::Str(s)) => plain_decimal(s.trim()).map(Value::Decimal),
-        (DataType::Binary, Node::Str(s)) => {
-            base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).ok().map(Value::Binary)
+        (DataType::Decimal, Node::Str(s)) => text_to_decimal(s).map(Value::Decimal),
+        (DataType::Binary, Node::Str(s)) => match s.strip_prefix("0x") {
+            Some(hex_digits) => hex::decode(hex_digits).ok().map(Value::Binary),
+            None => base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).ok().map(Value::Binary),
+        },
+        (DataType::Binary, Node::Int(i)) if *i >= 0 => {
+            let bytes = i.to_le_bytes();
+            let len = (64 - i.leading_zeros() as usize).div_ceil(8);
+            Some(Value::Binary(bytes[..len].to_vec()))
         }
         _ => None,
     })
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "y" | "t" | "on" | "1" => Some(true),
-        "false" | "no" | "n" | "f" | "off" | "0" => Some(false),
+/// dlt's `str2bool`: exactly these words, any case, no trimming.
+fn str2bool(s: &str) -> Option<bool> {
+    match s.to_lowercase().as_str() {
+        "yes" | "true" | "t" | "y" | "1" => Some(true),
+        "no" | "false" | "f" | "n" | "0" => Some(false),
         _ => None,
     }
 }
 
-/// Detects ISO 8601 timestamps as dlt's `iso_timestamp` detection does:
-/// a date, `T` or space, a time with optional seconds and fraction, and an
-/// optional `Z` or offset (converted to UTC; none means UTC). Plain dates are
-/// not timestamps. Returns microseconds since the epoch.
-pub fn parse_iso_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    // Cheap reject first: every row's strings pass through here.
-    if b.len() < 16 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+/// Python's `int(text.strip())` (with dlt's `0x` hex prefix), in the i64
+/// range: a sign, digits, single underscores between digits.
+fn python_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if let Some(hex_digits) = t.strip_prefix("0x") {
+        return i64::from_str_radix(&without_underscores(hex_digits)?, 16).ok();
+    }
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
         return None;
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%dT%H:%M%:z",
-        "%Y-%m-%d %H:%M%:z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.timestamp_micros());
-        }
-    }
-    let naive = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    None
+    without_underscores(t)?.parse().ok()
 }
 
+/// dlt's text → double: `0x` hex, else Python's `float()`.
+fn text_to_double(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t.strip_prefix("0x") {
+        Some(hex_digits) => i64::from_str_radix(&without_underscores(hex_digits)?, 16).ok().map(|i| i as f64),
+        None => python_float(t),
+    }
+}
+
+/// dlt's text → decimal: `0x` hex, else Python's `Decimal()` (plain notation).
+fn text_to_decimal(s: &str) -> Option<String> {
+    let t = s.trim();
+    match t.strip_prefix("0x") {
+        Some(hex_digits) => i128::from_str_radix(hex_digits, 16).ok().map(|i| i.to_string()),
+        None => plain_decimal(&without_underscores(t)?),
+    }
+}
+
+/// Python's `float(text)`: surrounding whitespace, `inf`, `nan`, exponents,
+/// and single underscores between digits are accepted.
+pub fn python_float(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    without_underscores(t)?.parse().ok()
+}
+
+/// `s` without the underscores Python allows between digits; `None` when
+/// an underscore is anywhere else.
+fn without_underscores(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    for (i, _) in s.match_indices('_') {
+        let digit_before = i > 0 && b[i - 1].is_ascii_hexdigit();
+        let digit_after = b.get(i + 1).is_some_and(u8::is_ascii_hexdigit);
+        if !digit_before || !digit_after {
+            return None;
+        }
+    }
+    Some(s.replace('_', ""))
+}
+
+/// A float as Python's `repr` prints it: the shortest round-trip digits, in
+/// fixed notation for exponents -4..16 (`0.0001`, `1000000000000000.0`),
+/// else scientific with a signed two-digit exponent (`1e+16`, `1.5e-07`).
+pub fn python_float_repr(f: f64) -> String {
+    if !f.is_finite() {
+        return if f.is_nan() {
+            "nan".into()
+        } else if f > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits too: `1.5e-7`.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let point = exp + 1;
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.0", "0".repeat(point as usize - digits.len()))
+        } else {
+            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        };
+        format!("{sign}{text}")
+    } else {
+        let (first, rest) = digits.split_at(1);
+        let mantissa = if rest.is_empty() { first.to_string() } else { format!("{first}.{rest}") };
+        format!("{sign}{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    }
+}
+
+/// dlt's text → date: an ISO date, else the UTC day of a timestamp.
 fn parse_date(s: &str) -> Option<i32> {
-    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    i32::try_from((d - epoch).num_days()).ok()
+    let t = s.trim();
+    let b = t.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<u32>().ok();
+        let days = super::datetime::days_from_civil(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+        return i32::try_from(days).ok();
+    }
+    text_to_timestamp(t).and_then(|us| i32::try_from(us.div_euclid(86_400_000_000)).ok())
 }
 
 fn parse_time(s: &str) -> Option<i64> {
@@ -193,8 +301,8 @@ mod tests {
     #[test]
     fn detects_timestamps_like_dlt() {
         assert_eq!(infer(&json!("2024-01-02T03:04:05+02:00")), Some(DataType::Timestamp));
-        assert_eq!(parse_iso_timestamp("2024-01-02T03:04:05+02:00"), Some(1_704_157_445_000_000));
-        assert_eq!(parse_iso_timestamp("2024-01-02 03:04:05.5Z"), Some(1_704_164_645_500_000));
+        assert_eq!(detect_timestamp("2024-01-02T03:04:05+02:00"), Some(1_704_157_445_000_000));
+        assert_eq!(detect_timestamp("2024-01-02 03:04:05.5Z"), Some(1_704_164_645_500_000));
         assert_eq!(infer(&json!("2024-01-02")), Some(DataType::Text));
         assert_eq!(infer(&json!("hello world, long enough")), Some(DataType::Text));
     }
@@ -210,6 +318,52 @@ mod tests {
         assert_eq!(coerce(&json!(5), DataType::Text), Ok(Some(Value::Text("5".into()))));
         assert_eq!(coerce(&json!({"k": 1}), DataType::Text), Ok(Some(Value::Text("{\"k\":1}".into()))));
         assert!(coerce(&json!(18446744073709551615u64), DataType::Bigint).is_err());
+    }
+
+    /// Checked against dlt 1.31's `coerce_value` (see tests/golden/differential.py).
+    #[test]
+    fn coercions_follow_dlts_dispatch_table() {
+        assert_eq!(coerce(&json!(-1), DataType::Bool), Ok(Some(Value::Bool(true))));
+        assert_eq!(coerce(&json!(0.0), DataType::Bool), Ok(Some(Value::Bool(false))));
+        assert_eq!(coerce(&json!("on"), DataType::Bool), Ok(None), "str2bool has no on/off");
+        assert_eq!(coerce(&json!(" yes"), DataType::Bool), Ok(None), "str2bool does not trim");
+        assert_eq!(coerce(&json!("TRUE"), DataType::Bool), Ok(Some(Value::Bool(true))));
+        assert_eq!(coerce(&json!(" 1_000 "), DataType::Bigint), Ok(Some(Value::Bigint(1000))));
+        assert_eq!(coerce(&json!("0x1f"), DataType::Bigint), Ok(Some(Value::Bigint(31))));
+        assert_eq!(coerce(&json!("7.0"), DataType::Bigint), Ok(None));
+        assert_eq!(coerce(&json!("0x10"), DataType::Double), Ok(Some(Value::Double(16.0))));
+        assert_eq!(
+            coerce(&json!("2024-01-02"), DataType::Timestamp),
+            Ok(Some(Value::Timestamp(1_704_153_600_000_000)))
+        );
+        assert_eq!(coerce(&json!("7"), DataType::Timestamp), Ok(Some(Value::Timestamp(7_000_000))));
+        assert_eq!(coerce(&json!("{\"k\": 1}"), DataType::Json), Ok(Some(Value::Json("{\"k\":1}".into()))));
+        assert_eq!(coerce(&json!("null"), DataType::Json), Ok(Some(Value::Null)));
+        assert_eq!(coerce(&json!("x"), DataType::Json), Ok(None));
+        assert_eq!(coerce(&json!("0x0102"), DataType::Binary), Ok(Some(Value::Binary(vec![1, 2]))));
+        assert_eq!(coerce(&json!(258), DataType::Binary), Ok(Some(Value::Binary(vec![2, 1]))));
+    }
+
+    #[test]
+    fn floats_print_as_python_repr() {
+        let cases = [
+            (1e20, "1e+20"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e-7, "1e-07"),
+            (123456.789, "123456.789"),
+            (2.5, "2.5"),
+            (-0.0, "-0.0"),
+            (3.0, "3.0"),
+            (1.5e300, "1.5e+300"),
+            (-2.25, "-2.25"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(python_float_repr(f), want, "{f}");
+        }
+        assert_eq!(coerce(&json!(1e20), DataType::Text), Ok(Some(Value::Text("1e+20".into()))));
     }
 
     #[test]

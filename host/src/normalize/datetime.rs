@@ -1,0 +1,275 @@
+//! Date and time text as dlt reads it (through pendulum's ISO 8601 parser).
+//!
+//! Two questions, with different answers:
+//! - [`detect_timestamp`]: does a string in a *new* column make it a
+//!   timestamp column? Only full date-times do (`2024-01-02T03:04`,
+//!   `2024-01-02 03`, `20240102T030405Z`, `2024/01/15 10:00`), never a date.
+//! - [`text_to_timestamp`]: can a string go into an *existing* timestamp
+//!   column? Date-times, dates and partial dates (`2024-01-02`, `2024-01`,
+//!   `2024`, `2024/01/15`, `20240102`, `2024-001`) at midnight UTC, and
+//!   numbers (`7`, `3.5`, `1e3`) as Unix seconds.
+//!
+//! Values without an offset are UTC; offsets are applied. Fractions beyond
+//! microseconds are cut, as Python's datetime does.
+
+const MICROS_PER_SEC: i64 = 1_000_000;
+/// Python's datetime range: 0001-01-01 to 9999-12-31T23:59:59.
+const MIN_SECS: i64 = -62_135_596_800;
+const MAX_SECS: i64 = 253_402_300_799;
+
+/// A string with a date and a time, as microseconds since the epoch (UTC).
+pub fn detect_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    // Cheap reject first: every string of every row passes through here.
+    if b.len() < 11 || !b[..4].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    match parse(b)? {
+        Parsed { time: true, micros } => Some(micros),
+        _ => None,
+    }
+}
+
+/// A string that dlt coerces into a timestamp column, as microseconds since
+/// the epoch (UTC).
+pub fn text_to_timestamp(s: &str) -> Option<i64> {
+    if let Some(p) = parse(s.as_bytes()) {
+        return Some(p.micros);
+    }
+    // Not a date: Python's float() of it, as Unix seconds.
+    let secs = super::types::python_float(s)?;
+    seconds_to_micros(secs)
+}
+
+/// Unix seconds as microseconds, within Python's datetime range.
+pub fn seconds_to_micros(secs: f64) -> Option<i64> {
+    if !secs.is_finite() || secs < MIN_SECS as f64 || secs > MAX_SECS as f64 + 1.0 {
+        return None;
+    }
+    Some((secs * MICROS_PER_SEC as f64).round() as i64)
+}
+
+struct Parsed {
+    /// A time of day was given.
+    time: bool,
+    micros: i64,
+}
+
+/// A small cursor over ASCII bytes.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Exactly `n` digits as a number.
+    fn digits(&mut self, n: usize) -> Option<u32> {
+        let end = self.at.checked_add(n)?;
+        let part = self.b.get(self.at..end)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        self.at = end;
+        Some(part.iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0')))
+    }
+
+    fn done(&self) -> bool {
+        self.at == self.b.len()
+    }
+}
+
+/// Parses a date with an optional time and offset; `None` if it is not one.
+fn parse(b: &[u8]) -> Option<Parsed> {
+    let mut c = Cursor { b, at: 0 };
+    let year = c.digits(4)? as i32;
+    let (month, day, basic) = if c.eat(b'-') {
+        let first = c.digits(2)?;
+        if c.eat(b'-') {
+            (first, c.digits(2)?, false)
+        } else if let Some(third) = c.digits(1) {
+            // Ordinal date YYYY-DDD.
+            let ordinal = first * 10 + third;
+            if !c.done() {
+                return None;
+            }
+            let days = days_from_civil(year, 1, 1)? + i64::from(ordinal) - 1;
+            if ordinal == 0 || ordinal > if is_leap(year) { 366 } else { 365 } {
+                return None;
+            }
+            return finish(days, 0, false);
+        } else {
+            (first, 1, false)
+        }
+    } else if c.eat(b'/') {
+        let month = c.digits(2)?;
+        if !c.eat(b'/') {
+            return None;
+        }
+        (month, c.digits(2)?, false)
+    } else if c.done() {
+        (1, 1, false)
+    } else {
+        let month = c.digits(2)?;
+        (month, c.digits(2)?, true)
+    };
+    let days = days_from_civil(year, month, day)?;
+    if c.done() {
+        return finish(days, 0, false);
+    }
+    if !(c.eat(b'T') || (!basic && c.eat(b' '))) {
+        return None;
+    }
+    let hour = c.digits(2)?;
+    let (mut minute, mut second, mut micros) = (0, 0, 0i64);
+    let extended = !basic && c.eat(b':');
+    if extended || (basic && c.peek().is_some_and(|d| d.is_ascii_digit())) {
+        minute = c.digits(2)?;
+        if (extended && c.eat(b':')) || (basic && c.peek().is_some_and(|d| d.is_ascii_digit())) {
+            second = c.digits(2)?;
+            if c.eat(b'.') || c.eat(b',') {
+                let start = c.at;
+                while c.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    c.at += 1;
+                }
+                let frac = &b[start..c.at];
+                if frac.is_empty() {
+                    return None;
+                }
+                micros = (0..6).fold(0, |acc, i| acc * 10 + frac.get(i).map_or(0, |d| i64::from(d - b'0')));
+            }
+        }
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut offset_secs = 0i64;
+    if c.eat(b'Z') {
+    } else if let Some(sign @ (b'+' | b'-')) = c.peek() {
+        c.at += 1;
+        let oh = i64::from(c.digits(2)?);
+        let om = if c.eat(b':') { i64::from(c.digits(2)?) } else { c.digits(2).map_or(0, i64::from) };
+        if oh > 23 || om > 59 {
+            return None;
+        }
+        offset_secs = (oh * 3600 + om * 60) * if sign == b'+' { 1 } else { -1 };
+    }
+    if !c.done() {
+        return None;
+    }
+    let secs = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_secs;
+    finish(days, secs, true).map(|p| Parsed { micros: p.micros + micros, ..p })
+}
+
+fn finish(days: i64, secs_of_day: i64, time: bool) -> Option<Parsed> {
+    let secs = days * 86_400 + secs_of_day;
+    if !(MIN_SECS..=MAX_SECS).contains(&secs) {
+        return None;
+    }
+    Some(Parsed { time, micros: secs * MICROS_PER_SEC })
+}
+
+fn is_leap(y: i32) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days since 1970-01-01 of a valid calendar date (years 1–9999).
+pub fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i64> {
+    let dim = [31, if is_leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 || d > dim[m as usize - 1] {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JAN2_030405: i64 = 1_704_164_645_000_000;
+
+    /// Each case was checked against dlt 1.31 (`is_iso_timestamp` and
+    /// `coerce_value("timestamp", "text", ...)`).
+    #[test]
+    fn detection_matches_dlt() {
+        let yes = [
+            ("2024-01-02T03:04:05Z", JAN2_030405),
+            ("2024-01-02T03:04:05+02:00", JAN2_030405 - 7_200_000_000),
+            ("2024-01-02 03:04:05", JAN2_030405),
+            ("2024-01-02T03:04:05.123456", JAN2_030405 + 123_456),
+            ("2024-01-02T03:04", JAN2_030405 - 5_000_000),
+            ("2024-01-02T03", JAN2_030405 - 245_000_000),
+            ("2024/01/15 10:00", 1_705_312_800_000_000),
+            ("20240102T030405Z", JAN2_030405),
+            ("2024-01-02T03:04:05.1234567Z", JAN2_030405 + 123_456),
+            ("2024-01-02T03:04:05,5Z", JAN2_030405 + 500_000),
+            ("2024-01-02T03:04:05+0200", JAN2_030405 - 7_200_000_000),
+            ("2024-01-02T03:04:05+02", JAN2_030405 - 7_200_000_000),
+        ];
+        for (s, want) in yes {
+            assert_eq!(detect_timestamp(s), Some(want), "{s}");
+        }
+        for s in [
+            "2024-01-02",
+            "2024",
+            "2024/01/15",
+            "20240102",
+            "2024-01-02t03:04:05z",
+            " 2024-01-02T03:04:05Z",
+            "2024-13-45T99:99:99Z",
+            "2024-02-30T00:00:00Z",
+            "2024-01-02T24:00:00Z",
+            "12:30:00",
+            "7",
+            "",
+        ] {
+            assert_eq!(detect_timestamp(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn coercion_matches_dlt() {
+        let day = 1_704_153_600_000_000; // 2024-01-02T00:00:00Z
+        let cases = [
+            ("2024-01-02", Some(day)),
+            ("2024", Some(1_704_067_200_000_000)),
+            ("2024-01", Some(1_704_067_200_000_000)),
+            ("2024/01/15", Some(1_705_276_800_000_000)),
+            ("20240102", Some(day)),
+            ("2024-001", Some(1_704_067_200_000_000)),
+            ("7", Some(7_000_000)),
+            ("3.5", Some(3_500_000)),
+            ("-1", Some(-1_000_000)),
+            ("1e3", Some(1_000_000_000)),
+            ("1700000000", Some(1_700_000_000_000_000)),
+            ("12:30:00", None),
+            ("nan", None),
+            ("inf", None),
+            ("yes", None),
+            ("", None),
+            ("2024-02-30T00:00:00Z", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(text_to_timestamp(s), want, "{s}");
+        }
+    }
+}
