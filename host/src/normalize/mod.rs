@@ -385,11 +385,10 @@ impl Normalizer {
                 let (canonical, shared) =
                     (node.canonical, self.fields[table_idx].nodes[node.canonical as usize].shared);
                 if matches!(v, Node::Null) {
-                    // A null has no column, but it still overwrites an
-                    // earlier value of a key that normalizes alike.
-                    if shared {
-                        put(&mut fields, canonical, shared, v);
-                    }
+                    // A null makes no column, but it holds its key's place
+                    // (a later key that normalizes alike fills it) and
+                    // erases an earlier one, as in dlt's flattened dict.
+                    put(&mut fields, canonical, shared, v);
                     continue;
                 }
                 let keep_whole = lvl <= 0 || self.is_json_column(table_idx, field);
