@@ -58,6 +58,7 @@ def run_case(name, case):
         name="golden",
         naming_convention=case.get("naming", "direct"),
         max_table_nesting=case.get("nesting", 0),
+        skip_dlt_columns_and_tables=case.get("skip", True),
     )
     def golden(items, table):
         t = captured.setdefault(table["name"], {"columns": None, "rows": []})

@@ -86,6 +86,20 @@ struct Flattened<'r, 'a> {
     lists: Vec<(FieldId, &'r [Node<'a>])>,
 }
 
+/// How a row hangs in the tree, which decides its `_dlt_*` columns.
+#[derive(Debug, Clone, Copy)]
+enum Link<'p> {
+    /// A record (or a dict item of a list that lands in a root table):
+    /// `_dlt_load_id` and a random `_dlt_id`.
+    Root,
+    /// An item of a parent row's list: `_dlt_parent_id`, `_dlt_list_idx`
+    /// and a `_dlt_id` derived from both.
+    Child { parent_id: &'p str, idx: usize },
+    /// A scalar item of a list that lands in a root table: only a random
+    /// `_dlt_id` (dlt's wrapped scalars skip the load id).
+    Bare,
+}
+
 /// Index of a [`Field`] in its table's [`Fields`].
 type FieldId = u32;
 
@@ -265,10 +279,10 @@ impl Normalizer {
         let row_id = self.root_row_id();
         let table_idx = self.table_index(table, None);
         match record {
-            Node::Object(entries) => self.row(table_idx, None, entries, &row_id, self.max_nesting, out),
+            Node::Object(entries) => self.row(table_idx, Link::Root, entries, &row_id, self.max_nesting, out),
             scalar => {
                 let wrapped = [(Cow::Borrowed("value"), scalar.clone())];
-                self.row(table_idx, None, &wrapped, &row_id, self.max_nesting, out)
+                self.row(table_idx, Link::Root, &wrapped, &row_id, self.max_nesting, out)
             }
         }
     }
@@ -291,12 +305,11 @@ impl Normalizer {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes[..10])
     }
 
-    /// Normalizes one dict row of table `table_idx`. `parent` is `(parent row
-    /// id, list index)` for child rows.
+    /// Normalizes one dict row of table `table_idx`, linked as `link` says.
     fn row(
         &mut self,
         table_idx: usize,
-        parent: Option<(&str, usize)>,
+        link: Link<'_>,
         dict: &Entries<'_>,
         row_id: &str,
         level: i64,
@@ -316,16 +329,17 @@ impl Normalizer {
             }
         }
         if !self.skip_dlt {
-            match parent {
-                None => {
+            match link {
+                Link::Root => {
                     let load_id = Value::Text(self.load_id.clone());
                     values.push(self.dlt_cell(table_idx, 0, DLT_LOAD_ID, DataType::Text, load_id));
                 }
-                Some((parent_id, idx)) => {
+                Link::Child { parent_id, idx } => {
                     let parent_id = Value::Text(parent_id.to_string());
                     values.push(self.dlt_cell(table_idx, 1, DLT_PARENT_ID, DataType::Text, parent_id));
                     values.push(self.dlt_cell(table_idx, 2, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
                 }
+                Link::Bare => {}
             }
             values.push(self.dlt_cell(table_idx, 3, DLT_ID, DataType::Text, Value::Text(row_id.to_string())));
         }
@@ -350,11 +364,18 @@ impl Normalizer {
         level: i64,
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
+        // A list under an empty key can land in a root table (see
+        // `Field::empty_key`); dlt then makes its items root rows.
+        let into_root = self.schema.tables[table_idx].parent.is_none();
         for (idx, item) in items.iter().enumerate() {
-            let row_id = child_row_id(parent_id, &self.schema.tables[table_idx].name, idx);
-            let parent = Some((parent_id, idx));
+            let (row_id, link) = if into_root {
+                self.root_rows += 1;
+                (self.root_row_id(), Link::Root)
+            } else {
+                (child_row_id(parent_id, &self.schema.tables[table_idx].name, idx), Link::Child { parent_id, idx })
+            };
             match item {
-                Node::Object(entries) => self.row(table_idx, parent, entries, &row_id, level, out)?,
+                Node::Object(entries) => self.row(table_idx, link, entries, &row_id, level, out)?,
                 other => {
                     // dlt wraps list items that are not dicts: lists of lists
                     // as `{"list": [...]}` (a middle table, one level deeper),
@@ -362,7 +383,9 @@ impl Normalizer {
                     let (key, level) =
                         if matches!(other, Node::Array(_)) { ("list", level - 1) } else { ("value", level) };
                     let wrapped = [(Cow::Borrowed(key), other.clone())];
-                    self.row(table_idx, parent, &wrapped, &row_id, level, out)?;
+                    // dlt gives a wrapped scalar in a root table no load id.
+                    let link = if into_root && key == "value" { Link::Bare } else { link };
+                    self.row(table_idx, link, &wrapped, &row_id, level, out)?;
                 }
             }
         }
@@ -809,6 +832,19 @@ mod tests {
         assert_eq!(column_names(&schema, "t"), ["a_b", "c"]);
         assert_eq!(rows[0].values, vec![(0, Value::Bigint(2)), (1, Value::Bigint(0))]);
         assert_eq!(rows.len(), 1, "the second record's value was erased by the later null");
+    }
+
+    /// dlt drops an empty key from a child table's name, so the list's items
+    /// become rows of the root table: dicts as records, scalars bare.
+    #[test]
+    fn a_list_under_an_empty_key_lands_in_the_root_table() {
+        let (schema, rows) = run(&settings("direct", 1, false), "t", &[json!({"id": 1, "": [7, {"x": 1}]})]);
+        assert_eq!(schema.tables.len(), 1);
+        let names =
+            |r: &Row| r.values.iter().map(|(c, _)| schema.tables[0].columns[*c].name.clone()).collect::<Vec<_>>();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(names(&rows[1]), ["value", "_dlt_id"]);
+        assert_eq!(names(&rows[2]), ["x", "_dlt_load_id", "_dlt_id"]);
     }
 
     #[test]
