@@ -4,6 +4,9 @@
 # Prints rows/s, MB/s and peak RSS per case. Not part of the test suite.
 #
 #   scripts/bench.sh [ROWS]        (default 1000000)
+#
+# Narrow the matrix with FORMATS, BATCHES and WORKERS, e.g. the 10M-row run:
+#   FORMATS=jsonl BATCHES=1000 WORKERS=2 scripts/bench.sh 10000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
@@ -15,9 +18,9 @@ bytes=$(stat -c %s "$data")
 $host compile "$sink" --cache-dir target/bench/cache >/dev/null
 
 printf '%-8s %-6s %-8s %12s %10s %10s\n' format batch workers rows/s MB/s peak_MB
-for format in jsonl parquet; do
-  for batch in 10 1000; do
-    for workers in 1 2; do
+for format in ${FORMATS:-jsonl parquet}; do
+  for batch in ${BATCHES:-10 1000}; do
+    for workers in ${WORKERS:-1 2}; do
       dir=$(mktemp -d target/bench/run.XXXXXX)
       start=$(date +%s.%N)
       /usr/bin/time -f '%M' -o "$dir/rss" "$host" -q run --component "$sink" --input "$data" \

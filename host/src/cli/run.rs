@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Gzip `jsonl` job files (`.jsonl.gz`); off by default.
     #[arg(long)]
     pub gzip_jobs: bool,
+    /// Threads that parse and normalize the input (default: one per core).
+    /// The rows do not depend on it.
+    #[arg(long, value_name = "N")]
+    pub normalize_threads: Option<usize>,
     /// Load the input even if the same input was loaded before.
     #[arg(long)]
     pub force: bool,
@@ -123,6 +127,10 @@ impl RunArgs {
             skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
             gzip: self.gzip_jobs,
             progress: &on_progress,
+            threads: self
+                .normalize_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+                .max(1),
         };
         let extracted = extract::extract(pipeline, &inputs, normalize, options);
         bar.finish();

@@ -129,6 +129,128 @@ where
     E: From<InputError>,
 {
     let ReadOptions { hasher, bytes_read, on_bad_line } = options;
+    match open(source, hasher, bytes_read)? {
+        Opened::Parquet(path) => parquet::read(path, &mut each),
+        Opened::Json { first: None, .. } => Ok(()),
+        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, &mut each),
+        Opened::Json { name, reader, .. } => read_lines(&name, reader, on_bad_line, &mut each),
+    }
+}
+
+/// Raw lines of a JSON Lines input, to be parsed elsewhere (in parallel).
+#[derive(Debug, Default)]
+pub struct LineChunk {
+    /// The lines' bytes, back to back.
+    pub text: Vec<u8>,
+    /// `(1-based line number, range in text)`; blank lines are left out.
+    pub lines: Vec<(u64, std::ops::Range<usize>)>,
+}
+
+/// Like [`read_records`], but a JSON Lines input is handed to `each_chunk`
+/// unparsed, about `lines_per_chunk` lines at a time, so the caller can
+/// parse chunks in parallel ([`parse_line`]). A JSON array or Parquet file
+/// is still read record by record into `each_record`. `hasher` and
+/// `bytes_read` are fed as by [`read_records`]; malformed lines are the
+/// caller's to handle.
+pub fn read_chunks<E>(
+    source: &InputSource,
+    hasher: Option<&mut Sha256>,
+    bytes_read: &AtomicU64,
+    lines_per_chunk: usize,
+    mut each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
+    mut each_record: impl FnMut(Record<'_>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<InputError>,
+{
+    let (name, mut reader) = match open(source, hasher, bytes_read)? {
+        Opened::Parquet(path) => return parquet::read(path, &mut each_record),
+        Opened::Json { first: None, .. } => return Ok(()),
+        Opened::Json { name, reader, first: Some(b'[') } => return read_array(&name, reader, &mut each_record),
+        Opened::Json { name, reader, .. } => (name, reader),
+    };
+    let mut chunk = LineChunk::default();
+    let mut line_no = 0u64;
+    loop {
+        let start = chunk.text.len();
+        let n = reader
+            .read_until(b'\n', &mut chunk.text)
+            .map_err(|error| InputError::Io { source_name: name.clone(), error })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut end = chunk.text.len();
+        while end > start && matches!(chunk.text[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        if chunk.text[start..end].iter().all(u8::is_ascii_whitespace) {
+            chunk.text.truncate(start);
+            continue;
+        }
+        chunk.lines.push((line_no, start..end));
+        if chunk.lines.len() >= lines_per_chunk.max(1) {
+            each_chunk(std::mem::take(&mut chunk))?;
+        }
+    }
+    if !chunk.lines.is_empty() {
+        each_chunk(chunk)?;
+    }
+    Ok(())
+}
+
+/// A JSON Lines line that is not valid JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedLine {
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// What the parser expected.
+    pub message: String,
+}
+
+impl MalformedLine {
+    /// The error that stops the read (`--on-bad-line fail`).
+    pub fn into_error(self, source_name: &str) -> InputError {
+        InputError::Malformed {
+            source_name: source_name.to_string(),
+            line: self.line,
+            column: self.column,
+            message: self.message,
+        }
+    }
+
+    /// The quarantined line (`--on-bad-line skip`).
+    pub fn into_bad_line(self, source_name: &str, text: &[u8]) -> BadLine {
+        BadLine {
+            source: source_name.to_string(),
+            line: self.line,
+            error: format!("column {}: {}", self.column, self.message),
+            text: String::from_utf8_lossy(text).into_owned(),
+        }
+    }
+}
+
+/// Parses one JSON Lines line (line number `line` for the error).
+pub fn parse_line(line: u64, text: &[u8]) -> Result<Node<'_>, MalformedLine> {
+    Node::parse(text).map_err(|e| MalformedLine { line, column: e.column() as u64, message: strip_position(&e) })
+}
+
+/// An input opened for reading.
+enum Opened<'a> {
+    /// A Parquet file (already hashed and counted).
+    Parquet(&'a Path),
+    /// JSON: its name, a buffered reader at the start (gzip undone), and the
+    /// first non-blank byte (`None`: the input is empty).
+    Json { name: String, reader: Box<dyn BufRead + 'a>, first: Option<u8> },
+}
+
+fn open<'a>(
+    source: &'a InputSource,
+    hasher: Option<&'a mut Sha256>,
+    bytes_read: &'a AtomicU64,
+) -> Result<Opened<'a>, InputError> {
     if let InputSource::File(path) = source
         && parquet::is_parquet(path)
     {
@@ -136,7 +258,7 @@ where
             hash_file(path, h)?;
         }
         bytes_read.fetch_add(std::fs::metadata(path).map_or(0, |m| m.len()), Ordering::Relaxed);
-        return parquet::read(path, &mut each);
+        return Ok(Opened::Parquet(path));
     }
     let name = source.to_string();
     let io_err = |error| InputError::Io { source_name: name.clone(), error };
@@ -144,29 +266,25 @@ where
         InputSource::File(p) => Box::new(File::open(p).map_err(io_err)?),
         InputSource::Stdin => Box::new(io::stdin().lock()),
     };
-    let raw: Box<dyn Read> = Box::new(CountingReader { inner: raw, count: bytes_read });
-    let raw: Box<dyn Read + '_> = match hasher {
+    let raw: Box<dyn Read + 'a> = Box::new(CountingReader { inner: raw, count: bytes_read });
+    let raw: Box<dyn Read + 'a> = match hasher {
         Some(h) => Box::new(HashingReader { inner: raw, hasher: h }),
         None => raw,
     };
     let mut reader = BufReader::with_capacity(1 << 16, raw);
     let gzip = reader.fill_buf().map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn BufRead + '_> = if gzip {
+    let mut reader: Box<dyn BufRead + 'a> = if gzip {
         Box::new(BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(reader)))
     } else {
         Box::new(reader)
     };
     let first = first_non_blank(&mut reader).map_err(io_err)?;
-    match first {
-        None => Ok(()),
-        Some(b'[') => read_array(&name, reader, &mut each),
-        Some(_) => read_lines(&name, reader, on_bad_line, &mut each),
-    }
+    Ok(Opened::Json { name, reader, first })
 }
 
 /// Counts raw bytes read (for progress: compressed bytes of gzip input).
 struct CountingReader<'c> {
-    inner: Box<dyn Read>,
+    inner: Box<dyn Read + 'c>,
     count: &'c AtomicU64,
 }
 
@@ -244,23 +362,14 @@ fn read_lines<E: From<InputError>>(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = match Node::parse(text) {
+        let value = match parse_line(line_no, text) {
             Ok(v) => v,
-            Err(e) => {
-                let message = strip_position(&e);
+            Err(bad) => {
                 if let Some(skip) = on_bad_line.as_mut() {
-                    let error = format!("column {}: {message}", e.column());
-                    let text = String::from_utf8_lossy(text).into_owned();
-                    skip(BadLine { source: name.to_string(), line: line_no, error, text });
+                    skip(bad.into_bad_line(name, text));
                     continue;
                 }
-                return Err(InputError::Malformed {
-                    source_name: name.to_string(),
-                    line: line_no,
-                    column: e.column() as u64,
-                    message,
-                }
-                .into());
+                return Err(bad.into_error(name).into());
             }
         };
         match value {

@@ -252,6 +252,19 @@ impl Normalizer {
         }
     }
 
+    /// Numbers root rows from `base` on. Root ids are derived from the row
+    /// number, so chunks of one input normalized in parallel each take a
+    /// base of their own (`chunk << 32`) and their ids stay unique.
+    pub fn set_row_base(&mut self, base: u64) {
+        self.root_rows = base;
+    }
+
+    /// Grows exactly when the schema does (tables and columns are only ever
+    /// added), so comparing two readings tells whether a record changed it.
+    pub fn schema_size(&self) -> usize {
+        self.schema.tables.iter().map(|t| 1 + t.columns.len()).sum()
+    }
+
     /// The schema grown so far.
     pub fn schema(&self) -> &Schema {
         &self.schema

@@ -1,7 +1,12 @@
 //! Per-stage throughput: parse, normalize (nesting 0 and 2), job-file write
-//! and read-back (jsonl, parquet) with file sizes, and ledger commits.
+//! and read-back (jsonl, parquet) with file sizes, and ledger commits, on
+//! the generated benchmark rows (`benches/data.rs`).
 //!
-//!   cargo run --release --example bench_stages -- INPUT.jsonl
+//!   cargo bench --bench stages                 (1M generated rows)
+//!   cargo bench --bench stages -- ROWS|FILE    (another size, or a file)
+
+#[path = "data.rs"]
+mod data;
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -50,9 +55,23 @@ fn dir_size(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// The input named on the command line (a row count or a file; cargo bench
+/// adds `--bench`), else `default_rows` generated rows.
+fn bench_input(default_rows: u64) -> anyhow::Result<std::path::PathBuf> {
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    Ok(match arg {
+        Some(a) => match a.parse::<u64>() {
+            Ok(rows) => data::input(rows)?,
+            Err(_) => std::path::PathBuf::from(a),
+        },
+        None => data::input(default_rows)?,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
-    let Some(input) = std::env::args().nth(1) else { anyhow::bail!("usage: bench_stages INPUT.jsonl") };
-    let input = Path::new(&input);
+    let input = bench_input(1_000_000)?;
+    let input = input.as_path();
+    println!("input: {}", input.display());
     let size = std::fs::metadata(input)?.len();
     let source = InputSource::File(input.to_path_buf());
 
@@ -127,9 +146,10 @@ fn main() -> anyhow::Result<()> {
             skip_bad_lines: false,
             gzip: false,
             progress: &|_, _| {},
+            threads: 1,
         };
         extract::extract(&pipeline, &inputs, &settings(0), options)?;
-        report(&format!("write {}", format.extension()), rows, size, started);
+        report(&format!("write {} (1 thread)", format.extension()), rows, size, started);
         let pkg = pipeline.pending()?.remove(0);
         let job = pkg.state.jobs[0].clone();
         let path = pkg.job_path(&job, JobState::New);
@@ -156,6 +176,25 @@ fn main() -> anyhow::Result<()> {
         }
         report(&format!("read back {}", format.extension()), read, file_size, started);
         println!("{:<28} job file {:.1} MB", "", file_size as f64 / 1e6);
+    }
+
+    // The whole normalize phase on every core (what `host run` does).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+        let pipeline = PipelineDir::open(work.path(), &format!("{}-mt", format.extension()))?;
+        let inputs = [InputSpec { source: source.clone(), table: "events".into(), table_from_field: None }];
+        let options = ExtractOptions {
+            format,
+            rotation: Rotation::default(),
+            known_fingerprint: Some("bench"),
+            skip_bad_lines: false,
+            gzip: false,
+            progress: &|_, _| {},
+            threads: cores,
+        };
+        let started = Instant::now();
+        extract::extract(&pipeline, &inputs, &settings(0), options)?;
+        report(&format!("write {} ({cores} threads)", format.extension()), rows, size, started);
     }
 
     // Ledger commits (append + fsync).

@@ -3,9 +3,12 @@
 //! conversion to WIT values), with 1, 2 and 4 workers; instantiation from a
 //! warm cache; cold compile and cached load of the example sinks.
 //!
-//! Usage (after `scripts/bench.sh` or `gen_bench_data` made the input, and
-//! the guests are built):
-//!   cargo run --release --example bench_sandbox -- INPUT.jsonl [EXTRA.wasm ...]
+//! Usage (the guests built, e.g. by the test suite):
+//!   cargo bench --bench sandbox                       (200k generated rows)
+//!   cargo bench --bench sandbox -- INPUT.jsonl [EXTRA.wasm ...]
+
+#[path = "data.rs"]
+mod data;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +43,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         skip_bad_lines: false,
         gzip: false,
         progress: &|_, _| {},
+        threads: 1,
     };
     extract::extract(&pipeline, &inputs, &settings, options)?;
     Ok(pipeline)
@@ -75,8 +79,10 @@ fn native(pipeline: &PipelineDir, workers: usize) -> anyhow::Result<u64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    let Some(input) = args.first() else { anyhow::bail!("usage: bench_sandbox INPUT.jsonl [EXTRA.wasm ...]") };
+    // cargo bench passes `--bench`.
+    let args: Vec<PathBuf> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).map(PathBuf::from).collect();
+    let generated = data::input(200_000)?;
+    let input = args.first().unwrap_or(&generated);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let noop = root.join("target/guests/wasm32-wasip2/release/noop.wasm");
     let rows = count_rows(input)?;

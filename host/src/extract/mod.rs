@@ -1,0 +1,343 @@
+//! Input files → normalizer → a new pending load package.
+//!
+//! This is the first half of `host run` (and all of `host normalize`): it
+//! reads every input, normalizes each record, writes rows into a package in
+//! staging, and commits the package and the grown pipeline schema only when
+//! every input was read without error.
+
+mod parallel;
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::input::{self, BadLine, InputError, InputSource, ReadOptions, Record};
+use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
+use crate::package::writer::{PackageWriter, Rotation};
+use crate::package::{FileFormat, PackageError, PipelineDir};
+
+/// One input and the table its records go to (raw, before naming).
+#[derive(Debug, Clone)]
+pub struct InputSpec {
+    /// Where to read.
+    pub source: InputSource,
+    /// The root table.
+    pub table: String,
+    /// Route each record to the table named by this field's value (records
+    /// without it go to `table`).
+    pub table_from_field: Option<String>,
+}
+
+/// Extraction failed; nothing was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The input could not be read or parsed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A record could not be normalized.
+    #[error("{source_name}:{line}: {error}")]
+    Normalize {
+        /// The input.
+        source_name: String,
+        /// The record's line.
+        line: u64,
+        /// What was wrong.
+        error: NormalizeError,
+    },
+    /// Writing the package failed.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// Ctrl-C or SIGTERM arrived while normalizing.
+    #[error("stopped while normalizing")]
+    Interrupted,
+}
+
+/// What extraction produced.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// The input's fingerprint (content hashes plus normalization settings).
+    pub fingerprint: String,
+    /// The new package, or `None` when the input held no rows.
+    pub package: Option<PathBuf>,
+    /// Records read.
+    pub records: u64,
+    /// Rows written, over all tables.
+    pub rows: u64,
+    /// Malformed lines skipped (`--on-bad-line skip`), kept in the package's
+    /// `bad_lines.jsonl`.
+    pub bad_lines: u64,
+}
+
+/// A new load id: Unix time in seconds with seven decimals, as dlt's.
+pub fn new_load_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:07}", now.as_secs(), now.subsec_nanos() / 100)
+}
+
+/// The fingerprint of a run's input: what it reads and how it normalizes.
+/// Two runs with the same fingerprint would produce the same rows.
+fn combine(settings: &NormalizeSettings, format: FileFormat, parts: &[(String, Vec<u8>)]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"dlthost-fingerprint-v1\0");
+    h.update(serde_json::to_vec(&(settings, format)).unwrap_or_default());
+    for (table, digest) in parts {
+        h.update(b"\0");
+        h.update(table.as_bytes());
+        h.update(b"\0");
+        h.update(digest);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The fingerprint of `inputs` computed before reading them, or `None` when
+/// one of them is stdin (its fingerprint is known only after the read).
+pub fn fingerprint_files(
+    inputs: &[InputSpec],
+    settings: &NormalizeSettings,
+    format: FileFormat,
+) -> Result<Option<String>, ExtractError> {
+    let mut parts = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let InputSource::File(path) = &input.source else { return Ok(None) };
+        let mut h = Sha256::new();
+        input::hash_file(path, &mut h)?;
+        parts.push((input.table.clone(), h.finalize().to_vec()));
+    }
+    Ok(Some(combine(settings, format, &parts)))
+}
+
+/// How to write the package, beyond the normalization settings.
+pub struct ExtractOptions<'a> {
+    /// Job file format.
+    pub format: FileFormat,
+    /// Job file rotation.
+    pub rotation: Rotation,
+    /// The input's fingerprint, when it was computed before reading (files).
+    pub known_fingerprint: Option<&'a str>,
+    /// Skip malformed lines instead of failing.
+    pub skip_bad_lines: bool,
+    /// Gzip `jsonl` job files.
+    pub gzip: bool,
+    /// Called now and then with (records, bytes read).
+    pub progress: &'a dyn Fn(u64, u64),
+    /// Threads that parse and normalize (1: this thread only). The result
+    /// does not depend on it, except for the numbering of root `_dlt_id`s.
+    pub threads: usize,
+}
+
+/// Lines (or records) per chunk when normalizing on several threads.
+pub const CHUNK_LINES: usize = 2048;
+
+/// Sends each record to its root table: the input's table, or the table
+/// named by the value of `table_from_field` when the record has one.
+pub(crate) struct RecordRouter<'a> {
+    table: &'a str,
+    table_from_field: Option<&'a str>,
+    source_name: &'a str,
+}
+
+impl RecordRouter<'_> {
+    fn push(&self, normalizer: &mut Normalizer, record: &Record<'_>, rows: &mut Vec<Row>) -> Result<(), ExtractError> {
+        let routed = self.table_from_field.and_then(|f| record.value.get(f)).and_then(|v| v.as_str());
+        let table = normalizer.table_name(routed.filter(|name| !name.is_empty()).unwrap_or(self.table));
+        normalizer.push(&table, &record.value, rows).map_err(|error| ExtractError::Normalize {
+            source_name: self.source_name.to_string(),
+            line: record.line,
+            error,
+        })
+    }
+}
+
+/// Reads `inputs` into a new package of `pipeline`.
+pub fn extract(
+    pipeline: &PipelineDir,
+    inputs: &[InputSpec],
+    settings: &NormalizeSettings,
+    options: ExtractOptions<'_>,
+) -> Result<Extracted, ExtractError> {
+    let ExtractOptions { format, rotation, known_fingerprint, skip_bad_lines, gzip, progress, threads } = options;
+    let bytes_read = std::sync::atomic::AtomicU64::new(0);
+    let mut bad_lines: Vec<BadLine> = Vec::new();
+    pipeline.clean_staging()?;
+    let load_id = new_load_id();
+    let schema = pipeline.load_schema()?;
+    let mut normalizer = Normalizer::new(settings, schema, &load_id).map_err(|error| ExtractError::Normalize {
+        source_name: "settings".into(),
+        line: 0,
+        error,
+    })?;
+    let mut writer =
+        PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip);
+    let mut rows: Vec<Row> = Vec::with_capacity(64);
+    let mut records = 0u64;
+    let mut parts = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let source_name = input.source.to_string();
+        let router = RecordRouter {
+            table: &input.table,
+            table_from_field: input.table_from_field.as_deref(),
+            source_name: &source_name,
+        };
+        // Files were fingerprinted before the read; only stdin is hashed as it streams.
+        let mut hasher = Sha256::new();
+        let tap = if known_fingerprint.is_none() { Some(&mut hasher) } else { None };
+        if threads > 1 {
+            let cx = parallel::Context {
+                settings,
+                load_id: &load_id,
+                source_name: &source_name,
+                router: &router,
+                skip_bad_lines,
+            };
+            let plan = parallel::Plan {
+                source: &input.source,
+                hasher: tap,
+                bytes_read: &bytes_read,
+                workers: threads,
+                chunk_lines: CHUNK_LINES,
+            };
+            let before = records;
+            let mut report = |done: u64| {
+                if crate::load::stop_requested() {
+                    return Err(ExtractError::Interrupted);
+                }
+                progress(before + done, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
+                Ok(())
+            };
+            let totals = parallel::run(plan, &cx, &mut normalizer, &mut writer, &mut report)?;
+            records += totals.records;
+            bad_lines.extend(totals.bad_lines);
+        } else {
+            let mut quarantine = |bad: BadLine| bad_lines.push(bad);
+            let options = ReadOptions {
+                hasher: tap,
+                bytes_read: &bytes_read,
+                on_bad_line: if skip_bad_lines { Some(&mut quarantine) } else { None },
+            };
+            input::read_records(&input.source, options, |record| -> Result<(), ExtractError> {
+                records += 1;
+                if records.is_multiple_of(4096) {
+                    if crate::load::stop_requested() {
+                        return Err(ExtractError::Interrupted);
+                    }
+                    progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
+                }
+                rows.clear();
+                router.push(&mut normalizer, &record, &mut rows)?;
+                writer.write(normalizer.schema(), &rows)?;
+                Ok(())
+            })?;
+        }
+        parts.push((input.table.clone(), hasher.finalize().to_vec()));
+    }
+    let fingerprint = known_fingerprint.map_or_else(|| combine(settings, format, &parts), str::to_string);
+    let written = writer.rows();
+    let schema = normalizer.into_schema();
+    if !bad_lines.is_empty() {
+        writer.quarantine(&bad_lines)?;
+    }
+    let package = writer.finish(&schema, &fingerprint)?;
+    if package.is_some() {
+        pipeline.save_schema(&schema)?;
+    }
+    Ok(Extracted { fingerprint, package, records, rows: written, bad_lines: bad_lines.len() as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::JobState;
+
+    fn settings() -> NormalizeSettings {
+        NormalizeSettings {
+            naming_convention: "direct".into(),
+            max_nesting_level: 2,
+            skip_dlt_columns_and_tables: true,
+            schema_hints: Default::default(),
+        }
+    }
+
+    /// What an extraction produced, comparably.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        schema: String,
+        /// Each job's table and bytes.
+        jobs: Vec<(String, Vec<u8>)>,
+        records: u64,
+        bad_lines: u64,
+    }
+
+    /// Extracts `input` with `threads`; the error as text.
+    fn extract_with(input: &std::path::Path, threads: usize) -> Result<Outcome, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let pipeline = PipelineDir::open(dir.path(), "p").map_err(|e| e.to_string())?;
+        let inputs = [InputSpec {
+            source: InputSource::File(input.to_path_buf()),
+            table: "t".into(),
+            table_from_field: Some("kind".into()),
+        }];
+        let options = ExtractOptions {
+            format: FileFormat::Jsonl,
+            rotation: Rotation::default(),
+            known_fingerprint: Some("fp"),
+            skip_bad_lines: true,
+            gzip: false,
+            progress: &|_, _| {},
+            threads,
+        };
+        let done = extract(&pipeline, &inputs, &settings(), options).map_err(|e| e.to_string())?;
+        let pkg = pipeline.pending().map_err(|e| e.to_string())?.remove(0);
+        let jobs = pkg
+            .state
+            .jobs
+            .iter()
+            .map(|j| (j.table.clone(), std::fs::read(pkg.job_path(j, JobState::New)).unwrap_or_default()))
+            .collect();
+        let schema = serde_json::to_string(&pkg.schema).map_err(|e| e.to_string())?;
+        Ok(Outcome { schema, jobs, records: done.records, bad_lines: done.bad_lines })
+    }
+
+    /// Columns appear, types change into variants, tables are routed, lines
+    /// are malformed and arrays hold several records, spread over several
+    /// chunks: every thread count gives the same schema and the same rows.
+    #[test]
+    fn several_threads_give_exactly_what_one_gives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.jsonl");
+        let mut text = String::new();
+        for i in 0..(CHUNK_LINES * 5) {
+            let line = match i % 997 {
+                0 => format!("{{\"id\": {i}, \"new_{}\": \"x\", \"tags\": [1, \"a\"]}}", i / 997),
+                1 => "{\"id\": oops}".to_string(),
+                2 => format!("[{{\"id\": {i}, \"kind\": \"other\"}}, {{\"id\": \"{i}x\"}}]"),
+                3 => format!("{{\"id\": {i}.5, \"nested\": {{\"deep\": {{\"v\": {i}}}}}}}"),
+                _ => format!("{{\"id\": {i}, \"name\": \"n{i}\", \"when\": \"2024-01-02T03:04:05Z\"}}"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        std::fs::write(&input, text).expect("write input");
+        let one = extract_with(&input, 1).expect("one thread");
+        assert!(
+            one.jobs.len() >= 3,
+            "routed and child tables: {:?}",
+            one.jobs.iter().map(|j| &j.0).collect::<Vec<_>>()
+        );
+        assert!(one.bad_lines > 0, "malformed lines were skipped");
+        for threads in [2, 3] {
+            assert_eq!(extract_with(&input, threads).expect("threads"), one, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_record_that_fails_names_the_same_line_on_every_thread_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.jsonl");
+        let mut text: String = (0..(CHUNK_LINES * 3)).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+        text.push_str("{\"id\": 18446744073709551615}\n");
+        std::fs::write(&input, text).expect("write input");
+        let one = extract_with(&input, 1).expect_err("too big");
+        assert!(one.contains(&format!(":{}:", CHUNK_LINES * 3 + 1)), "{one}");
+        assert_eq!(extract_with(&input, 2).expect_err("too big"), one);
+    }
+}
