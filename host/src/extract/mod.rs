@@ -50,6 +50,9 @@ pub enum ExtractError {
     /// Ctrl-C or SIGTERM arrived while normalizing.
     #[error("stopped while normalizing")]
     Interrupted,
+    /// A normalizing thread could not be started.
+    #[error("cannot start a normalizing thread: {0}")]
+    Thread(String),
 }
 
 /// What extraction produced.

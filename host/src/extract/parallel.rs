@@ -109,11 +109,17 @@ pub(super) fn run(
     }
     let chunk_rx = Mutex::new(chunk_rx);
     std::thread::scope(|scope| {
-        let reader = scope.spawn(move || read(source, hasher, bytes_read, chunk_lines, &chunk_tx, &ticket_rx));
-        for _ in 0..workers {
+        let reader = std::thread::Builder::new()
+            .name("input-reader".into())
+            .spawn_scoped(scope, move || read(source, hasher, bytes_read, chunk_lines, &chunk_tx, &ticket_rx))
+            .map_err(|e| ExtractError::Thread(e.to_string()))?;
+        for i in 0..workers {
             let done_tx = done_tx.clone();
             let (chunk_rx, committed) = (&chunk_rx, &committed);
-            scope.spawn(move || work(cx, chunk_rx, committed, &done_tx));
+            std::thread::Builder::new()
+                .name(format!("normalize-{i}"))
+                .spawn_scoped(scope, move || work(cx, chunk_rx, committed, &done_tx))
+                .map_err(|e| ExtractError::Thread(e.to_string()))?;
         }
         drop(done_tx);
         let committing = commit(cx, done_rx, ticket_tx, &committed, normalizer, writer, progress);
