@@ -71,6 +71,19 @@ pub struct Extracted {
     pub bad_lines: u64,
 }
 
+/// A normalizer extending `schema`; its only error is bad settings.
+fn new_normalizer(
+    settings: &NormalizeSettings,
+    schema: crate::schema::Schema,
+    load_id: &str,
+) -> Result<Normalizer, ExtractError> {
+    Normalizer::new(settings, schema, load_id).map_err(|error| ExtractError::Normalize {
+        source_name: "settings".into(),
+        line: 0,
+        error,
+    })
+}
+
 /// A new load id: Unix time in seconds with seven decimals, as dlt's.
 pub fn new_load_id() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -164,11 +177,7 @@ pub fn extract(
     pipeline.clean_staging()?;
     let load_id = new_load_id();
     let schema = pipeline.load_schema()?;
-    let mut normalizer = Normalizer::new(settings, schema, &load_id).map_err(|error| ExtractError::Normalize {
-        source_name: "settings".into(),
-        line: 0,
-        error,
-    })?;
+    let mut normalizer = new_normalizer(settings, schema, &load_id)?;
     let mut writer =
         PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip);
     let mut rows: Vec<Row> = Vec::with_capacity(64);

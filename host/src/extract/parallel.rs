@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use sha2::Sha256;
 
-use super::{ExtractError, RecordRouter};
+use super::{ExtractError, RecordRouter, new_normalizer};
 use crate::input::{self, BadLine, InputSource, LineChunk, Record};
 use crate::normalize::{NormalizeSettings, Normalizer, Row};
 use crate::package::writer::PackageWriter;
@@ -190,11 +190,10 @@ fn work(cx: &Context<'_>, chunk_rx: &Mutex<Receiver<Chunk>>, committed: &Committ
         };
         let normalizer = match &mut local {
             Some((v, n)) if *v == version => n,
-            _ => match Normalizer::new(cx.settings, (*schema).clone(), cx.load_id) {
+            _ => match new_normalizer(cx.settings, (*schema).clone(), cx.load_id) {
                 Ok(n) => &mut local.insert((version, n)).1,
                 Err(error) => {
-                    let outcome = Err(ExtractError::Normalize { source_name: "settings".into(), line: 0, error });
-                    let _ = done_tx.send(Done { chunk, based_on: version, outcome });
+                    let _ = done_tx.send(Done { chunk, based_on: version, outcome: Err(error) });
                     return;
                 }
             },
@@ -234,8 +233,7 @@ fn commit(
             } else {
                 if normalizer_version != version {
                     let schema = committed.read().map(|c| (*c.1).clone()).unwrap_or_default();
-                    *normalizer = Normalizer::new(cx.settings, schema, cx.load_id)
-                        .map_err(|error| ExtractError::Normalize { source_name: "settings".into(), line: 0, error })?;
+                    *normalizer = new_normalizer(cx.settings, schema, cx.load_id)?;
                     normalizer_version = version;
                 }
                 let redone = normalize_chunk(cx, normalizer, &done.chunk)?;
@@ -262,11 +260,7 @@ fn commit(
     // The final schema is the committed one.
     if normalizer_version != version {
         let schema = committed.read().map(|c| (*c.1).clone()).unwrap_or_default();
-        *normalizer = Normalizer::new(cx.settings, schema, cx.load_id).map_err(|error| ExtractError::Normalize {
-            source_name: "settings".into(),
-            line: 0,
-            error,
-        })?;
+        *normalizer = new_normalizer(cx.settings, schema, cx.load_id)?;
     }
     Ok(totals)
 }
