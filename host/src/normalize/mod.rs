@@ -552,14 +552,23 @@ impl Normalizer {
         field: FieldId,
         v: &Node<'_>,
     ) -> Result<Option<(usize, Value)>, NormalizeError> {
-        let Some(inferred) = types::infer(v) else { return Ok(None) };
+        if matches!(v, Node::Null) {
+            return Ok(None);
+        }
         let name = |n: &Self| n.fields[table_idx].nodes[field as usize].name.clone();
-        if let Some(idx) = self.field_column(table_idx, field) {
+        let column = self.field_column(table_idx, field);
+        // Most values fit the column they already have: coerce first, and
+        // infer a type (which tries to read every string as a timestamp)
+        // only for a new column or a variant.
+        if let Some(idx) = column {
             let existing = self.schema.tables[table_idx].columns[idx].data_type;
             let coerced = types::coerce(v, existing);
             if let Some(value) = coerced.map_err(|source| NormalizeError::Type { field: name(self), source })? {
                 return Ok(Some((idx, value)));
             }
+        }
+        let Some(inferred) = types::infer(v) else { return Ok(None) };
+        if column.is_some() {
             // dlt names the variant by the value's JSON type and types it by
             // inference; a value that fits neither its column nor an existing
             // variant column stops dlt's normalize, and ours.
