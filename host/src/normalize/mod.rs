@@ -6,6 +6,7 @@
 //! the current record, never by the input size.
 
 pub mod datetime;
+mod fields;
 pub mod hints;
 pub mod naming;
 pub mod types;
@@ -19,6 +20,7 @@ use sha3::digest::{ExtendableOutput, Update, XofReader};
 
 use crate::input::Node;
 use crate::schema::{Column, DataType, Schema, Table, Value};
+use fields::{FieldId, Fields, put};
 use hints::SchemaHints;
 use naming::{Namer, NamingConvention};
 pub use types::TypeError;
@@ -98,64 +100,6 @@ enum Link<'p> {
     /// A scalar item of a list that lands in a root table: only a random
     /// `_dlt_id` (dlt's wrapped scalars skip the load id).
     Bare,
-}
-
-/// Index of a [`Field`] in its table's [`Fields`].
-type FieldId = u32;
-
-/// A key path seen in a table (`address` → `city`), with what is known about
-/// it, so a repeated key costs one hash lookup instead of naming, joining
-/// and looking up its column on every row.
-#[derive(Debug)]
-struct Field {
-    /// The joined, normalized column name (the child table's path for lists).
-    name: String,
-    /// Starts with `_dlt` (skipped under `skip_dlt_columns_and_tables`).
-    dlt: bool,
-    /// The column, once it exists (columns never move).
-    column: Option<usize>,
-    /// The child table a list at this path goes to, once it exists.
-    child_table: Option<usize>,
-    /// Raw key → field one level down.
-    children: FxHashMap<Box<str>, FieldId>,
-    /// The field one level up (0 at the top).
-    parent: FieldId,
-    /// The raw key was empty or blank: `_empty` as a column, but no path
-    /// fragment at all in a child table's name (dlt drops it, so such a
-    /// list's rows land in the table that holds the list).
-    empty_key: bool,
-    /// The first field with the same name: keys that normalize alike
-    /// (`a-b` and `a.b` in snake_case) are one column, and within a row the
-    /// last value wins, at the first key's position (a Python dict).
-    canonical: FieldId,
-    /// Other fields share this (canonical) field's name.
-    shared: bool,
-}
-
-impl Field {
-    fn new(name: String, parent: FieldId, empty_key: bool, canonical: FieldId) -> Self {
-        Field {
-            dlt: name.starts_with(DLT_PREFIX),
-            name,
-            column: None,
-            child_table: None,
-            children: FxHashMap::default(),
-            parent,
-            empty_key,
-            canonical,
-            shared: false,
-        }
-    }
-}
-
-/// The key-path tree of one table; field 0 is the root (empty path).
-#[derive(Debug, Default)]
-struct Fields {
-    nodes: Vec<Field>,
-    /// Column name → the first field with it.
-    by_name: FxHashMap<String, FieldId>,
-    /// `_dlt_load_id`, `_dlt_parent_id`, `_dlt_list_idx`, `_dlt_id` columns.
-    dlt_columns: [Option<usize>; 4],
 }
 
 /// Streams records into rows and a growing schema.
@@ -444,31 +388,7 @@ impl Normalizer {
         if self.fields.len() <= table_idx {
             self.fields.resize_with(table_idx + 1, Fields::default);
         }
-        let fields = &mut self.fields[table_idx];
-        if fields.nodes.is_empty() {
-            fields.nodes.push(Field::new(String::new(), 0, false, 0));
-        }
-        if let Some(id) = fields.nodes[parent as usize].children.get(key) {
-            return *id;
-        }
-        let sep = self.namer.convention().separator();
-        let ident = self.namer.identifier(key);
-        let prefix = &fields.nodes[parent as usize].name;
-        let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
-        let id = fields.nodes.len() as FieldId;
-        fields.nodes[parent as usize].children.insert(key.into(), id);
-        let canonical = match fields.by_name.get(&name) {
-            Some(first) => {
-                fields.nodes[*first as usize].shared = true;
-                *first
-            }
-            None => {
-                fields.by_name.insert(name.clone(), id);
-                id
-            }
-        };
-        fields.nodes.push(Field::new(name, parent, key.trim().is_empty(), canonical));
-        id
+        self.fields[table_idx].get_or_add(parent, key, &mut self.namer)
     }
 
     /// The column of `field`, when it exists.
@@ -644,16 +564,6 @@ impl Normalizer {
         self.fields[table_idx].dlt_columns[slot] = Some(idx);
         (idx, value)
     }
-}
-
-/// Adds `(field, value)` to a flattened row, or replaces the value of a
-/// field with the same name already in it (`shared` says one may be).
-fn put<T>(out: &mut Vec<(FieldId, T)>, field: FieldId, shared: bool, value: T) {
-    if shared && let Some(slot) = out.iter_mut().find(|(f, _)| *f == field) {
-        slot.1 = value;
-        return;
-    }
-    out.push((field, value));
 }
 
 /// dlt's deterministic child row id: base64 (no padding) of the first 10

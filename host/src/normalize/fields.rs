@@ -1,0 +1,107 @@
+//! The key paths the normalizer has seen, per table, and what it knows
+//! about each: a repeated key costs one hash lookup instead of naming,
+//! joining and looking up its column on every row.
+
+use rustc_hash::FxHashMap;
+
+use super::DLT_PREFIX;
+use super::naming::Namer;
+
+/// Index of a [`Field`] in its table's [`Fields`].
+pub(super) type FieldId = u32;
+
+/// A key path seen in a table (`address` → `city`), with what is known about
+/// it, so a repeated key costs one hash lookup instead of naming, joining
+/// and looking up its column on every row.
+#[derive(Debug)]
+pub(super) struct Field {
+    /// The joined, normalized column name (the child table's path for lists).
+    pub(super) name: String,
+    /// Starts with `_dlt` (skipped under `skip_dlt_columns_and_tables`).
+    pub(super) dlt: bool,
+    /// The column, once it exists (columns never move).
+    pub(super) column: Option<usize>,
+    /// The child table a list at this path goes to, once it exists.
+    pub(super) child_table: Option<usize>,
+    /// Raw key → field one level down.
+    pub(super) children: FxHashMap<Box<str>, FieldId>,
+    /// The field one level up (0 at the top).
+    pub(super) parent: FieldId,
+    /// The raw key was empty or blank: `_empty` as a column, but no path
+    /// fragment at all in a child table's name (dlt drops it, so such a
+    /// list's rows land in the table that holds the list).
+    pub(super) empty_key: bool,
+    /// The first field with the same name: keys that normalize alike
+    /// (`a-b` and `a.b` in snake_case) are one column, and within a row the
+    /// last value wins, at the first key's position (a Python dict).
+    pub(super) canonical: FieldId,
+    /// Other fields share this (canonical) field's name.
+    pub(super) shared: bool,
+}
+
+impl Field {
+    fn new(name: String, parent: FieldId, empty_key: bool, canonical: FieldId) -> Self {
+        Field {
+            dlt: name.starts_with(DLT_PREFIX),
+            name,
+            column: None,
+            child_table: None,
+            children: FxHashMap::default(),
+            parent,
+            empty_key,
+            canonical,
+            shared: false,
+        }
+    }
+}
+
+/// The key-path tree of one table; field 0 is the root (empty path).
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    pub(super) nodes: Vec<Field>,
+    /// Column name → the first field with it.
+    pub(super) by_name: FxHashMap<String, FieldId>,
+    /// `_dlt_load_id`, `_dlt_parent_id`, `_dlt_list_idx`, `_dlt_id` columns.
+    pub(super) dlt_columns: [Option<usize>; 4],
+}
+
+impl Fields {
+    /// The field for raw `key` under `parent`, named on first sight (field 0,
+    /// the root, is made on first use).
+    pub(super) fn get_or_add(&mut self, parent: FieldId, key: &str, namer: &mut Namer) -> FieldId {
+        if self.nodes.is_empty() {
+            self.nodes.push(Field::new(String::new(), 0, false, 0));
+        }
+        if let Some(id) = self.nodes[parent as usize].children.get(key) {
+            return *id;
+        }
+        let sep = namer.convention().separator();
+        let ident = namer.identifier(key);
+        let prefix = &self.nodes[parent as usize].name;
+        let name = if prefix.is_empty() { ident.to_string() } else { format!("{prefix}{sep}{ident}") };
+        let id = self.nodes.len() as FieldId;
+        self.nodes[parent as usize].children.insert(key.into(), id);
+        let canonical = match self.by_name.get(&name) {
+            Some(first) => {
+                self.nodes[*first as usize].shared = true;
+                *first
+            }
+            None => {
+                self.by_name.insert(name.clone(), id);
+                id
+            }
+        };
+        self.nodes.push(Field::new(name, parent, key.trim().is_empty(), canonical));
+        id
+    }
+}
+
+/// Adds `(field, value)` to a flattened row, or replaces the value of a
+/// field with the same name already in it (`shared` says one may be).
+pub(super) fn put<T>(out: &mut Vec<(FieldId, T)>, field: FieldId, shared: bool, value: T) {
+    if shared && let Some(slot) = out.iter_mut().find(|(f, _)| *f == field) {
+        slot.1 = value;
+        return;
+    }
+    out.push((field, value));
+}
