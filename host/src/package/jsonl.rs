@@ -9,7 +9,6 @@ use std::io::{self, Write};
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
-use serde_json::Value as Json;
 
 use crate::schema::{DataType, Table, Value};
 
@@ -217,9 +216,11 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_> {
             next = idx + 1;
             let col = &columns[idx];
             row[idx] = if col.data_type == DataType::Json {
-                match map.next_value::<Json>()? {
-                    Json::Null => Value::Null,
-                    j => Value::Json(j.to_string()),
+                // Our borrowed tree, not serde_json's ordered map: cheaper
+                // to build, printed exactly the same.
+                match map.next_value::<crate::input::Node<'_>>()? {
+                    crate::input::Node::Null => Value::Null,
+                    j => Value::Json(j.to_json()),
                 }
             } else {
                 // Straight into the typed value: no intermediate JSON tree.
