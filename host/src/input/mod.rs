@@ -146,8 +146,12 @@ pub struct LineChunk {
     pub lines: Vec<(u64, std::ops::Range<usize>)>,
 }
 
+/// A chunk is cut at this many bytes even if it has fewer lines: chunks in
+/// flight stay bounded in memory when lines are long.
+pub const CHUNK_BYTES: usize = 4 << 20;
+
 /// Like [`read_records`], but a JSON Lines input is handed to `each_chunk`
-/// unparsed, about `lines_per_chunk` lines at a time, so the caller can
+/// unparsed, `lines_per_chunk` lines (or [`CHUNK_BYTES`]) at a time, so the caller can
 /// parse chunks in parallel ([`parse_line`]). A JSON array or Parquet file
 /// is still read record by record into `each_record`. `hasher` and
 /// `bytes_read` are fed as by [`read_records`]; malformed lines are the
@@ -189,7 +193,7 @@ where
             continue;
         }
         chunk.lines.push((line_no, start..end));
-        if chunk.lines.len() >= lines_per_chunk.max(1) {
+        if chunk.lines.len() >= lines_per_chunk.max(1) || chunk.text.len() >= CHUNK_BYTES {
             each_chunk(std::mem::take(&mut chunk))?;
         }
     }
@@ -488,6 +492,32 @@ mod tests {
         enc.write_all(b"{\"a\":1}\n{\"a\":2}\n").expect("gzip");
         enc.finish().expect("finish");
         assert_eq!(collect(&gz).expect("reads").len(), 2);
+    }
+
+    #[test]
+    fn chunks_are_cut_by_bytes_when_lines_are_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("long.jsonl");
+        let long = format!("{{\"s\":\"{}\"}}\n", "x".repeat(1 << 20));
+        std::fs::write(&p, format!("{}\n{}", long.repeat(10), "{\"a\":1}\n".repeat(5))).expect("write");
+        let bytes = AtomicU64::new(0);
+        let mut chunks = Vec::new();
+        read_chunks(
+            &InputSource::File(p),
+            None,
+            &bytes,
+            100,
+            |c| {
+                chunks.push(c.lines.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+                Ok::<_, InputError>(())
+            },
+            |_| Ok(()),
+        )
+        .expect("reads");
+        // 1 MiB lines: a chunk is cut once it holds CHUNK_BYTES (4 MiB).
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 7], "{chunks:?}");
+        let lines: Vec<u64> = chunks.concat();
+        assert_eq!(lines, (1..=10).chain(12..=16).collect::<Vec<_>>(), "blank line 11 left out, every other line once");
     }
 
     #[test]
