@@ -55,6 +55,28 @@ fn dir_size(dir: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// The whole normalize phase (`host normalize`) of `source` into a new
+/// package of `pipeline`, at nesting 0, on `threads` threads.
+fn normalize_into(
+    pipeline: &PipelineDir,
+    source: &InputSource,
+    format: FileFormat,
+    threads: usize,
+) -> anyhow::Result<()> {
+    let inputs = [InputSpec { source: source.clone(), table: "events".into(), table_from_field: None }];
+    let options = ExtractOptions {
+        format,
+        rotation: Rotation::default(),
+        known_fingerprint: Some("bench"),
+        skip_bad_lines: false,
+        gzip: false,
+        progress: &|_, _| {},
+        threads,
+    };
+    extract::extract(pipeline, &inputs, &settings(0), options)?;
+    Ok(())
+}
+
 /// The input named on the command line (a row count or a file; cargo bench
 /// adds `--bench`), else `default_rows` generated rows.
 fn bench_input(default_rows: u64) -> anyhow::Result<std::path::PathBuf> {
@@ -138,17 +160,7 @@ fn main() -> anyhow::Result<()> {
     for format in [FileFormat::Jsonl, FileFormat::Parquet] {
         let pipeline = PipelineDir::open(work.path(), format.extension())?;
         let started = Instant::now();
-        let inputs = [InputSpec { source: source.clone(), table: "events".into(), table_from_field: None }];
-        let options = ExtractOptions {
-            format,
-            rotation: Rotation::default(),
-            known_fingerprint: Some("bench"),
-            skip_bad_lines: false,
-            gzip: false,
-            progress: &|_, _| {},
-            threads: 1,
-        };
-        extract::extract(&pipeline, &inputs, &settings(0), options)?;
+        normalize_into(&pipeline, &source, format, 1)?;
         report(&format!("write {} (1 thread)", format.extension()), rows, size, started);
         let pkg = pipeline.pending()?.remove(0);
         let job = pkg.state.jobs[0].clone();
@@ -182,18 +194,8 @@ fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     for format in [FileFormat::Jsonl, FileFormat::Parquet] {
         let pipeline = PipelineDir::open(work.path(), &format!("{}-mt", format.extension()))?;
-        let inputs = [InputSpec { source: source.clone(), table: "events".into(), table_from_field: None }];
-        let options = ExtractOptions {
-            format,
-            rotation: Rotation::default(),
-            known_fingerprint: Some("bench"),
-            skip_bad_lines: false,
-            gzip: false,
-            progress: &|_, _| {},
-            threads: cores,
-        };
         let started = Instant::now();
-        extract::extract(&pipeline, &inputs, &settings(0), options)?;
+        normalize_into(&pipeline, &source, format, cores)?;
         report(&format!("write {} ({cores} threads)", format.extension()), rows, size, started);
     }
 

@@ -339,16 +339,20 @@ mod tests {
         assert_ne!(safe_file_name(&"ab".repeat(150)), safe_file_name(&"ab".repeat(151)));
     }
 
-    #[test]
-    fn package_appears_only_when_finished() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
-        let settings = NormalizeSettings {
+    fn flat_settings() -> NormalizeSettings {
+        NormalizeSettings {
             naming_convention: "direct".into(),
             max_nesting_level: 0,
             skip_dlt_columns_and_tables: true,
             schema_hints: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn package_appears_only_when_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
+        let settings = flat_settings();
         let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
         let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Jsonl).expect("writer");
         let mut rows = Vec::new();
@@ -373,12 +377,7 @@ mod tests {
     fn parquet_continues_in_a_new_file_when_a_table_grows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
-        let settings = NormalizeSettings {
-            naming_convention: "direct".into(),
-            max_nesting_level: 0,
-            skip_dlt_columns_and_tables: true,
-            schema_hints: Default::default(),
-        };
+        let settings = flat_settings();
         let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
         let mut w = PackageWriter::create(&pipeline, "1.1", &settings, FileFormat::Parquet).expect("writer");
         let mut rows = Vec::new();
