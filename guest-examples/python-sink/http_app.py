@@ -17,7 +17,8 @@ Config: `url` (required), `api_key` (secret, required). The host must allow
 the API's origin (`--allow-host`). Build (the world adds
 `wasi:http/outgoing-handler` to `destination`; see wit/world.wit):
 
-    componentize-py -d <wit dir with deps> -w python-http-sink componentize http_app -o python_http_sink.wasm
+    ../../scripts/wit-deps.sh build-wit wit/world.wit
+    componentize-py -d build-wit -w python-http-sink componentize http_app -o python_http_sink.wasm
 """
 
 import json

@@ -109,10 +109,9 @@ pub fn python_sink() -> PathBuf {
 
 /// The Python HTTP sink (`http_app.py`), built for the world in
 /// `guest-examples/python-sink/wit`, which adds `wasi:http/outgoing-handler`.
-/// Its WIT dependencies are assembled under `target/guests/python-http-wit`:
-/// our `wit/destination.wit` and the wasi 0.2 packages from the sources of
-/// the `wasmtime-wasi-http` crate the host is built with (so the guest
-/// imports exactly the versions the host implements, and nothing is vendored).
+/// Its WIT directory is assembled by `scripts/wit-deps.sh` (the command the
+/// Python guide gives users): our WIT plus the wasi packages of the
+/// `wasmtime-wasi-http` crate the host is built with.
 pub fn python_http_sink() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -120,18 +119,13 @@ pub fn python_http_sink() -> PathBuf {
             let tools = guest_tools();
             let root = repo_root();
             let wit = root.join("target/guests/python-http-wit");
-            let deps = wit.join("deps");
-            std::fs::create_dir_all(deps.join("destination")).expect("mkdir wit deps");
-            std::fs::copy(root.join("guest-examples/python-sink/wit/world.wit"), wit.join("world.wit"))
-                .expect("copy world.wit");
-            std::fs::copy(root.join("wit/destination.wit"), deps.join("destination/destination.wit"))
-                .expect("copy destination.wit");
-            for entry in std::fs::read_dir(wasi_http_wit_deps()).expect("read wasi wit deps") {
-                let path = entry.expect("wit entry").path();
-                if path.extension().is_some_and(|e| e == "wit") {
-                    std::fs::copy(&path, deps.join(path.file_name().expect("name"))).expect("copy wasi wit");
-                }
-            }
+            let status = Command::new("bash")
+                .arg(root.join("scripts/wit-deps.sh"))
+                .arg(&wit)
+                .arg(root.join("guest-examples/python-sink/wit/world.wit"))
+                .status()
+                .expect("run scripts/wit-deps.sh");
+            assert!(status.success(), "scripts/wit-deps.sh failed");
             let mut cmd = Command::new(tools.join("venv/bin/componentize-py"));
             cmd.current_dir(root.join("guest-examples/python-sink"));
             cmd.arg("-d").arg(&wit);
@@ -145,27 +139,6 @@ pub fn python_http_sink() -> PathBuf {
             build_foreign("python_http_sink", &sources, cmd)
         })
         .clone()
-}
-
-/// `wit/deps` of the `wasmtime-wasi-http` crate in cargo's registry sources.
-fn wasi_http_wit_deps() -> PathBuf {
-    // Only this platform's packages: they are the ones the build downloaded.
-    let rustc = Command::new("rustc").arg("-vV").output().expect("run rustc -vV");
-    let info = String::from_utf8_lossy(&rustc.stdout);
-    let host = info.lines().find_map(|l| l.strip_prefix("host: ")).expect("rustc -vV names the host").to_string();
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host, "--manifest-path"])
-        .arg(repo_root().join("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
-    let manifest = meta["packages"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "wasmtime-wasi-http"))
-        .and_then(|p| p["manifest_path"].as_str())
-        .expect("wasmtime-wasi-http in cargo metadata");
-    Path::new(manifest).parent().expect("crate dir").join("wit/deps")
 }
 
 /// The JavaScript example sink, built with componentize-js.
