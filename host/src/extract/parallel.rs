@@ -286,14 +286,7 @@ fn normalize_chunk(cx: &Context<'_>, normalizer: &mut Normalizer, chunk: &Chunk)
                     }
                     Err(bad) => return Err(bad.into_error(cx.source_name).into()),
                 };
-                match value {
-                    input::Node::Array(items) => {
-                        for value in items {
-                            push(normalizer, &Record { line: *line, value }, &mut out)?;
-                        }
-                    }
-                    value => push(normalizer, &Record { line: *line, value }, &mut out)?,
-                }
+                input::line_records(*line, value, &mut |record| push(normalizer, &record, &mut out))?;
             }
         }
         ChunkData::Records(records) => {

@@ -376,14 +376,20 @@ fn read_lines<E: From<InputError>>(
                 return Err(bad.into_error(name).into());
             }
         };
-        match value {
-            Node::Array(items) => {
-                for value in items {
-                    each(Record { line: line_no, value })?;
-                }
-            }
-            value => each(Record { line: line_no, value })?,
-        }
+        line_records(line_no, value, &mut *each)?;
+    }
+}
+
+/// The records of one JSON Lines line: a line holding an array gives one
+/// record per element, any other value one record.
+pub fn line_records<'a, E>(
+    line: u64,
+    value: Node<'a>,
+    each: &mut impl FnMut(Record<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    match value {
+        Node::Array(items) => items.into_iter().try_for_each(|value| each(Record { line, value })),
+        value => each(Record { line, value }),
     }
 }
 
