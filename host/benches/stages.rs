@@ -4,6 +4,8 @@
 //!
 //!   cargo bench --bench stages                 (1M generated rows)
 //!   cargo bench --bench stages -- ROWS|FILE    (another size, or a file)
+//!   STAGES=parse,normalize cargo bench --bench stages   (some stages only:
+//!   parse, normalize, writers, phase, parallel, ledger)
 
 #[path = "data.rs"]
 mod data;
@@ -90,6 +92,11 @@ fn bench_input(default_rows: u64) -> anyhow::Result<std::path::PathBuf> {
     })
 }
 
+/// Whether `stage` is to run: all of them unless `STAGES` lists some.
+fn wanted(stage: &str) -> bool {
+    std::env::var("STAGES").map_or(true, |list| list.split(',').any(|s| s.trim() == stage))
+}
+
 fn main() -> anyhow::Result<()> {
     let input = bench_input(1_000_000)?;
     let input = input.as_path();
@@ -97,116 +104,138 @@ fn main() -> anyhow::Result<()> {
     let size = std::fs::metadata(input)?.len();
     let source = InputSource::File(input.to_path_buf());
 
-    // Parse only.
-    let started = Instant::now();
-    let mut rows = 0u64;
     let counter = AtomicU64::new(0);
-    input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |_| {
+    let read_options = || ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None };
+    // Records in the input: counted by the parse stage, else by a quick pass.
+    let mut rows = 0u64;
+    let started = Instant::now();
+    input::read_records(&source, read_options(), |_| {
         rows += 1;
         Ok::<_, InputError>(())
     })?;
-    report("parse", rows, size, started);
+    if wanted("parse") {
+        report("parse", rows, size, started);
+    }
 
-    // Parse + normalize.
-    for nesting in [0, 2] {
-        let mut n = Normalizer::new(&settings(nesting), Schema::default(), "1.0")?;
-        let mut out = Vec::new();
-        let mut produced = 0u64;
-        let started = Instant::now();
-        input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |r| {
-            out.clear();
-            n.push("events", &r.value, &mut out).map_err(|e| InputError::Io {
-                source_name: e.to_string(),
-                error: std::io::Error::other("normalize"),
+    if wanted("normalize") {
+        for nesting in [0, 2] {
+            let mut n = Normalizer::new(&settings(nesting), Schema::default(), "1.0")?;
+            let mut out = Vec::new();
+            let mut produced = 0u64;
+            let started = Instant::now();
+            input::read_records(&source, read_options(), |r| {
+                out.clear();
+                n.push("events", &r.value, &mut out).map_err(|e| InputError::Io {
+                    source_name: e.to_string(),
+                    error: std::io::Error::other("normalize"),
+                })?;
+                produced += out.len() as u64;
+                Ok::<_, InputError>(())
             })?;
-            produced += out.len() as u64;
-            Ok::<_, InputError>(())
-        })?;
-        report(&format!("parse+normalize nesting {nesting}"), rows, size, started);
-        println!("{:<28} {produced} rows in {} tables", "", n.schema().tables.len());
+            let secs = started.elapsed().as_secs_f64();
+            report(&format!("parse+normalize nesting {nesting}"), rows, size, started);
+            println!(
+                "{:<28} {produced} rows in {} tables, {:.0} output rows/s",
+                "",
+                n.schema().tables.len(),
+                produced as f64 / secs
+            );
+        }
+    }
+    if !(wanted("writers") || wanted("phase") || wanted("parallel") || wanted("ledger")) {
+        println!("peak RSS {:.1} MB", peak_rss_mb());
+        return Ok(());
     }
 
     // Job-file writers alone: rows normalized up front (the first 200k,
     // written five times over), then timed into each format.
-    let mut n = Normalizer::new(&settings(0), Schema::default(), "1.0")?;
-    let mut sample = Vec::new();
-    input::read_records(&source, ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None }, |r| {
-        if sample.len() < 200_000 {
-            n.push("events", &r.value, &mut sample).map_err(|e| InputError::Io {
-                source_name: e.to_string(),
-                error: std::io::Error::other("normalize"),
-            })?;
+    if wanted("writers") {
+        let mut n = Normalizer::new(&settings(0), Schema::default(), "1.0")?;
+        let mut sample = Vec::new();
+        input::read_records(&source, read_options(), |r| {
+            if sample.len() < 200_000 {
+                n.push("events", &r.value, &mut sample).map_err(|e| InputError::Io {
+                    source_name: e.to_string(),
+                    error: std::io::Error::other("normalize"),
+                })?;
+            }
+            Ok::<_, InputError>(())
+        })?;
+        let writer_dir = tempfile::tempdir()?;
+        for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+            let pipeline = PipelineDir::open(writer_dir.path(), format.extension())?;
+            let mut w = PackageWriter::create(&pipeline, "1.0", &settings(0), format)?;
+            let started = Instant::now();
+            for _ in 0..5 {
+                w.write(n.schema(), &sample)?;
+            }
+            let path = w.finish(n.schema(), "bench")?.ok_or_else(|| anyhow::anyhow!("no package"))?;
+            let written = 5 * sample.len() as u64;
+            let bytes = dir_size(&path)?;
+            report(&format!("rows -> {} file", format.extension()), written, bytes, started);
+            println!("{:<28} {:.1} MB for {written} rows", "", bytes as f64 / 1e6);
         }
-        Ok::<_, InputError>(())
-    })?;
-    let writer_dir = tempfile::tempdir()?;
-    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
-        let pipeline = PipelineDir::open(writer_dir.path(), format.extension())?;
-        let mut w = PackageWriter::create(&pipeline, "1.0", &settings(0), format)?;
-        let started = Instant::now();
-        for _ in 0..5 {
-            w.write(n.schema(), &sample)?;
-        }
-        let path = w.finish(n.schema(), "bench")?.ok_or_else(|| anyhow::anyhow!("no package"))?;
-        let written = 5 * sample.len() as u64;
-        let bytes = dir_size(&path)?;
-        report(&format!("rows -> {} file", format.extension()), written, bytes, started);
-        println!("{:<28} {:.1} MB for {written} rows", "", bytes as f64 / 1e6);
+        drop(sample);
     }
-    drop(sample);
 
     // Write (parse + normalize + job files), then read back.
     let work = tempfile::tempdir()?;
-    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
-        let pipeline = PipelineDir::open(work.path(), format.extension())?;
-        let started = Instant::now();
-        normalize_into(&pipeline, &source, format, 1)?;
-        report(&format!("write {} (1 thread)", format.extension()), rows, size, started);
-        let pkg = pipeline.pending()?.remove(0);
-        let job = pkg.state.jobs[0].clone();
-        let path = pkg.job_path(&job, JobState::New);
-        let file_size = std::fs::metadata(&path)?.len();
-        let table = pkg.schema.table("events").cloned().ok_or_else(|| anyhow::anyhow!("no table"))?;
-        let started = Instant::now();
-        let mut read = 0u64;
-        match format {
-            FileFormat::Jsonl => {
-                let mut r = JobReader::open(&path, 0)?;
-                while let Some(b) = r.next_batch(&table, 1000, None)? {
-                    read += b.rows.len() as u64;
-                    std::hint::black_box(b);
+    if wanted("phase") {
+        for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+            let pipeline = PipelineDir::open(work.path(), format.extension())?;
+            let started = Instant::now();
+            normalize_into(&pipeline, &source, format, 1)?;
+            report(&format!("write {} (1 thread)", format.extension()), rows, size, started);
+            let pkg = pipeline.pending()?.remove(0);
+            let job = pkg.state.jobs[0].clone();
+            let path = pkg.job_path(&job, JobState::New);
+            let file_size = std::fs::metadata(&path)?.len();
+            let table = pkg.schema.table("events").cloned().ok_or_else(|| anyhow::anyhow!("no table"))?;
+            let started = Instant::now();
+            let mut read = 0u64;
+            match format {
+                FileFormat::Jsonl => {
+                    let mut r = JobReader::open(&path, 0)?;
+                    while let Some(b) = r.next_batch(&table, 1000, None)? {
+                        read += b.rows.len() as u64;
+                        std::hint::black_box(b);
+                    }
+                }
+                FileFormat::Parquet => {
+                    let mut r = ParquetJobReader::open(&path, 0, 1000)?;
+                    while let Some((_, batch)) = r.next_record_batch(&table)? {
+                        let rows = batch_rows(&batch, &table, &path)?;
+                        read += rows.len() as u64;
+                        std::hint::black_box(rows);
+                    }
                 }
             }
-            FileFormat::Parquet => {
-                let mut r = ParquetJobReader::open(&path, 0, 1000)?;
-                while let Some((_, batch)) = r.next_record_batch(&table)? {
-                    let rows = batch_rows(&batch, &table, &path)?;
-                    read += rows.len() as u64;
-                    std::hint::black_box(rows);
-                }
-            }
+            report(&format!("read back {}", format.extension()), read, file_size, started);
+            println!("{:<28} job file {:.1} MB", "", file_size as f64 / 1e6);
         }
-        report(&format!("read back {}", format.extension()), read, file_size, started);
-        println!("{:<28} job file {:.1} MB", "", file_size as f64 / 1e6);
     }
 
     // The whole normalize phase on every core (what `host run` does).
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    for format in [FileFormat::Jsonl, FileFormat::Parquet] {
-        let pipeline = PipelineDir::open(work.path(), &format!("{}-mt", format.extension()))?;
-        let started = Instant::now();
-        normalize_into(&pipeline, &source, format, cores)?;
-        report(&format!("write {} ({cores} threads)", format.extension()), rows, size, started);
+    if wanted("parallel") {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        for format in [FileFormat::Jsonl, FileFormat::Parquet] {
+            let pipeline = PipelineDir::open(work.path(), &format!("{}-mt", format.extension()))?;
+            let started = Instant::now();
+            normalize_into(&pipeline, &source, format, cores)?;
+            report(&format!("write {} ({cores} threads)", format.extension()), rows, size, started);
+        }
     }
 
     // Ledger commits (append + fsync).
-    let ledger = Ledger::open(work.path())?;
-    let n = 2000;
-    let started = Instant::now();
-    for i in 0..n {
-        ledger.append(Record::Delivered { job: "events.x.jsonl".into(), rows: i * 1000 })?;
+    if wanted("ledger") {
+        let ledger = Ledger::open(work.path())?;
+        let n = 2000;
+        let started = Instant::now();
+        for i in 0..n {
+            ledger.append(Record::Delivered { job: "events.x.jsonl".into(), rows: i * 1000 })?;
+        }
+        println!("{:<28} {:>12.1} µs per commit", "ledger commit", started.elapsed().as_secs_f64() * 1e6 / n as f64);
     }
-    println!("{:<28} {:>12.1} µs per commit", "ledger commit", started.elapsed().as_secs_f64() * 1e6 / n as f64);
     println!("peak RSS {:.1} MB", peak_rss_mb());
     Ok(())
 }

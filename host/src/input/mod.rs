@@ -238,7 +238,7 @@ impl MalformedLine {
 
 /// Parses one JSON Lines line (line number `line` for the error).
 pub fn parse_line(line: u64, text: &[u8]) -> Result<Node<'_>, MalformedLine> {
-    Node::parse(text).map_err(|e| MalformedLine { line, column: e.column() as u64, message: strip_position(&e) })
+    Node::parse(text).map_err(|e| MalformedLine { line, column: e.column as u64, message: e.message })
 }
 
 /// An input opened for reading.

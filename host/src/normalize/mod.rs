@@ -9,20 +9,20 @@ pub mod datetime;
 mod fields;
 pub mod hints;
 pub mod naming;
+mod row_id;
 pub mod types;
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
 use rustc_hash::FxHashMap;
-use sha3::Shake128;
-use sha3::digest::{ExtendableOutput, Update, XofReader};
 
 use crate::input::Node;
 use crate::schema::{Column, DataType, Schema, Table, Value};
 use fields::{FieldId, Fields, put};
 use hints::SchemaHints;
 use naming::{Namer, NamingConvention};
+use row_id::RootIds;
+pub use row_id::child_row_id;
 pub use types::TypeError;
 
 /// dlt bookkeeping column names.
@@ -111,8 +111,8 @@ pub struct Normalizer {
     schema: Schema,
     load_id: String,
     root_rows: u64,
-    /// Seed of root row ids, from the load id.
-    id_seed: u64,
+    /// Root row ids, seeded from the load id.
+    root_ids: RootIds,
     /// Column name → index per table, so a cell finds its column without
     /// scanning; extended lazily as columns are appended (they never move).
     column_lookup: Vec<FxHashMap<String, usize>>,
@@ -158,13 +158,7 @@ impl Normalizer {
             schema,
             load_id: load_id.to_string(),
             root_rows: 0,
-            id_seed: {
-                let mut h = Shake128::default();
-                h.update(load_id.as_bytes());
-                let mut seed = [0u8; 8];
-                h.finalize_xof().read(&mut seed);
-                u64::from_le_bytes(seed)
-            },
+            root_ids: RootIds::new(load_id),
             hints,
             column_lookup: Vec::new(),
             fields: Vec::new(),
@@ -244,22 +238,9 @@ impl Normalizer {
         }
     }
 
-    /// A root row's `_dlt_id`: 10 pseudo-random bytes (dlt uses random
-    /// bytes too), base64 without padding. Seeded from the load id, so ids
-    /// are unique within a load and differ between loads, at a fraction of
-    /// the cost of hashing every row.
+    /// The next root row's `_dlt_id`.
     fn root_row_id(&self) -> String {
-        let mut x = self.id_seed.wrapping_add(self.root_rows.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut bytes = [0u8; 16];
-        for chunk in bytes.chunks_mut(8) {
-            // splitmix64
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-        }
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes[..10])
+        self.root_ids.id(self.root_rows)
     }
 
     /// Normalizes one dict row of table `table_idx`, linked as `link` says.
@@ -564,20 +545,6 @@ impl Normalizer {
         self.fields[table_idx].dlt_columns[slot] = Some(idx);
         (idx, value)
     }
-}
-
-/// dlt's deterministic child row id: base64 (no padding) of the first 10
-/// bytes of shake-128 over `"{parent_id}_{table}_{idx}"`.
-pub fn child_row_id(parent_id: &str, table: &str, idx: usize) -> String {
-    let mut h = Shake128::default();
-    h.update(parent_id.as_bytes());
-    h.update(b"_");
-    h.update(table.as_bytes());
-    h.update(b"_");
-    h.update(itoa::Buffer::new().format(idx).as_bytes());
-    let mut out = [0u8; 10];
-    h.finalize_xof().read(&mut out);
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
 }
 
 #[cfg(test)]

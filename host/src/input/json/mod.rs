@@ -15,6 +15,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+mod parser;
+pub use parser::SyntaxError;
+
 /// One JSON value. Integers that fit `i64` are [`Node::Int`]; only larger
 /// positive ones are [`Node::UInt`] (the normalizer refuses those, as dlt).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,9 +41,10 @@ pub enum Node<'a> {
 }
 
 impl<'a> Node<'a> {
-    /// Parses one JSON document from `bytes`, borrowing strings from it.
-    pub fn parse(bytes: &'a [u8]) -> Result<Node<'a>, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parses one JSON document from `bytes`, borrowing strings from it
+    /// (see [`parser`] for how it compares with serde_json).
+    pub fn parse(bytes: &'a [u8]) -> Result<Node<'a>, SyntaxError> {
+        parser::parse(bytes)
     }
 
     /// The value of `key` when this is an object holding it.
