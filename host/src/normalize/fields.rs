@@ -23,8 +23,16 @@ pub(super) struct Field {
     pub(super) column: Option<usize>,
     /// The child table a list at this path goes to, once it exists.
     pub(super) child_table: Option<usize>,
+    /// The raw key (empty for the root).
+    raw: Box<str>,
     /// Raw key → field one level down.
     pub(super) children: FxHashMap<Box<str>, FieldId>,
+    /// The field whose key came first under this one in the last record
+    /// that had any (0: none yet), and the key that followed this one
+    /// under the same parent. Records mostly repeat their key order, so
+    /// these predictions spare most hash lookups.
+    first_child: FieldId,
+    next_sibling: FieldId,
     /// The field one level up (0 at the top).
     pub(super) parent: FieldId,
     /// The raw key was empty or blank: `_empty` as a column, but no path
@@ -40,15 +48,18 @@ pub(super) struct Field {
 }
 
 impl Field {
-    fn new(name: String, parent: FieldId, empty_key: bool, canonical: FieldId) -> Self {
+    fn new(name: String, raw: &str, parent: FieldId, canonical: FieldId) -> Self {
         Field {
             dlt: name.starts_with(DLT_PREFIX),
             name,
+            raw: raw.into(),
+            first_child: 0,
+            next_sibling: 0,
             column: None,
             child_table: None,
             children: FxHashMap::default(),
             parent,
-            empty_key,
+            empty_key: raw.trim().is_empty(),
             canonical,
             shared: false,
         }
@@ -70,7 +81,9 @@ impl Fields {
     /// the root, is made on first use).
     pub(super) fn get_or_add(&mut self, parent: FieldId, key: &str, namer: &mut Namer) -> FieldId {
         if self.nodes.is_empty() {
-            self.nodes.push(Field::new(String::new(), 0, false, 0));
+            let mut root = Field::new(String::new(), "", 0, 0);
+            root.empty_key = false;
+            self.nodes.push(root);
         }
         if let Some(id) = self.nodes[parent as usize].children.get(key) {
             return *id;
@@ -91,7 +104,26 @@ impl Fields {
                 id
             }
         };
-        self.nodes.push(Field::new(name, parent, key.trim().is_empty(), canonical));
+        self.nodes.push(Field::new(name, key, parent, canonical));
+        id
+    }
+
+    /// [`Fields::get_or_add`] for the key after `previous` (`None`: the
+    /// first key) under `parent`: checks the key that came there last time
+    /// before looking `key` up.
+    pub(super) fn next(&mut self, parent: FieldId, previous: Option<FieldId>, key: &str, namer: &mut Namer) -> FieldId {
+        let predicted = match previous {
+            None => self.nodes.get(parent as usize).map_or(0, |p| p.first_child),
+            Some(p) => self.nodes[p as usize].next_sibling,
+        };
+        if predicted != 0 && *self.nodes[predicted as usize].raw == *key {
+            return predicted;
+        }
+        let id = self.get_or_add(parent, key, namer);
+        match previous {
+            None => self.nodes[parent as usize].first_child = id,
+            Some(p) => self.nodes[p as usize].next_sibling = id,
+        }
         id
     }
 }

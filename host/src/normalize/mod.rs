@@ -340,8 +340,10 @@ impl Normalizer {
         let mut stack: Vec<(FieldId, &'r Entries<'a>, i64)> = vec![(0, dict, level)];
         let mut nested = Vec::new();
         while let Some((prefix, map, lvl)) = stack.pop() {
+            let mut previous = None;
             for (key, v) in map {
-                let field = self.field(table_idx, prefix, key);
+                let field = self.next_field(table_idx, prefix, previous, key);
+                previous = Some(field);
                 let node = &self.fields[table_idx].nodes[field as usize];
                 let (canonical, shared) =
                     (node.canonical, self.fields[table_idx].nodes[node.canonical as usize].shared);
@@ -364,12 +366,13 @@ impl Normalizer {
         Flattened { fields, lists }
     }
 
-    /// The field for `key` under `parent` in table `table_idx`, named on first sight.
-    fn field(&mut self, table_idx: usize, parent: FieldId, key: &str) -> FieldId {
+    /// The field for `key`, the key after `previous` under `parent` in
+    /// table `table_idx`, named on first sight.
+    fn next_field(&mut self, table_idx: usize, parent: FieldId, previous: Option<FieldId>, key: &str) -> FieldId {
         if self.fields.len() <= table_idx {
             self.fields.resize_with(table_idx + 1, Fields::default);
         }
-        self.fields[table_idx].get_or_add(parent, key, &mut self.namer)
+        self.fields[table_idx].next(parent, previous, key, &mut self.namer)
     }
 
     /// The column of `field`, when it exists.

@@ -169,6 +169,7 @@ impl<'a> Parser<'a> {
         let base = self.stack.len();
         // Past INDEX_FROM keys a linear duplicate check gets quadratic.
         let mut index: Option<FxHashMap<Cow<'a, str>, usize>> = None;
+        let mut seen = 0u64;
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
@@ -184,7 +185,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 self.skip_ws();
                 let value = self.value()?;
-                self.insert(base, &mut index, key, value);
+                self.insert(base, &mut index, &mut seen, key, value);
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => {
@@ -206,14 +207,24 @@ impl<'a> Parser<'a> {
 
     /// Adds an entry to the object whose entries start at `base`. A key seen
     /// before keeps its first position and takes the new value (Python's
-    /// `json.loads` builds a dict the same way).
+    /// `json.loads` builds a dict the same way). `seen` has a bit set for
+    /// every key so far (a one-word Bloom filter): most keys are new, and a
+    /// clear bit proves it without comparing keys.
     fn insert(
         &mut self,
         base: usize,
         index: &mut Option<FxHashMap<Cow<'a, str>, usize>>,
+        seen: &mut u64,
         key: Cow<'a, str>,
         value: Node<'a>,
     ) {
+        let bit = key_bit(&key);
+        if *seen & bit == 0 && index.is_none() {
+            *seen |= bit;
+            self.stack.push((Some(key), value));
+            return;
+        }
+        *seen |= bit;
         let entries = &mut self.stack[base..];
         if index.is_none() && entries.len() >= INDEX_FROM {
             *index =
@@ -398,6 +409,22 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// One of 64 bits for an object key, from its length and its first and
+/// last bytes (cheap, and enough to tell apart the keys of one object).
+#[inline]
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (first, last) = match bytes {
+        [] => (0, 0),
+        [first, .., last] => (*first, *last),
+        [only] => (*only, *only),
+    };
+    let h = (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(first).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+        ^ u64::from(last).wrapping_mul(0x94D0_49BB_1331_11EB);
+    1 << (h >> 58)
+}
+
 /// The index of the first `"`, `\` or control character at or after `from`
 /// (or the length): eight bytes per step, as a string's bytes are mostly
 /// none of those.
@@ -468,7 +495,10 @@ mod tests {
         assert_eq!(parse(b"-9223372036854775809").expect("float"), Node::Float(-9_223_372_036_854_775_809.0));
         assert_eq!(parse(b"18446744073709551616").expect("float"), Node::Float(18_446_744_073_709_551_616.0));
         // Correctly rounded (this one is where fast float readers slip).
-        assert_eq!(parse(b"2.2250738585072011e-308").expect("float"), Node::Float(f64::from_bits(0x000F_FFFF_FFFF_FFFF)));
+        assert_eq!(
+            parse(b"2.2250738585072011e-308").expect("float"),
+            Node::Float(f64::from_bits(0x000F_FFFF_FFFF_FFFF))
+        );
         assert_eq!(parse(b"0.1").expect("float"), Node::Float(0.1));
     }
 
