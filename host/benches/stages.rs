@@ -5,7 +5,8 @@
 //!   cargo bench --bench stages                 (1M generated rows)
 //!   cargo bench --bench stages -- ROWS|FILE    (another size, or a file)
 //!   STAGES=parse,normalize cargo bench --bench stages   (some stages only:
-//!   parse, normalize, writers, phase, parallel, ledger)
+//!   parse, normalize, writers, phase, parallel, ledger; NESTING=0,2 sets
+//!   the levels the normalize stage runs)
 
 #[path = "data.rs"]
 mod data;
@@ -118,7 +119,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     if wanted("normalize") {
-        for nesting in [0, 2] {
+        let levels = std::env::var("NESTING").unwrap_or_else(|_| "0,2".into());
+        for nesting in levels.split(',').map(str::parse::<u32>) {
+            let nesting = nesting?;
             let mut n = Normalizer::new(&settings(nesting), Schema::default(), "1.0")?;
             let mut out = Vec::new();
             let mut produced = 0u64;

@@ -88,18 +88,21 @@ struct Flattened<'r, 'a> {
     lists: Vec<(FieldId, &'r [Node<'a>])>,
 }
 
-/// How a row hangs in the tree, which decides its `_dlt_*` columns.
+/// How a row hangs in the tree, which decides its `_dlt_*` columns. The
+/// `_dlt_id` is made from it only when needed: with
+/// `skip_dlt_columns_and_tables` on, a row without lists never needs one
+/// (most child rows: hashing their ids was the largest cost at nesting 2).
 #[derive(Debug, Clone, Copy)]
 enum Link<'p> {
-    /// A record (or a dict item of a list that lands in a root table):
-    /// `_dlt_load_id` and a random `_dlt_id`.
-    Root,
+    /// Root row number `row` (a record, or a dict item of a list that lands
+    /// in a root table): `_dlt_load_id` and a random `_dlt_id`.
+    Root { row: u64 },
     /// An item of a parent row's list: `_dlt_parent_id`, `_dlt_list_idx`
     /// and a `_dlt_id` derived from both.
     Child { parent_id: &'p str, idx: usize },
     /// A scalar item of a list that lands in a root table: only a random
     /// `_dlt_id` (dlt's wrapped scalars skip the load id).
-    Bare,
+    Bare { row: u64 },
 }
 
 /// Streams records into rows and a growing schema.
@@ -227,20 +230,23 @@ impl Normalizer {
             return Ok(());
         }
         self.root_rows += 1;
-        let row_id = self.root_row_id();
+        let link = Link::Root { row: self.root_rows };
         let table_idx = self.table_index(table, None);
         match record {
-            Node::Object(entries) => self.row(table_idx, Link::Root, entries, &row_id, self.max_nesting, out),
+            Node::Object(entries) => self.row(table_idx, link, entries, self.max_nesting, out),
             scalar => {
                 let wrapped = [(Cow::Borrowed("value"), scalar.clone())];
-                self.row(table_idx, Link::Root, &wrapped, &row_id, self.max_nesting, out)
+                self.row(table_idx, link, &wrapped, self.max_nesting, out)
             }
         }
     }
 
-    /// The next root row's `_dlt_id`.
-    fn root_row_id(&self) -> String {
-        self.root_ids.id(self.root_rows)
+    /// The `_dlt_id` of a row of table `table_idx` linked as `link` says.
+    fn row_id(&self, table_idx: usize, link: Link<'_>) -> String {
+        match link {
+            Link::Root { row } | Link::Bare { row } => self.root_ids.id(row),
+            Link::Child { parent_id, idx } => child_row_id(parent_id, &self.schema.tables[table_idx].name, idx),
+        }
     }
 
     /// Normalizes one dict row of table `table_idx`, linked as `link` says.
@@ -249,11 +255,12 @@ impl Normalizer {
         table_idx: usize,
         link: Link<'_>,
         dict: &Entries<'_>,
-        row_id: &str,
         level: i64,
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
         let Flattened { fields, lists } = self.flatten(table_idx, dict, level);
+        let has_children = lists.iter().any(|(_, items)| !items.is_empty());
+        let row_id = if !self.skip_dlt || has_children { self.row_id(table_idx, link) } else { String::new() };
         let mut values = Vec::with_capacity(fields.len() + 3);
         for (field, v) in fields {
             if self.skip_dlt && self.fields[table_idx].nodes[field as usize].dlt {
@@ -268,7 +275,7 @@ impl Normalizer {
         }
         if !self.skip_dlt {
             match link {
-                Link::Root => {
+                Link::Root { .. } => {
                     let load_id = Value::Text(self.load_id.clone());
                     values.push(self.dlt_cell(table_idx, 0, DLT_LOAD_ID, DataType::Text, load_id));
                 }
@@ -277,9 +284,9 @@ impl Normalizer {
                     values.push(self.dlt_cell(table_idx, 1, DLT_PARENT_ID, DataType::Text, parent_id));
                     values.push(self.dlt_cell(table_idx, 2, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
                 }
-                Link::Bare => {}
+                Link::Bare { .. } => {}
             }
-            values.push(self.dlt_cell(table_idx, 3, DLT_ID, DataType::Text, Value::Text(row_id.to_string())));
+            values.push(self.dlt_cell(table_idx, 3, DLT_ID, DataType::Text, Value::Text(row_id.clone())));
         }
         if !values.is_empty() {
             out.push(Row { table: table_idx, values });
@@ -289,7 +296,7 @@ impl Normalizer {
                 continue;
             }
             let child = self.child_table(table_idx, field);
-            self.list(child, row_id, items, level - 1, out)?;
+            self.list(child, &row_id, items, level - 1, out)?;
         }
         Ok(())
     }
@@ -306,14 +313,14 @@ impl Normalizer {
         // `Field::empty_key`); dlt then makes its items root rows.
         let into_root = self.schema.tables[table_idx].parent.is_none();
         for (idx, item) in items.iter().enumerate() {
-            let (row_id, link) = if into_root {
+            let link = if into_root {
                 self.root_rows += 1;
-                (self.root_row_id(), Link::Root)
+                Link::Root { row: self.root_rows }
             } else {
-                (child_row_id(parent_id, &self.schema.tables[table_idx].name, idx), Link::Child { parent_id, idx })
+                Link::Child { parent_id, idx }
             };
             match item {
-                Node::Object(entries) => self.row(table_idx, link, entries, &row_id, level, out)?,
+                Node::Object(entries) => self.row(table_idx, link, entries, level, out)?,
                 other => {
                     // dlt wraps list items that are not dicts: lists of lists
                     // as `{"list": [...]}` (a middle table, one level deeper),
@@ -322,8 +329,11 @@ impl Normalizer {
                         if matches!(other, Node::Array(_)) { ("list", level - 1) } else { ("value", level) };
                     let wrapped = [(Cow::Borrowed(key), other.clone())];
                     // dlt gives a wrapped scalar in a root table no load id.
-                    let link = if into_root && key == "value" { Link::Bare } else { link };
-                    self.row(table_idx, link, &wrapped, &row_id, level, out)?;
+                    let link = match link {
+                        Link::Root { row } if key == "value" => Link::Bare { row },
+                        link => link,
+                    };
+                    self.row(table_idx, link, &wrapped, level, out)?;
                 }
             }
         }
@@ -337,9 +347,11 @@ impl Normalizer {
         let mut lists = Vec::new();
         // dlt walks a stack: scalars of a dict first, then its nested dicts,
         // last one first, depth first.
-        let mut stack: Vec<(FieldId, &'r Entries<'a>, i64)> = vec![(0, dict, level)];
+        // (The stack stays unallocated for a dict without nested dicts.)
+        let mut stack: Vec<(FieldId, &'r Entries<'a>, i64)> = Vec::new();
         let mut nested = Vec::new();
-        while let Some((prefix, map, lvl)) = stack.pop() {
+        let mut first = Some((0, dict, level));
+        while let Some((prefix, map, lvl)) = first.take().or_else(|| stack.pop()) {
             let mut previous = None;
             for (key, v) in map {
                 let field = self.next_field(table_idx, prefix, previous, key);

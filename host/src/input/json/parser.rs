@@ -4,7 +4,7 @@
 //! record's time with serde_json's visitor). This parser does the same job
 //! with less work per byte: the line's UTF-8 is checked once, not per
 //! string; strings are scanned eight bytes at a time; the entries of an
-//! object or array collect on one reused stack and move into a vector of
+//! object or array collect on a reused stack and move into a vector of
 //! exactly their size when it closes (one allocation each, no regrowth).
 //!
 //! It accepts exactly RFC 8259 JSON, as serde_json does. Where they differ
@@ -40,9 +40,8 @@ pub struct SyntaxError {
 /// Where the fast parser gave up; the message is made afterwards.
 struct Stop(usize);
 
-/// One entry on the shared stack: an object's key (`None` in arrays) and
-/// its value.
-type Slot<'a> = (Option<Cow<'a, str>>, Node<'a>);
+/// An object's entry.
+type Entry<'a> = (Cow<'a, str>, Node<'a>);
 
 /// Parses one JSON document. Strings without escapes borrow from `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
@@ -50,7 +49,7 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
         Ok(text) => text,
         Err(e) => return Err(describe(bytes, e.valid_up_to())),
     };
-    let mut p = Parser { text, bytes, pos: 0, stack: Vec::new(), depth: 0 };
+    let mut p = Parser { text, bytes, pos: 0, entries: Vec::new(), items: Vec::new(), depth: 0 };
     let result = p.document();
     result.map_err(|Stop(at)| describe(bytes, at))
 }
@@ -76,8 +75,10 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    /// Entries of the objects and arrays being read, innermost last.
-    stack: Vec<Slot<'a>>,
+    /// Entries of the objects being read, innermost last.
+    entries: Vec<Entry<'a>>,
+    /// Items of the arrays being read, innermost last.
+    items: Vec<Node<'a>>,
     depth: usize,
 }
 
@@ -138,13 +139,13 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self) -> Result<Node<'a>, Stop> {
         self.enter()?;
-        let base = self.stack.len();
+        let base = self.items.len();
         if self.peek() == Some(b']') {
             self.pos += 1;
         } else {
             loop {
                 let item = self.value()?;
-                self.stack.push((None, item));
+                self.items.push(item);
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => {
@@ -160,13 +161,12 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        let items = self.stack.drain(base..).map(|(_, v)| v).collect();
-        Ok(Node::Array(items))
+        Ok(Node::Array(self.items.split_off(base)))
     }
 
     fn object(&mut self) -> Result<Node<'a>, Stop> {
         self.enter()?;
-        let base = self.stack.len();
+        let base = self.entries.len();
         // Past INDEX_FROM keys a linear duplicate check gets quadratic.
         let mut index: Option<FxHashMap<Cow<'a, str>, usize>> = None;
         let mut seen = 0u64;
@@ -201,8 +201,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        let entries = self.stack.drain(base..).map(|(k, v)| (k.unwrap_or_default(), v)).collect();
-        Ok(Node::Object(entries))
+        Ok(Node::Object(self.entries.split_off(base)))
     }
 
     /// Adds an entry to the object whose entries start at `base`. A key seen
@@ -221,14 +220,13 @@ impl<'a> Parser<'a> {
         let bit = key_bit(&key);
         if *seen & bit == 0 && index.is_none() {
             *seen |= bit;
-            self.stack.push((Some(key), value));
+            self.entries.push((key, value));
             return;
         }
         *seen |= bit;
-        let entries = &mut self.stack[base..];
+        let entries = &mut self.entries[base..];
         if index.is_none() && entries.len() >= INDEX_FROM {
-            *index =
-                Some(entries.iter().enumerate().filter_map(|(i, (k, _))| k.as_ref().map(|k| (k.clone(), i))).collect());
+            *index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
         }
         let existing = match index {
             Some(index) => match index.get(&key) {
@@ -238,11 +236,11 @@ impl<'a> Parser<'a> {
                     None
                 }
             },
-            None => entries.iter().position(|(k, _)| k.as_deref() == Some(&*key)),
+            None => entries.iter().position(|(k, _)| *k == key),
         };
         match existing {
             Some(i) => entries[i].1 = value,
-            None => self.stack.push((Some(key), value)),
+            None => self.entries.push((key, value)),
         }
     }
 
