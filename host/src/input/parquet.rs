@@ -81,7 +81,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
     int!(UInt32Array);
     if let Some(x) = any.downcast_ref::<UInt64Array>() {
         let u = x.value(r);
-        return i64::try_from(u).map_or(Node::UInt(u), Node::Int);
+        return i64::try_from(u).map_or_else(|_| Node::BigInt(u.to_string().into()), Node::Int);
     }
     if let Some(x) = any.downcast_ref::<Float32Array>() {
         return float(f64::from(x.value(r)));

@@ -16,7 +16,7 @@ pub fn infer(v: &Node<'_>) -> Option<DataType> {
     match v {
         Node::Null => None,
         Node::Bool(_) => Some(DataType::Bool),
-        Node::Int(_) | Node::UInt(_) => Some(DataType::Bigint),
+        Node::Int(_) | Node::BigInt(_) => Some(DataType::Bigint),
         Node::Float(_) => Some(DataType::Double),
         Node::Str(s) if detect_timestamp(s).is_some() => Some(DataType::Timestamp),
         Node::Str(_) => Some(DataType::Text),
@@ -30,7 +30,7 @@ pub fn infer(v: &Node<'_>) -> Option<DataType> {
 pub fn variant_suffix(v: &Node<'_>) -> &'static str {
     match v {
         Node::Bool(_) => "bool",
-        Node::Int(_) | Node::UInt(_) => "bigint",
+        Node::Int(_) | Node::BigInt(_) => "bigint",
         Node::Float(_) => "double",
         Node::Str(_) => "text",
         Node::Null | Node::Array(_) | Node::Object(_) => "json",
@@ -60,7 +60,7 @@ pub enum TypeError {
 fn number_text(v: &Node<'_>) -> Option<String> {
     match v {
         Node::Int(i) => Some(i.to_string()),
-        Node::UInt(u) => Some(u.to_string()),
+        Node::BigInt(digits) => Some(digits.to_string()),
         Node::Float(f) => Some(python_float_repr(*f)),
         _ => None,
     }
@@ -70,7 +70,7 @@ fn number_text(v: &Node<'_>) -> Option<String> {
 fn as_f64(v: &Node<'_>) -> Option<f64> {
     match v {
         Node::Int(i) => Some(*i as f64),
-        Node::UInt(u) => Some(*u as f64),
+        Node::BigInt(digits) => digits.parse().ok(),
         Node::Float(f) => Some(*f),
         _ => None,
     }
@@ -83,24 +83,24 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
     Ok(match (to, v) {
         (_, Node::Null) => Some(Value::Null),
         (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(*i)),
-        (DataType::Bigint, Node::UInt(u)) => return Err(TypeError::IntegerOutOfRange(u.to_string())),
+        (DataType::Bigint, Node::BigInt(digits)) => return Err(TypeError::IntegerOutOfRange(digits.to_string())),
         (DataType::Bigint, Node::Float(f)) => {
             Some(*f).filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| Value::Bigint(f as i64))
         }
         (DataType::Bigint, Node::Str(s)) => python_int(s).map(Value::Bigint),
-        (DataType::Double, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => as_f64(n).map(Value::Double),
+        (DataType::Double, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => as_f64(n).map(Value::Double),
         (DataType::Double, Node::Str(s)) => text_to_double(s).filter(|f| f.is_finite()).map(Value::Double),
         (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(*b)),
         (DataType::Bool, Node::Str(s)) => str2bool(s).map(Value::Bool),
-        (DataType::Bool, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+        (DataType::Bool, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
             as_f64(n).map(|f| Value::Bool(f != 0.0))
         }
         (DataType::Text, Node::Str(s)) => Some(Value::Text(s.to_string())),
         (DataType::Text, Node::Bool(b)) => Some(Value::Text(if *b { "True" } else { "False" }.into())),
-        (DataType::Text, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => number_text(n).map(Value::Text),
+        (DataType::Text, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => number_text(n).map(Value::Text),
         (DataType::Text, j) => Some(Value::Text(j.to_json())),
         (DataType::Timestamp, Node::Str(s)) => text_to_timestamp(s).map(Value::Timestamp),
-        (DataType::Timestamp, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+        (DataType::Timestamp, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
             as_f64(n).and_then(seconds_to_micros).map(Value::Timestamp)
         }
         (DataType::Json, j @ (Node::Object(_) | Node::Array(_))) => Some(Value::Json(j.to_json())),
@@ -111,12 +111,12 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
             Err(_) => None,
         },
         (DataType::Date, Node::Str(s)) => parse_date(s).map(Value::Date),
-        (DataType::Date, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => as_f64(n)
+        (DataType::Date, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => as_f64(n)
             .and_then(seconds_to_micros)
             .and_then(|us| i32::try_from(us.div_euclid(86_400_000_000)).ok())
             .map(Value::Date),
         (DataType::Time, Node::Str(s)) => parse_time(s).map(Value::Time),
-        (DataType::Decimal, n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+        (DataType::Decimal, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
             number_text(n).and_then(|t| plain_decimal(&t)).map(Value::Decimal)
         }
         (DataType::Decimal, Node::Str(s)) => text_to_decimal(s).map(Value::Decimal),
@@ -372,5 +372,24 @@ mod tests {
         assert_eq!(plain_decimal("-1.25E-2").as_deref(), Some("-0.0125"));
         assert_eq!(plain_decimal("007.50").as_deref(), Some("7.50"));
         assert_eq!(plain_decimal("abc"), None);
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_keep_their_digits() {
+        let big = crate::input::Node::parse(b"-123456789012345678901234567890").expect("parses");
+        assert_eq!(super::infer(&big), Some(DataType::Bigint));
+        assert_eq!(
+            super::coerce(&big, DataType::Bigint),
+            Err(TypeError::IntegerOutOfRange("-123456789012345678901234567890".into()))
+        );
+        assert_eq!(
+            super::coerce(&big, DataType::Decimal),
+            Ok(Some(Value::Decimal("-123456789012345678901234567890".into())))
+        );
+        assert_eq!(
+            super::coerce(&big, DataType::Text),
+            Ok(Some(Value::Text("-123456789012345678901234567890".into())))
+        );
+        assert_eq!(super::coerce(&big, DataType::Double), Ok(Some(Value::Double(-1.2345678901234568e29))));
     }
 }

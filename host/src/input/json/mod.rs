@@ -18,8 +18,9 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 mod parser;
 pub use parser::SyntaxError;
 
-/// One JSON value. Integers that fit `i64` are [`Node::Int`]; only larger
-/// positive ones are [`Node::UInt`] (the normalizer refuses those, as dlt).
+/// One JSON value. Integers that fit `i64` are [`Node::Int`]; others keep
+/// their digits in [`Node::BigInt`] (a bigint column refuses them, as dlt's
+/// does; a decimal or text column takes them exactly).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node<'a> {
     /// `null`.
@@ -28,8 +29,8 @@ pub enum Node<'a> {
     Bool(bool),
     /// An integer in the `i64` range.
     Int(i64),
-    /// A positive integer above `i64::MAX`.
-    UInt(u64),
+    /// An integer outside the `i64` range, as its decimal digits (with `-`).
+    BigInt(Cow<'a, str>),
     /// Any other number.
     Float(f64),
     /// A string, borrowed from the input when it had no escapes.
@@ -74,7 +75,7 @@ impl<'a> Node<'a> {
             Node::Null => Node::Null,
             Node::Bool(b) => Node::Bool(b),
             Node::Int(i) => Node::Int(i),
-            Node::UInt(u) => Node::UInt(u),
+            Node::BigInt(digits) => Node::BigInt(Cow::Owned(digits.into_owned())),
             Node::Float(f) => Node::Float(f),
             Node::Str(s) => Node::Str(Cow::Owned(s.into_owned())),
             Node::Array(items) => Node::Array(items.into_iter().map(Node::into_owned).collect()),
@@ -93,7 +94,7 @@ impl<'a> From<&'a serde_json::Value> for Node<'a> {
             J::Bool(b) => Node::Bool(*b),
             J::Number(n) => match (n.as_i64(), n.as_u64()) {
                 (Some(i), _) => Node::Int(i),
-                (None, Some(u)) => Node::UInt(u),
+                (None, Some(u)) => Node::BigInt(Cow::Owned(u.to_string())),
                 _ => Node::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             J::String(s) => Node::Str(Cow::Borrowed(s)),
@@ -111,7 +112,13 @@ impl Serialize for Node<'_> {
             Node::Null => s.serialize_unit(),
             Node::Bool(b) => s.serialize_bool(*b),
             Node::Int(i) => s.serialize_i64(*i),
-            Node::UInt(u) => s.serialize_u64(*u),
+            // Exact up to 128 bits (serde's widest integers); wider ones
+            // print as the nearest float.
+            Node::BigInt(digits) => match (digits.parse::<i128>(), digits.parse::<u128>()) {
+                (Ok(i), _) => s.serialize_i128(i),
+                (_, Ok(u)) => s.serialize_u128(u),
+                _ => s.serialize_f64(digits.parse().unwrap_or(f64::NAN)),
+            },
             Node::Float(f) => s.serialize_f64(*f),
             Node::Str(text) => s.serialize_str(text),
             Node::Array(items) => {
@@ -160,7 +167,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Node<'de>, E> {
-        Ok(i64::try_from(u).map_or(Node::UInt(u), Node::Int))
+        Ok(i64::try_from(u).map_or_else(|_| Node::BigInt(Cow::Owned(u.to_string())), Node::Int))
     }
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Node<'de>, E> {
@@ -276,7 +283,7 @@ mod tests {
     #[test]
     fn integer_ranges() {
         assert_eq!(Node::parse(b"9223372036854775807").expect("i64"), Node::Int(i64::MAX));
-        assert_eq!(Node::parse(b"9223372036854775808").expect("u64"), Node::UInt(1 << 63));
+        assert_eq!(Node::parse(b"9223372036854775808").expect("big"), Node::BigInt("9223372036854775808".into()));
         assert_eq!(Node::parse(b"-1").expect("neg"), Node::Int(-1));
     }
 }
