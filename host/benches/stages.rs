@@ -11,10 +11,6 @@
 #[path = "data.rs"]
 mod data;
 
-/// The allocator of the `host` binary, so stages cost here what they cost there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
