@@ -3,6 +3,7 @@
 //! joining and looking up its column on every row.
 
 use rustc_hash::FxHashMap;
+use smallvec::{Array, SmallVec};
 
 use super::DLT_PREFIX;
 use super::naming::Namer;
@@ -130,7 +131,7 @@ impl Fields {
 
 /// Adds `(field, value)` to a flattened row, or replaces the value of a
 /// field with the same name already in it (`shared` says one may be).
-pub(super) fn put<T>(out: &mut Vec<(FieldId, T)>, field: FieldId, shared: bool, value: T) {
+pub(super) fn put<T, A: Array<Item = (FieldId, T)>>(out: &mut SmallVec<A>, field: FieldId, shared: bool, value: T) {
     if shared && let Some(slot) = out.iter_mut().find(|(f, _)| *f == field) {
         slot.1 = value;
         return;

@@ -15,6 +15,7 @@ pub mod types;
 use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::input::Node;
 use crate::schema::{Column, DataType, Schema, Table, Value};
@@ -81,11 +82,12 @@ pub struct Row {
 type Entries<'a> = [(Cow<'a, str>, Node<'a>)];
 
 /// A dict flattened into columns, and the lists that become child tables.
+/// Inline up to typical sizes: one heap vector less per row (and child row).
 struct Flattened<'r, 'a> {
     /// `(field, value)` in dlt's column order.
-    fields: Vec<(FieldId, &'r Node<'a>)>,
+    fields: SmallVec<[(FieldId, &'r Node<'a>); 16]>,
     /// `(field, items)` of lists to normalize into child tables.
-    lists: Vec<(FieldId, &'r [Node<'a>])>,
+    lists: SmallVec<[(FieldId, &'r [Node<'a>]); 4]>,
 }
 
 /// How a row hangs in the tree, which decides its `_dlt_*` columns. The
@@ -343,8 +345,8 @@ impl Normalizer {
     /// Flattens nested dicts into `(field, value)` pairs in dlt's order and
     /// collects the lists that become child tables.
     fn flatten<'r, 'a>(&mut self, table_idx: usize, dict: &'r Entries<'a>, level: i64) -> Flattened<'r, 'a> {
-        let mut fields = Vec::with_capacity(dict.len());
-        let mut lists = Vec::new();
+        let mut fields = SmallVec::new();
+        let mut lists = SmallVec::new();
         // dlt walks a stack: scalars of a dict first, then its nested dicts,
         // last one first, depth first.
         // (The stack stays unallocated for a dict without nested dicts.)
