@@ -195,28 +195,11 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let mut entries: Vec<(Cow<'de, str>, Node<'de>)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        // Past a few dozen keys a linear duplicate check gets quadratic.
-        let mut index: Option<rustc_hash::FxHashMap<Cow<'de, str>, usize>> = None;
+        let mut entries: Vec<parser::Entry<'de>> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        let mut keys = parser::Keys::default();
         while let Some(Key(key)) = map.next_key()? {
             let value: Node<'de> = map.next_value()?;
-            if index.is_none() && entries.len() >= 32 {
-                index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
-            }
-            let existing = match &mut index {
-                Some(index) => match index.get(&key) {
-                    Some(i) => Some(*i),
-                    None => {
-                        index.insert(key.clone(), entries.len());
-                        None
-                    }
-                },
-                None => entries.iter().position(|(k, _)| *k == key),
-            };
-            match existing {
-                Some(i) => entries[i].1 = value,
-                None => entries.push((key, value)),
-            }
+            keys.insert(&mut entries, 0, key, value);
         }
         Ok(Node::Object(entries))
     }
@@ -278,6 +261,9 @@ mod tests {
         let Node::Object(entries) = &node else { panic!("{node:?}") };
         assert_eq!(entries.len(), 41);
         assert_eq!(node.get("k0"), Some(&Node::Int(80)));
+        // The same through serde (JSON array files, job read-back).
+        let through_serde: Node = serde_json::from_str(&text).expect("parses");
+        assert_eq!(through_serde, node);
     }
 
     #[test]

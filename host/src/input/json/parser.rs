@@ -41,7 +41,7 @@ pub struct SyntaxError {
 struct Stop(usize);
 
 /// An object's entry.
-type Entry<'a> = (Cow<'a, str>, Node<'a>);
+pub(super) type Entry<'a> = (Cow<'a, str>, Node<'a>);
 
 /// Parses one JSON document. Strings without escapes borrow from `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
@@ -167,9 +167,7 @@ impl<'a> Parser<'a> {
     fn object(&mut self) -> Result<Node<'a>, Stop> {
         self.enter()?;
         let base = self.entries.len();
-        // Past INDEX_FROM keys a linear duplicate check gets quadratic.
-        let mut index: Option<FxHashMap<Cow<'a, str>, usize>> = None;
-        let mut seen = 0u64;
+        let mut keys = Keys::default();
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
@@ -185,7 +183,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 self.skip_ws();
                 let value = self.value()?;
-                self.insert(base, &mut index, &mut seen, key, value);
+                keys.insert(&mut self.entries, base, key, value);
                 self.skip_ws();
                 match self.peek() {
                     Some(b',') => {
@@ -202,46 +200,6 @@ impl<'a> Parser<'a> {
         }
         self.depth -= 1;
         Ok(Node::Object(self.entries.split_off(base)))
-    }
-
-    /// Adds an entry to the object whose entries start at `base`. A key seen
-    /// before keeps its first position and takes the new value (Python's
-    /// `json.loads` builds a dict the same way). `seen` has a bit set for
-    /// every key so far (a one-word Bloom filter): most keys are new, and a
-    /// clear bit proves it without comparing keys.
-    fn insert(
-        &mut self,
-        base: usize,
-        index: &mut Option<FxHashMap<Cow<'a, str>, usize>>,
-        seen: &mut u64,
-        key: Cow<'a, str>,
-        value: Node<'a>,
-    ) {
-        let bit = key_bit(&key);
-        if *seen & bit == 0 && index.is_none() {
-            *seen |= bit;
-            self.entries.push((key, value));
-            return;
-        }
-        *seen |= bit;
-        let entries = &mut self.entries[base..];
-        if index.is_none() && entries.len() >= INDEX_FROM {
-            *index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
-        }
-        let existing = match index {
-            Some(index) => match index.get(&key) {
-                Some(i) => Some(*i),
-                None => {
-                    index.insert(key.clone(), entries.len());
-                    None
-                }
-            },
-            None => entries.iter().position(|(k, _)| *k == key),
-        };
-        match existing {
-            Some(i) => entries[i].1 = value,
-            None => self.entries.push((key, value)),
-        }
     }
 
     /// A string starting at the opening quote; borrowed unless it has escapes.
@@ -409,6 +367,50 @@ impl<'a> Parser<'a> {
     fn digits(&mut self) {
         while self.peek().is_some_and(|b| b.is_ascii_digit()) {
             self.pos += 1;
+        }
+    }
+}
+
+/// The keys of one object being built, to find duplicates. A key seen
+/// before keeps its first position and takes the new value (Python's
+/// `json.loads` builds a dict the same way).
+#[derive(Default)]
+pub(super) struct Keys<'a> {
+    /// A bit per key so far (a one-word Bloom filter): most keys are new,
+    /// and a clear bit proves it without comparing keys.
+    seen: u64,
+    /// Key → position, once the object has INDEX_FROM keys (a linear scan
+    /// would get quadratic).
+    index: Option<FxHashMap<Cow<'a, str>, usize>>,
+}
+
+impl<'a> Keys<'a> {
+    /// Adds `(key, value)` to the object whose entries are `entries[base..]`.
+    pub(super) fn insert(&mut self, entries: &mut Vec<Entry<'a>>, base: usize, key: Cow<'a, str>, value: Node<'a>) {
+        let bit = key_bit(&key);
+        let maybe_seen = self.seen & bit != 0;
+        self.seen |= bit;
+        if !maybe_seen && self.index.is_none() {
+            entries.push((key, value));
+            return;
+        }
+        let object = &mut entries[base..];
+        if self.index.is_none() && object.len() >= INDEX_FROM {
+            self.index = Some(object.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
+        let existing = match &mut self.index {
+            Some(index) => match index.get(&key) {
+                Some(i) => Some(*i),
+                None => {
+                    index.insert(key.clone(), object.len());
+                    None
+                }
+            },
+            None => object.iter().position(|(k, _)| *k == key),
+        };
+        match existing {
+            Some(i) => object[i].1 = value,
+            None => entries.push((key, value)),
         }
     }
 }
