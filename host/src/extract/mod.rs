@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::input::{self, BadLine, InputError, InputSource, ReadOptions, Record};
+use crate::input::{self, BadLine, InputError, InputSource, Record};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
 use crate::package::writer::{PackageWriter, Rotation};
 use crate::package::{FileFormat, PackageError, PipelineDir};
@@ -162,6 +162,18 @@ impl RecordRouter<'_> {
             error,
         })
     }
+
+    /// Normalizes one JSON Lines line straight from its bytes when the
+    /// normalizer can ([`Normalizer::push_line`]); `false` leaves the line to
+    /// be parsed and pushed. Only for a fixed table: routing by a field's
+    /// value needs the parsed record.
+    fn push_line(&self, normalizer: &mut Normalizer, text: &[u8], rows: &mut Vec<Row>) -> bool {
+        if self.table_from_field.is_some() {
+            return false;
+        }
+        let table = normalizer.table_name(self.table);
+        normalizer.push_line(&table, text, rows)
+    }
 }
 
 /// Reads `inputs` into a new package of `pipeline`.
@@ -180,8 +192,9 @@ pub fn extract(
     let mut normalizer = new_normalizer(settings, schema, &load_id)?;
     let mut writer =
         PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip);
-    let mut rows: Vec<Row> = Vec::with_capacity(64);
     let mut records = 0u64;
+    // Chunks are numbered across inputs (root `_dlt_id`s derive from them).
+    let mut chunks = 0u64;
     let mut parts = Vec::with_capacity(inputs.len());
     for input in inputs {
         let source_name = input.source.to_string();
@@ -193,14 +206,23 @@ pub fn extract(
         // Files were fingerprinted before the read; only stdin is hashed as it streams.
         let mut hasher = Sha256::new();
         let tap = if known_fingerprint.is_none() { Some(&mut hasher) } else { None };
-        if threads > 1 {
-            let cx = parallel::Context {
-                settings,
-                load_id: &load_id,
-                source_name: &source_name,
-                router: &router,
-                skip_bad_lines,
-            };
+        let cx = parallel::Context {
+            settings,
+            load_id: &load_id,
+            source_name: &source_name,
+            router: &router,
+            skip_bad_lines,
+            first_chunk: chunks,
+        };
+        let before = records;
+        let report = |done: u64| {
+            if crate::load::stop_requested() {
+                return Err(ExtractError::Interrupted);
+            }
+            progress(before + done, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
+            Ok(())
+        };
+        let totals = if threads > 1 {
             let plan = parallel::Plan {
                 source: &input.source,
                 hasher: tap,
@@ -208,38 +230,13 @@ pub fn extract(
                 workers: threads,
                 chunk_lines: CHUNK_LINES,
             };
-            let before = records;
-            let mut report = |done: u64| {
-                if crate::load::stop_requested() {
-                    return Err(ExtractError::Interrupted);
-                }
-                progress(before + done, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
-                Ok(())
-            };
-            let totals = parallel::run(plan, &cx, &mut normalizer, &mut writer, &mut report)?;
-            records += totals.records;
-            bad_lines.extend(totals.bad_lines);
+            parallel::run(plan, &cx, &mut normalizer, &mut writer, &mut { report })?
         } else {
-            let mut quarantine = |bad: BadLine| bad_lines.push(bad);
-            let options = ReadOptions {
-                hasher: tap,
-                bytes_read: &bytes_read,
-                on_bad_line: if skip_bad_lines { Some(&mut quarantine) } else { None },
-            };
-            input::read_records(&input.source, options, |record| -> Result<(), ExtractError> {
-                records += 1;
-                if records.is_multiple_of(4096) {
-                    if crate::load::stop_requested() {
-                        return Err(ExtractError::Interrupted);
-                    }
-                    progress(records, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
-                }
-                rows.clear();
-                router.push(&mut normalizer, &record, &mut rows)?;
-                writer.write(normalizer.schema(), &rows)?;
-                Ok(())
-            })?;
-        }
+            parallel::run_here(&input.source, tap, &bytes_read, &cx, &mut normalizer, &mut writer, &mut { report })?
+        };
+        records += totals.records;
+        chunks += totals.chunks;
+        bad_lines.extend(totals.bad_lines);
         parts.push((input.table.clone(), hasher.finalize().to_vec()));
     }
     let fingerprint = known_fingerprint.map_or_else(|| combine(settings, format, &parts), str::to_string);
@@ -351,5 +348,47 @@ mod tests {
         let one = extract_with(&input, 1).expect_err("too big");
         assert!(one.contains(&format!(":{}:", CHUNK_LINES * 3 + 1)), "{one}");
         assert_eq!(extract_with(&input, 2).expect_err("too big"), one);
+    }
+
+    /// Root `_dlt_id`s derive from chunk numbers, so chunks are numbered
+    /// across all the inputs of a load: ids stay unique whatever the thread
+    /// count, and for records of a JSON array as for lines.
+    #[test]
+    fn root_ids_are_unique_across_inputs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write input");
+            InputSpec { source: InputSource::File(path), table: "t".into(), table_from_field: None }
+        };
+        let inputs = [
+            write("a.jsonl", "{\"n\": 1}\n{\"n\": 2}\n"),
+            write("b.json", "[{\"n\": 3}, {\"n\": 4}]"),
+            write("c.jsonl", "{\"n\": 5}\n{\"n\": 6}\n"),
+        ];
+        let keep_ids = NormalizeSettings { skip_dlt_columns_and_tables: false, ..settings() };
+        for threads in [1, 2] {
+            let pipeline = PipelineDir::open(dir.path(), &format!("p{threads}")).expect("pipeline");
+            let options = ExtractOptions {
+                format: FileFormat::Jsonl,
+                rotation: Rotation::default(),
+                known_fingerprint: Some("fp"),
+                skip_bad_lines: false,
+                gzip: false,
+                progress: &|_, _| {},
+                threads,
+            };
+            extract(&pipeline, &inputs, &keep_ids, options).expect("extracts");
+            let pkg = pipeline.pending().expect("pending").remove(0);
+            let mut ids = std::collections::HashSet::new();
+            for job in &pkg.state.jobs {
+                let text = std::fs::read_to_string(pkg.job_path(job, JobState::New)).expect("job file");
+                for line in text.lines() {
+                    let row: serde_json::Value = serde_json::from_str(line).expect("row");
+                    assert!(ids.insert(row["_dlt_id"].as_str().expect("id").to_string()), "{threads}: {line}");
+                }
+            }
+            assert_eq!(ids.len(), 6, "{threads} threads");
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! So column order, types and variants never depend on thread timing; only
 //! root `_dlt_id`s (random in dlt too) are numbered per chunk.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -69,6 +70,9 @@ pub(super) struct Context<'a> {
     pub source_name: &'a str,
     pub router: &'a RecordRouter<'a>,
     pub skip_bad_lines: bool,
+    /// The number of this input's first chunk: chunks are numbered across
+    /// all the inputs of a load, as root `_dlt_id`s are derived from it.
+    pub first_chunk: u64,
 }
 
 /// Where the read goes and how it is cut.
@@ -85,6 +89,8 @@ pub(super) struct Plan<'a> {
 pub(super) struct Totals {
     pub records: u64,
     pub bad_lines: Vec<BadLine>,
+    /// Chunks read.
+    pub chunks: u64,
 }
 
 /// Reads, normalizes and writes one input. `normalizer` holds the committed
@@ -98,6 +104,7 @@ pub(super) fn run(
     progress: &mut dyn FnMut(u64) -> Result<(), ExtractError>,
 ) -> Result<Totals, ExtractError> {
     let Plan { source, hasher, bytes_read, workers, chunk_lines } = plan;
+    let first_chunk = cx.first_chunk;
     let workers = workers.max(1);
     let committed: Committed = RwLock::new((0, Arc::new(normalizer.schema().clone())));
     let in_flight = workers * IN_FLIGHT_PER_WORKER;
@@ -111,7 +118,9 @@ pub(super) fn run(
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("input-reader".into())
-            .spawn_scoped(scope, move || read(source, hasher, bytes_read, chunk_lines, &chunk_tx, &ticket_rx))
+            .spawn_scoped(scope, move || {
+                read(source, hasher, bytes_read, chunk_lines, first_chunk, &chunk_tx, &ticket_rx)
+            })
             .map_err(|e| ExtractError::Thread(e.to_string()))?;
         for i in 0..workers {
             let done_tx = done_tx.clone();
@@ -132,16 +141,71 @@ pub(super) fn run(
     })
 }
 
+/// The same work on this thread alone (`--normalize-threads 1`): chunks of
+/// lines are read, normalized and written in turn, records of a JSON array
+/// or Parquet file one by one (they take one chunk number).
+pub(super) fn run_here(
+    source: &InputSource,
+    hasher: Option<&mut Sha256>,
+    bytes_read: &AtomicU64,
+    cx: &Context<'_>,
+    normalizer: &mut Normalizer,
+    writer: &mut PackageWriter,
+    progress: &mut dyn FnMut(u64) -> Result<(), ExtractError>,
+) -> Result<Totals, ExtractError> {
+    // Both callbacks below write through the same state: the normalizer,
+    // the writer, the progress callback, the totals, the next chunk number.
+    let state = RefCell::new((normalizer, writer, progress, Totals::default(), cx.first_chunk));
+    let mut records_started = false;
+    let mut rows = Vec::new();
+    input::read_chunks(
+        source,
+        hasher,
+        bytes_read,
+        super::CHUNK_LINES,
+        |lines| {
+            let (normalizer, writer, progress, totals, next) = &mut *state.borrow_mut();
+            let chunk = Chunk { index: *next, data: ChunkData::Lines(lines) };
+            *next += 1;
+            let normalized = normalize_chunk(cx, normalizer, &chunk)?;
+            writer.write(normalizer.schema(), &normalized.rows)?;
+            totals.records += normalized.records;
+            totals.chunks += 1;
+            totals.bad_lines.extend(normalized.bad_lines);
+            progress(totals.records)
+        },
+        |record| {
+            let (normalizer, writer, progress, totals, next) = &mut *state.borrow_mut();
+            if !records_started {
+                records_started = true;
+                normalizer.set_row_base(*next << 32);
+                *next += 1;
+                totals.chunks += 1;
+            }
+            totals.records += 1;
+            rows.clear();
+            cx.router.push(normalizer, &record, &mut rows)?;
+            writer.write(normalizer.schema(), &rows)?;
+            if totals.records.is_multiple_of(4096) {
+                progress(totals.records)?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(state.into_inner().3)
+}
+
 /// The reader thread: cuts the input into chunks, one ticket each.
 fn read(
     source: &InputSource,
     hasher: Option<&mut Sha256>,
     bytes_read: &AtomicU64,
     chunk_lines: usize,
+    first_chunk: u64,
     chunk_tx: &SyncSender<Chunk>,
     ticket_rx: &Receiver<()>,
 ) -> Result<(), ExtractError> {
-    let next = std::cell::Cell::new(0u64);
+    let next = std::cell::Cell::new(first_chunk);
     let send = |data: ChunkData| -> Result<(), ExtractError> {
         // A closed channel means the commit stopped; its error is the one reported.
         ticket_rx.recv().map_err(|_| ExtractError::Interrupted)?;
@@ -220,7 +284,7 @@ fn commit(
 ) -> Result<Totals, ExtractError> {
     let mut totals = Totals::default();
     let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
-    let mut next = 0u64;
+    let mut next = cx.first_chunk;
     let mut version = 0u64;
     // `normalizer` mirrors the committed schema except right after a worker's
     // grown chunk is accepted; it is rebuilt only when a redo needs it.
@@ -253,6 +317,7 @@ fn commit(
             totals.records += normalized.records;
             totals.bad_lines.extend(normalized.bad_lines);
             next += 1;
+            totals.chunks += 1;
             let _ = ticket_tx.send(());
             progress(totals.records)?;
         }
@@ -278,6 +343,10 @@ fn normalize_chunk(cx: &Context<'_>, normalizer: &mut Normalizer, chunk: &Chunk)
         ChunkData::Lines(lines) => {
             for (line, range) in &lines.lines {
                 let text = &lines.text[range.clone()];
+                if cx.router.push_line(normalizer, text, &mut out.rows) {
+                    out.records += 1;
+                    continue;
+                }
                 let value = match input::parse_line(*line, text) {
                     Ok(v) => v,
                     Err(bad) if cx.skip_bad_lines => {

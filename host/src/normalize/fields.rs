@@ -46,6 +46,9 @@ pub(super) struct Field {
     pub(super) canonical: FieldId,
     /// Other fields share this (canonical) field's name.
     pub(super) shared: bool,
+    /// The last record (by [`super::Normalizer`]'s stamp) in which the fast
+    /// path met this key: meeting it twice in one record means a repeat.
+    pub(super) seen: u64,
 }
 
 impl Field {
@@ -63,6 +66,7 @@ impl Field {
             empty_key: raw.trim().is_empty(),
             canonical,
             shared: false,
+            seen: 0,
         }
     }
 }

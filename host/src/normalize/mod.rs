@@ -6,6 +6,7 @@
 //! the current record, never by the input size.
 
 pub mod datetime;
+mod fast;
 mod fields;
 pub mod hints;
 pub mod naming;
@@ -118,6 +119,8 @@ pub struct Normalizer {
     root_rows: u64,
     /// Root row ids, seeded from the load id.
     root_ids: RootIds,
+    /// Counts the records of [`Normalizer::push_line`], to find repeated keys.
+    record_stamp: u64,
     /// Column name → index per table, so a cell finds its column without
     /// scanning; extended lazily as columns are appended (they never move).
     column_lookup: Vec<FxHashMap<String, usize>>,
@@ -164,6 +167,7 @@ impl Normalizer {
             load_id: load_id.to_string(),
             root_rows: 0,
             root_ids: RootIds::new(load_id),
+            record_stamp: 0,
             hints,
             column_lookup: Vec::new(),
             fields: Vec::new(),
@@ -261,8 +265,6 @@ impl Normalizer {
         out: &mut Vec<Row>,
     ) -> Result<(), NormalizeError> {
         let Flattened { fields, lists } = self.flatten(table_idx, dict, level);
-        let has_children = lists.iter().any(|(_, items)| !items.is_empty());
-        let row_id = if !self.skip_dlt || has_children { self.row_id(table_idx, link) } else { String::new() };
         let mut values = Vec::with_capacity(fields.len() + 3);
         for (field, v) in fields {
             if self.skip_dlt && self.fields[table_idx].nodes[field as usize].dlt {
@@ -275,6 +277,23 @@ impl Normalizer {
                 values.push(cell);
             }
         }
+        self.emit(table_idx, link, values, &lists, level, out)
+    }
+
+    /// Completes a row whose data cells are `values`: adds its `_dlt_*`
+    /// cells, appends it to `out` (unless it has no cells at all), then
+    /// normalizes its `lists` into child rows.
+    fn emit(
+        &mut self,
+        table_idx: usize,
+        link: Link<'_>,
+        mut values: Vec<(usize, Value)>,
+        lists: &[(FieldId, &[Node<'_>])],
+        level: i64,
+        out: &mut Vec<Row>,
+    ) -> Result<(), NormalizeError> {
+        let has_children = lists.iter().any(|(_, items)| !items.is_empty());
+        let row_id = if !self.skip_dlt || has_children { self.row_id(table_idx, link) } else { String::new() };
         if !self.skip_dlt {
             match link {
                 Link::Root { .. } => {
@@ -293,7 +312,7 @@ impl Normalizer {
         if !values.is_empty() {
             out.push(Row { table: table_idx, values });
         }
-        for (field, items) in lists {
+        for &(field, items) in lists {
             if items.is_empty() {
                 continue;
             }
@@ -720,6 +739,120 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Records of a mostly stable shape, as JSON Lines text: the same keys
+    /// in the same order with values of the same types, and now and then
+    /// what sends a record down the tree path (a new key, another type, a
+    /// repeated or escaped key, keys that normalize alike, `_dlt` keys,
+    /// lists in nested objects, nulls, malformed text).
+    /// The first `settled` lines hold only the usual values (the columns
+    /// get their usual types), later ones an odd value 11 times in 100.
+    fn shaped_line(r: &mut u64, settled: bool) -> String {
+        fn next(r: &mut u64, n: u64) -> u64 {
+            *r ^= *r << 13;
+            *r ^= *r >> 7;
+            *r ^= *r << 17;
+            *r % n
+        }
+        let odd = |r: &mut u64, usual: String| -> String {
+            if !settled {
+                return usual;
+            }
+            match next(r, 100) {
+                0 => "null".into(),
+                1 => "\"2024-01-02T03:04:05Z\"".into(),
+                2 => "17".into(),
+                3 => "2.5".into(),
+                4 => "true".into(),
+                5 => "{\"k\": [1, 2]}".into(),
+                6 => "[\"a\", {\"b\": 1}]".into(),
+                7 => "\"null\"".into(),
+                8 => "123456789012345678901234567890".into(),
+                9 => "{\"d\": 1, \"d\": 2}".into(),
+                10 => "{\"s\": \"\\u00e9\\\"\", \"f\": 1e20, \"big\": 123456789012345678901234567890}".into(),
+                _ => usual,
+            }
+        };
+        let id = next(r, 1000).to_string();
+        let name = format!("\"n{}\\n\"", next(r, 50));
+        let score = format!("{}.25", next(r, 100));
+        let addr = format!("{{\"city\": \"c{}\", \"geo\": {{\"lat\": 1.5}}}}", next(r, 9));
+        let tags = format!("[\"t{}\", \"u\"]", next(r, 3));
+        let mut fields = vec![
+            format!("\"id\": {}", odd(r, id)),
+            format!("\"name\": {}", odd(r, name)),
+            format!("\"when\": {}", odd(r, "\"2024-05-06T07:08:09+02:00\"".into())),
+            format!("\"score\": {}", odd(r, score)),
+            format!("\"addr\": {}", odd(r, addr)),
+            format!("\"tags\": {}", odd(r, tags)),
+            format!("\"kids\": {}", odd(r, "[{\"k\": 1, \"l\": [true]}, {\"k\": 2}]".into())),
+        ];
+        match if settled { next(r, 30) } else { 30 } {
+            0 => fields.push(format!("\"new{}\": 1", next(r, 20))),
+            1 => fields.push("\"id\": 5".into()),
+            2 => fields.push("\"\\u0069d\": 6".into()),
+            3 => fields.push("\"Name\": \"x\"".into()),
+            4 => fields.push("\"_dlt_id\": \"x\"".into()),
+            5 => fields.push("\"deep\": {\"list\": [1, 2]}".into()),
+            6 => fields.push("\"addr__city\": \"y\"".into()),
+            7 => fields.push("\"\": [1]".into()),
+            8 => fields.push("\"nothing\": null".into()),
+            _ => {}
+        }
+        let line = format!("{{{}}}", fields.join(", "));
+        match if settled { next(r, 100) } else { 100 } {
+            0 => line[..line.len() / 2].to_string(),
+            1 => format!("[{line}]"),
+            2 => "7".into(),
+            _ => line,
+        }
+    }
+
+    /// `push_line` (with `push` when it declines) against `push` alone, on
+    /// the same lines: the same rows, errors and schema, in every setting.
+    #[test]
+    fn the_fast_path_gives_what_the_tree_gives() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for (naming, nesting, skip) in
+            [("direct", 0, true), ("snake_case", 1, false), ("direct", 2, true), ("snake_case", 1000, false)]
+        {
+            let s = settings(naming, nesting, skip);
+            let mut fast = Normalizer::new(&s, Schema::default(), "1.0").expect("settings");
+            let mut tree = Normalizer::new(&s, Schema::default(), "1.0").expect("settings");
+            let (mut fast_rows, mut tree_rows) = (Vec::new(), Vec::new());
+            let mut taken = 0;
+            for i in 0..4000 {
+                let line = shaped_line(&mut seed, i >= 20);
+                fast_rows.clear();
+                tree_rows.clear();
+                let parsed = Node::parse(line.as_bytes());
+                let by_tree = |n: &mut Normalizer, rows: &mut Vec<Row>| match &parsed {
+                    Ok(Node::Array(items)) => items.iter().try_for_each(|item| n.push("t", item, rows)).is_ok(),
+                    Ok(record) => n.push("t", record, rows).is_ok(),
+                    Err(_) => false,
+                };
+                let fast_ok = if fast.push_line("t", line.as_bytes(), &mut fast_rows) {
+                    taken += 1;
+                    true
+                } else {
+                    by_tree(&mut fast, &mut fast_rows)
+                };
+                let tree_ok = by_tree(&mut tree, &mut tree_rows);
+                assert_eq!(fast_ok, tree_ok, "{line}");
+                // Writers order cells by column; the paths may not.
+                for row in fast_rows.iter_mut().chain(tree_rows.iter_mut()) {
+                    row.values.sort_by_key(|(c, _)| *c);
+                }
+                assert_eq!(fast_rows, tree_rows, "{line}");
+            }
+            assert_eq!(
+                serde_json::to_string(fast.schema()).expect("schema"),
+                serde_json::to_string(tree.schema()).expect("schema"),
+                "{naming} {nesting} {skip}"
+            );
+            assert!(taken > 1500, "{naming} {nesting} {skip}: the fast path took only {taken} of 4000");
         }
     }
 

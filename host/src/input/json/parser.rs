@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::Node;
 
@@ -52,6 +53,79 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
     let mut p = Parser { text, bytes, pos: 0, entries: Vec::new(), items: Vec::new(), depth: 0 };
     let result = p.document();
     result.map_err(|Stop(at)| describe(bytes, at))
+}
+
+/// A reader over one line for a caller that walks a record itself (the
+/// normalizer's fast path, which builds no tree for the record's own keys).
+/// Each step answers `None` or `false` where the text is not what the caller
+/// expects, malformed or not: the caller then falls back to [`parse`],
+/// which says what is wrong.
+pub struct Cursor<'a> {
+    parser: Parser<'a>,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`, if they are UTF-8.
+    pub fn new(bytes: &'a [u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        Some(Cursor { parser: Parser { text, bytes, pos: 0, entries: Vec::new(), items: Vec::new(), depth: 0 } })
+    }
+
+    /// The next byte after whitespace, not consumed.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.parser.skip_ws();
+        self.parser.peek()
+    }
+
+    /// Consumes `byte` if it comes next after whitespace.
+    pub fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.parser.pos += 1;
+        }
+        found
+    }
+
+    /// Consumes `{` if it comes next, counting the depth as [`parse`] does
+    /// (so both refuse the same nesting); [`Cursor::leave`] undoes it.
+    pub fn enter_object(&mut self) -> bool {
+        self.peek() == Some(b'{') && self.parser.enter().is_ok()
+    }
+
+    /// Leaves an object entered with [`Cursor::enter_object`].
+    pub fn leave(&mut self) {
+        self.parser.depth -= 1;
+    }
+
+    /// A string (an object key) if one comes next.
+    pub fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        self.parser.string().ok()
+    }
+
+    /// The next value, as a tree (a scalar costs no allocation).
+    pub fn value(&mut self) -> Option<Node<'a>> {
+        self.parser.skip_ws();
+        self.parser.value().ok()
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// The next value as compact JSON text, exactly as [`Node::to_json`]
+    /// prints it once parsed, without building it; `None` (the caller then
+    /// builds the tree) where the text is malformed or has a repeated key
+    /// or an integer beyond 64 bits.
+    pub fn json_text(&mut self) -> Option<String> {
+        self.parser.skip_ws();
+        let mut out = Vec::with_capacity(64);
+        self.parser.copy_value(&mut out).ok()?;
+        String::from_utf8(out).ok()
+    }
 }
 
 /// Builds the error for a line the parser stopped on at byte `at`: serde_json's
@@ -200,6 +274,94 @@ impl<'a> Parser<'a> {
         }
         self.depth -= 1;
         Ok(Node::Object(self.entries.split_off(base)))
+    }
+
+    /// Writes the value at `pos` to `out` as serde_json prints it parsed
+    /// (see [`Cursor::json_text`]).
+    fn copy_value(&mut self, out: &mut Vec<u8>) -> Result<(), Stop> {
+        match self.peek() {
+            Some(b'"') => {
+                let text = self.string()?;
+                copy_string(out, &text, matches!(text, Cow::Owned(_)));
+            }
+            Some(b'{') => {
+                self.enter()?;
+                out.push(b'{');
+                // Few keys per object: a repeat is found by comparing them.
+                let mut keys: SmallVec<[Cow<'a, str>; 8]> = SmallVec::new();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        if self.peek() != Some(b'"') || keys.len() >= INDEX_FROM {
+                            return Err(Stop(self.pos));
+                        }
+                        let key = self.string()?;
+                        if keys.contains(&key) {
+                            return Err(Stop(self.pos));
+                        }
+                        copy_string(out, &key, matches!(key, Cow::Owned(_)));
+                        keys.push(key);
+                        self.skip_ws();
+                        if self.peek() != Some(b':') {
+                            return Err(Stop(self.pos));
+                        }
+                        self.pos += 1;
+                        self.skip_ws();
+                        out.push(b':');
+                        self.copy_value(out)?;
+                        if !self.next_item(out, b'}')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                out.push(b'}');
+            }
+            Some(b'[') => {
+                self.enter()?;
+                out.push(b'[');
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.copy_value(out)?;
+                        if !self.next_item(out, b']')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+                out.push(b']');
+            }
+            _ => match self.value()? {
+                Node::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+                Node::Float(f) => serde_json::to_writer(&mut *out, &f).map_err(|_| Stop(self.pos))?,
+                Node::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+                Node::Null => out.extend_from_slice(b"null"),
+                _ => return Err(Stop(self.pos)),
+            },
+        }
+        Ok(())
+    }
+
+    /// After an item of an array or object: `true` at a comma (written to
+    /// `out`), `false` at the closing byte `close`.
+    fn next_item(&mut self, out: &mut Vec<u8>, close: u8) -> Result<bool, Stop> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_ws();
+                out.push(b',');
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Stop(self.pos)),
+        }
     }
 
     /// A string starting at the opening quote; borrowed unless it has escapes.
@@ -412,6 +574,20 @@ impl<'a> Keys<'a> {
             Some(i) => object[i].1 = value,
             None => entries.push((key, value)),
         }
+    }
+}
+
+/// A string as serde_json prints it. One without escapes in the input
+/// (`escaped` false) holds nothing serde_json escapes (`"`, `\\`, control
+/// characters), so it is copied as it is.
+fn copy_string(out: &mut Vec<u8>, text: &str, escaped: bool) {
+    if escaped {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
     }
 }
 
@@ -631,6 +807,15 @@ mod tests {
             random_json(&mut seed, 0, &mut text);
             // (`-0`, the one number read differently, is not generated.)
             same_as_serde(&text);
+            // Copied as text, it prints as the tree does (or declines).
+            let mut cursor = Cursor::new(text.as_bytes()).expect("UTF-8");
+            if let Some(copied) = cursor.json_text() {
+                assert_eq!(copied, parse(text.as_bytes()).expect("parses").to_json(), "{text}");
+            } else {
+                // Only for a key that may repeat, or an integer beyond 64 bits.
+                let may_repeat = text.matches(':').count() >= 2;
+                assert!(may_repeat || text.contains("9223372036854775808"), "declined {text}");
+            }
             // Cut or corrupt it: both must refuse or both accept.
             let mut bytes = text.into_bytes();
             seed = seed.rotate_left(7) ^ 0x5555;

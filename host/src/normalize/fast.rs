@@ -1,0 +1,169 @@
+//! Normalizing a JSON Lines line straight from its bytes, without a tree
+//! for the record itself.
+//!
+//! Once the schema has settled, almost every record only fills columns that
+//! exist, with values of their types. Such a record needs none of what the
+//! tree is for (dlt's column order for new columns, variants, colliding
+//! keys, duplicate keys), so [`Normalizer::push_line`] walks the line with a
+//! [`Cursor`] and turns each value into its cell as it goes. Values kept
+//! whole in a json column are copied as JSON text without a tree; the items
+//! of lists still become trees, and go through the same code as in
+//! [`Normalizer::push`].
+//!
+//! The moment a record needs anything else, the fast path gives up before
+//! it has changed anything, and the caller normalizes the line through the
+//! tree. Both paths give the same rows and the same schema (a unit test
+//! checks them against each other on random records).
+
+use smallvec::SmallVec;
+
+use super::fields::FieldId;
+use super::{DLT_PREFIX, Link, Normalizer, Row, types};
+use crate::input::Node;
+use crate::input::json::Cursor;
+use crate::schema::{DataType, Value};
+
+/// The lists of a record, with their items as trees.
+type Lists<'a> = SmallVec<[(FieldId, Node<'a>); 2]>;
+
+impl Normalizer {
+    /// Normalizes `line`, one JSON object, for root table `table` (already
+    /// normalized) like [`Normalizer::push`] would, and says `true`; or says
+    /// `false` and changes nothing, when the line needs the full path: it is
+    /// not a single object, or it is malformed, or it adds a column or a
+    /// variant, repeats a key (or two that normalize alike), has a `_dlt`
+    /// key, has a list inside a nested object, or holds a value that
+    /// does not coerce. A `false` is never an error; [`Normalizer::push`]
+    /// on the parsed line then does the work, and reports the error if any.
+    pub fn push_line(&mut self, table: &str, line: &[u8], out: &mut Vec<Row>) -> bool {
+        if table.starts_with(DLT_PREFIX) {
+            return false;
+        }
+        let Some(mut cursor) = Cursor::new(line) else { return false };
+        if !cursor.enter_object() {
+            return false;
+        }
+        let table_idx = self.table_index(table, None);
+        self.record_stamp += 1;
+        let mut values = Vec::with_capacity(self.schema.tables[table_idx].columns.len());
+        let mut lists = Lists::new();
+        if !self.fast_object(&mut cursor, table_idx, 0, self.max_nesting, &mut values, &mut lists) {
+            return false;
+        }
+        cursor.leave();
+        if !cursor.at_end() {
+            return false;
+        }
+        // From here on this is the tree path's work, in its order.
+        self.root_rows += 1;
+        let link = Link::Root { row: self.root_rows };
+        let lists: SmallVec<[(FieldId, &[Node<'_>]); 2]> = lists
+            .iter()
+            .map(|(field, items)| (*field, if let Node::Array(items) = items { items.as_slice() } else { &[][..] }))
+            .collect();
+        let len = out.len();
+        if self.emit(table_idx, link, values, &lists, self.max_nesting, out).is_err() {
+            // A list's rows failed (a value that fits no column): the tree
+            // path reports it, for the same record, from the start.
+            out.truncate(len);
+            self.root_rows -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// The entries of an object whose `{` was just read, under key path
+    /// `prefix`, `level` levels from the nesting limit: cells into `values`,
+    /// lists into `lists`. `false` as soon as the record needs the tree.
+    fn fast_object<'a>(
+        &mut self,
+        cursor: &mut Cursor<'a>,
+        table_idx: usize,
+        prefix: FieldId,
+        level: i64,
+        values: &mut Vec<(usize, Value)>,
+        lists: &mut Lists<'a>,
+    ) -> bool {
+        if cursor.eat(b'}') {
+            return true;
+        }
+        let mut previous = None;
+        loop {
+            let Some(key) = cursor.string() else { return false };
+            if !cursor.eat(b':') {
+                return false;
+            }
+            let field = self.next_field(table_idx, prefix, previous, &key);
+            previous = Some(field);
+            let nodes = &mut self.fields[table_idx].nodes;
+            let (dlt, canonical) = (nodes[field as usize].dlt, nodes[field as usize].canonical as usize);
+            // A repeated key, or two keys that normalize alike (one column,
+            // found through the first of them), follow dict rules: the last
+            // value wins, at the first position. The tree knows them.
+            if dlt || nodes[canonical].seen == self.record_stamp {
+                return false;
+            }
+            nodes[canonical].seen = self.record_stamp;
+            let keep_whole = level <= 0 || self.is_json_column(table_idx, field);
+            match cursor.peek() {
+                Some(b'{') if !keep_whole => {
+                    if !cursor.enter_object() || !self.fast_object(cursor, table_idx, field, level - 1, values, lists) {
+                        return false;
+                    }
+                    cursor.leave();
+                }
+                // Lists of nested objects come after the record's own lists
+                // in dlt's row order; only top-level lists keep it here.
+                Some(b'[') if !keep_whole => match cursor.value() {
+                    Some(items) if prefix == 0 => lists.push((field, items)),
+                    _ => return false,
+                },
+                // A value kept whole in its json column: copied as JSON text
+                // without building it.
+                Some(b'{' | b'[') if let Some(column) = self.json_column(table_idx, field) => {
+                    match cursor.json_text() {
+                        Some(text) => values.push((column, Value::Json(text))),
+                        None => return false,
+                    }
+                }
+                _ => match cursor.value() {
+                    Some(value) if self.fast_cell(table_idx, field, &value, values) => {}
+                    _ => return false,
+                },
+            }
+            if cursor.eat(b',') {
+                continue;
+            }
+            return cursor.eat(b'}');
+        }
+    }
+
+    /// The column of `field` when it exists and has type json.
+    fn json_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
+        let column = self.field_column(table_idx, field)?;
+        (self.schema.tables[table_idx].columns[column].data_type == DataType::Json).then_some(column)
+    }
+
+    /// The cell of `value` at `field` when its column exists and takes it.
+    fn fast_cell(
+        &mut self,
+        table_idx: usize,
+        field: FieldId,
+        value: &Node<'_>,
+        values: &mut Vec<(usize, Value)>,
+    ) -> bool {
+        if matches!(value, Node::Null) {
+            return true;
+        }
+        let Some(column) = self.field_column(table_idx, field) else { return false };
+        match types::coerce(value, self.schema.tables[table_idx].columns[column].data_type) {
+            // A value can coerce to null (`"null"` into a json column).
+            Ok(Some(Value::Null)) => true,
+            Ok(Some(cell)) => {
+                values.push((column, cell));
+                true
+            }
+            Ok(None) | Err(_) => false,
+        }
+    }
+}
