@@ -39,11 +39,12 @@ impl Normalizer {
         if table.starts_with(DLT_PREFIX) {
             return false;
         }
+        // A new table has no columns yet: its first record takes the tree.
+        let Some(table_idx) = self.find_table(table) else { return false };
         let Some(mut cursor) = Cursor::new(line) else { return false };
         if !cursor.enter_object() {
             return false;
         }
-        let table_idx = self.table_index(table, None);
         self.record_stamp += 1;
         let mut values = Vec::with_capacity(self.schema.tables[table_idx].columns.len());
         let mut lists = Lists::new();

@@ -464,13 +464,8 @@ impl Normalizer {
     }
 
     fn table_index(&mut self, name: &str, parent: Option<&str>) -> usize {
-        if self.table_lookup.len() < self.schema.tables.len() {
-            for (i, t) in self.schema.tables.iter().enumerate() {
-                self.table_lookup.entry(t.name.clone()).or_insert(i);
-            }
-        }
-        if let Some(i) = self.table_lookup.get(name) {
-            return *i;
+        if let Some(i) = self.find_table(name) {
+            return i;
         }
         let mut table = Table::new(name);
         table.parent = parent.map(str::to_string);
@@ -479,6 +474,16 @@ impl Normalizer {
         self.table_lookup.insert(name.to_string(), idx);
         self.apply_hints(idx);
         idx
+    }
+
+    /// The index of table `name`, if it exists.
+    fn find_table(&mut self, name: &str) -> Option<usize> {
+        if self.table_lookup.len() < self.schema.tables.len() {
+            for (i, t) in self.schema.tables.iter().enumerate() {
+                self.table_lookup.entry(t.name.clone()).or_insert(i);
+            }
+        }
+        self.table_lookup.get(name).copied()
     }
 
     /// Types `v` for `field`: into its column if it fits (coerced as dlt
@@ -854,6 +859,24 @@ mod tests {
             );
             assert!(taken > 1500, "{naming} {nesting} {skip}: the fast path took only {taken} of 4000");
         }
+    }
+
+    /// Declining leaves no trace: not even the table of a malformed line.
+    #[test]
+    fn the_fast_path_declines_without_changing_anything() {
+        let mut n = Normalizer::new(&settings("direct", 0, true), Schema::default(), "1").expect("settings");
+        let mut rows = Vec::new();
+        assert!(!n.push_line("t", b"{\"a\": 1", &mut rows));
+        assert!(!n.push_line("t", b"{\"a\": 1}", &mut rows), "a new table takes the tree");
+        assert!(n.schema().tables.is_empty() && rows.is_empty());
+        n.push("t", &Node::parse(b"{\"a\": 1}").expect("parses"), &mut rows).expect("normalizes");
+        let before = (serde_json::to_string(n.schema()).expect("schema"), rows.len());
+        for line in [&b"{\"a\": 1, \"b\": 2}"[..], b"{\"a\": \"x\"}", b"{\"a\": 1, \"a\": 2}", b"{\"a\": 1} x"] {
+            assert!(!n.push_line("t", line, &mut rows), "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!((serde_json::to_string(n.schema()).expect("schema"), rows.len()), before);
+        assert!(n.push_line("t", b"{\"a\": 2}", &mut rows));
+        assert_eq!(rows.len(), 2);
     }
 
     /// dlt names a variant by the value's JSON type and types it by
