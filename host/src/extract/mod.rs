@@ -147,7 +147,9 @@ pub const CHUNK_LINES: usize = 2048;
 /// Sends each record to its root table: the input's table, or the table
 /// named by the value of `table_from_field` when the record has one.
 pub(crate) struct RecordRouter<'a> {
-    table: &'a str,
+    /// The input's table under the naming convention (named once, not per
+    /// record).
+    table_name: String,
     table_from_field: Option<&'a str>,
     source_name: &'a str,
 }
@@ -155,7 +157,10 @@ pub(crate) struct RecordRouter<'a> {
 impl RecordRouter<'_> {
     fn push(&self, normalizer: &mut Normalizer, record: &Record<'_>, rows: &mut Vec<Row>) -> Result<(), ExtractError> {
         let routed = self.table_from_field.and_then(|f| record.value.get(f)).and_then(|v| v.as_str());
-        let table = normalizer.table_name(routed.filter(|name| !name.is_empty()).unwrap_or(self.table));
+        let table = match routed.filter(|name| !name.is_empty()) {
+            Some(name) => std::borrow::Cow::Owned(normalizer.table_name(name)),
+            None => std::borrow::Cow::Borrowed(self.table_name.as_str()),
+        };
         normalizer.push(&table, &record.value, rows).map_err(|error| ExtractError::Normalize {
             source_name: self.source_name.to_string(),
             line: record.line,
@@ -171,8 +176,7 @@ impl RecordRouter<'_> {
         if self.table_from_field.is_some() {
             return false;
         }
-        let table = normalizer.table_name(self.table);
-        normalizer.push_line(&table, text, rows)
+        normalizer.push_line(&self.table_name, text, rows)
     }
 }
 
@@ -199,7 +203,7 @@ pub fn extract(
     for input in inputs {
         let source_name = input.source.to_string();
         let router = RecordRouter {
-            table: &input.table,
+            table_name: normalizer.table_name(&input.table),
             table_from_field: input.table_from_field.as_deref(),
             source_name: &source_name,
         };
