@@ -24,7 +24,7 @@ use crate::input::json::Cursor;
 use crate::schema::{DataType, Value};
 
 /// The lists of a record, with their items as trees.
-type Lists<'a> = SmallVec<[(FieldId, Node<'a>); 2]>;
+type Lists<'a> = SmallVec<[(FieldId, Vec<Node<'a>>); 2]>;
 
 impl Normalizer {
     /// Normalizes `line`, one JSON object, for root table `table` (already
@@ -35,6 +35,9 @@ impl Normalizer {
     /// key, has a list inside a nested object, or holds a value that
     /// does not coerce. A `false` is never an error; [`Normalizer::push`]
     /// on the parsed line then does the work, and reports the error if any.
+    /// (The one change a `false` can leave: a list item that fits no column
+    /// fails after the list's child table was made; `push` then fails on
+    /// the same item, which stops the load.)
     pub fn push_line(&mut self, table: &str, line: &[u8], out: &mut Vec<Row>) -> bool {
         if table.starts_with(DLT_PREFIX) {
             return false;
@@ -58,10 +61,8 @@ impl Normalizer {
         // From here on this is the tree path's work, in its order.
         self.root_rows += 1;
         let link = Link::Root { row: self.root_rows };
-        let lists: SmallVec<[(FieldId, &[Node<'_>]); 2]> = lists
-            .iter()
-            .map(|(field, items)| (*field, if let Node::Array(items) = items { items.as_slice() } else { &[][..] }))
-            .collect();
+        let lists: SmallVec<[(FieldId, &[Node<'_>]); 2]> =
+            lists.iter().map(|(field, items)| (*field, items.as_slice())).collect();
         let len = out.len();
         if self.emit(table_idx, link, values, &lists, self.max_nesting, out).is_err() {
             // A list's rows failed (a value that fits no column): the tree
@@ -116,7 +117,7 @@ impl Normalizer {
                 // Lists of nested objects come after the record's own lists
                 // in dlt's row order; only top-level lists keep it here.
                 Some(b'[') if !keep_whole => match cursor.value() {
-                    Some(items) if prefix == 0 => lists.push((field, items)),
+                    Some(Node::Array(items)) if prefix == 0 => lists.push((field, items)),
                     _ => return false,
                 },
                 // A value kept whole in its json column: copied as JSON text
