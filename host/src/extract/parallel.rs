@@ -11,6 +11,9 @@
 //! the first chunks) is normalized again here, against the committed schema.
 //! So column order, types and variants never depend on thread timing; only
 //! root `_dlt_id`s (random in dlt too) are numbered per chunk.
+//!
+//! [`run_here`] is the one-thread version (`--normalize-threads 1`): the
+//! same chunks, normalized by the same [`normalize_chunk`], in turn.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
