@@ -58,7 +58,7 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
 /// A reader over one line for a caller that walks a record itself (the
 /// normalizer's fast path, which builds no tree for the record's own keys).
 /// Each step answers `None` or `false` where the text is not what the caller
-/// expects, malformed or not: the caller then falls back to [`parse`],
+/// expects, malformed or not: the caller then falls back to [`Node::parse`],
 /// which says what is wrong.
 pub struct Cursor<'a> {
     parser: Parser<'a>,
@@ -86,7 +86,7 @@ impl<'a> Cursor<'a> {
         found
     }
 
-    /// Consumes `{` if it comes next, counting the depth as [`parse`] does
+    /// Consumes `{` if it comes next, counting the depth as [`Node::parse`] does
     /// (so both refuse the same nesting); [`Cursor::leave`] undoes it.
     pub fn enter_object(&mut self) -> bool {
         self.peek() == Some(b'{') && self.parser.enter().is_ok()
