@@ -43,7 +43,7 @@ pub enum Node<'a> {
 
 impl<'a> Node<'a> {
     /// Parses one JSON document from `bytes`, borrowing strings from it
-    /// (see [`parser`] for how it compares with serde_json).
+    /// (see `input/json/parser.rs` for how it compares with serde_json).
     pub fn parse(bytes: &'a [u8]) -> Result<Node<'a>, SyntaxError> {
         parser::parse(bytes)
     }
