@@ -220,17 +220,8 @@ impl<'a> Parser<'a> {
             loop {
                 let item = self.value()?;
                 self.items.push(item);
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.skip_ws();
-                    }
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Stop(self.pos)),
+                if !self.next_item(b']')? {
+                    break;
                 }
             }
         }
@@ -246,29 +237,11 @@ impl<'a> Parser<'a> {
             self.pos += 1;
         } else {
             loop {
-                if self.peek() != Some(b'"') {
-                    return Err(Stop(self.pos));
-                }
-                let key = self.string()?;
-                self.skip_ws();
-                if self.peek() != Some(b':') {
-                    return Err(Stop(self.pos));
-                }
-                self.pos += 1;
-                self.skip_ws();
+                let key = self.key()?;
                 let value = self.value()?;
                 keys.insert(&mut self.entries, base, key, value);
-                self.skip_ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.skip_ws();
-                    }
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Stop(self.pos)),
+                if !self.next_item(b'}')? {
+                    break;
                 }
             }
         }
@@ -293,26 +266,18 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                 } else {
                     loop {
-                        if self.peek() != Some(b'"') || keys.len() >= INDEX_FROM {
-                            return Err(Stop(self.pos));
-                        }
-                        let key = self.string()?;
-                        if keys.contains(&key) {
+                        let key = self.key()?;
+                        if keys.len() >= INDEX_FROM || keys.contains(&key) {
                             return Err(Stop(self.pos));
                         }
                         copy_string(out, &key, matches!(key, Cow::Owned(_)));
                         keys.push(key);
-                        self.skip_ws();
-                        if self.peek() != Some(b':') {
-                            return Err(Stop(self.pos));
-                        }
-                        self.pos += 1;
-                        self.skip_ws();
                         out.push(b':');
                         self.copy_value(out)?;
-                        if !self.next_item(out, b'}')? {
+                        if !self.next_item(b'}')? {
                             break;
                         }
+                        out.push(b',');
                     }
                 }
                 self.depth -= 1;
@@ -326,9 +291,10 @@ impl<'a> Parser<'a> {
                 } else {
                     loop {
                         self.copy_value(out)?;
-                        if !self.next_item(out, b']')? {
+                        if !self.next_item(b']')? {
                             break;
                         }
+                        out.push(b',');
                     }
                 }
                 self.depth -= 1;
@@ -345,15 +311,29 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// After an item of an array or object: `true` at a comma (written to
-    /// `out`), `false` at the closing byte `close`.
-    fn next_item(&mut self, out: &mut Vec<u8>, close: u8) -> Result<bool, Stop> {
+    /// An object's key and its colon, at the key's opening quote.
+    fn key(&mut self) -> Result<Cow<'a, str>, Stop> {
+        if self.peek() != Some(b'"') {
+            return Err(Stop(self.pos));
+        }
+        let key = self.string()?;
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(Stop(self.pos));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Ok(key)
+    }
+
+    /// After an item of an array or object: `true` past a comma (another
+    /// item follows), `false` past the closing byte `close`.
+    fn next_item(&mut self, close: u8) -> Result<bool, Stop> {
         self.skip_ws();
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
                 self.skip_ws();
-                out.push(b',');
                 Ok(true)
             }
             Some(b) if b == close => {
