@@ -211,41 +211,46 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn array(&mut self) -> Result<Node<'a>, Stop> {
+    /// Reads an array or object from its opening byte to `close`, calling
+    /// `item` for each item (with its position) between the commas.
+    #[inline]
+    fn container(&mut self, close: u8, mut item: impl FnMut(&mut Self, usize) -> Result<(), Stop>) -> Result<(), Stop> {
         self.enter()?;
-        let base = self.items.len();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
         } else {
+            let mut n = 0;
             loop {
-                let item = self.value()?;
-                self.items.push(item);
-                if !self.next_item(b']')? {
+                item(self, n)?;
+                n += 1;
+                if !self.next_item(close)? {
                     break;
                 }
             }
         }
         self.depth -= 1;
+        Ok(())
+    }
+
+    fn array(&mut self) -> Result<Node<'a>, Stop> {
+        let base = self.items.len();
+        self.container(b']', |p, _| {
+            let item = p.value()?;
+            p.items.push(item);
+            Ok(())
+        })?;
         Ok(Node::Array(self.items.split_off(base)))
     }
 
     fn object(&mut self) -> Result<Node<'a>, Stop> {
-        self.enter()?;
         let base = self.entries.len();
         let mut keys = Keys::default();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-        } else {
-            loop {
-                let key = self.key()?;
-                let value = self.value()?;
-                keys.insert(&mut self.entries, base, key, value);
-                if !self.next_item(b'}')? {
-                    break;
-                }
-            }
-        }
-        self.depth -= 1;
+        self.container(b'}', |p, _| {
+            let key = p.key()?;
+            let value = p.value()?;
+            keys.insert(&mut p.entries, base, key, value);
+            Ok(())
+        })?;
         Ok(Node::Object(self.entries.split_off(base)))
     }
 
@@ -258,46 +263,32 @@ impl<'a> Parser<'a> {
                 copy_string(out, &text, matches!(text, Cow::Owned(_)));
             }
             Some(b'{') => {
-                self.enter()?;
                 out.push(b'{');
                 // Few keys per object: a repeat is found by comparing them.
                 let mut keys: SmallVec<[Cow<'a, str>; 8]> = SmallVec::new();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        let key = self.key()?;
-                        if keys.len() >= INDEX_FROM || keys.contains(&key) {
-                            return Err(Stop(self.pos));
-                        }
-                        copy_string(out, &key, matches!(key, Cow::Owned(_)));
-                        keys.push(key);
-                        out.push(b':');
-                        self.copy_value(out)?;
-                        if !self.next_item(b'}')? {
-                            break;
-                        }
+                self.container(b'}', |p, n| {
+                    let key = p.key()?;
+                    if keys.len() >= INDEX_FROM || keys.contains(&key) {
+                        return Err(Stop(p.pos));
+                    }
+                    if n > 0 {
                         out.push(b',');
                     }
-                }
-                self.depth -= 1;
+                    copy_string(out, &key, matches!(key, Cow::Owned(_)));
+                    keys.push(key);
+                    out.push(b':');
+                    p.copy_value(out)
+                })?;
                 out.push(b'}');
             }
             Some(b'[') => {
-                self.enter()?;
                 out.push(b'[');
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.copy_value(out)?;
-                        if !self.next_item(b']')? {
-                            break;
-                        }
+                self.container(b']', |p, n| {
+                    if n > 0 {
                         out.push(b',');
                     }
-                }
-                self.depth -= 1;
+                    p.copy_value(out)
+                })?;
                 out.push(b']');
             }
             _ => match self.value()? {
