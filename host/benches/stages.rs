@@ -106,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     let source = InputSource::File(input.to_path_buf());
 
     let counter = AtomicU64::new(0);
-    let read_options = || ReadOptions { hasher: None, bytes_read: &counter, on_bad_line: None };
+    let read_options = || ReadOptions { hasher: None, bytes_read: &counter };
     // Records in the input: counted by the parse stage, else by a pass that
     // only counts lines (the generated input has one record per line).
     let mut rows = 0u64;

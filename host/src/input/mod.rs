@@ -108,14 +108,13 @@ pub struct BadLine {
     pub text: String,
 }
 
-/// How to read: what to tap and what to do with malformed lines.
+/// How to read: what to tap. (A malformed line ends the read; callers that
+/// skip such lines read chunks, [`read_chunks`], and parse them themselves.)
 pub struct ReadOptions<'a> {
     /// Fed every raw byte (the input's fingerprint, in one pass).
     pub hasher: Option<&'a mut Sha256>,
     /// Raw bytes read so far (for progress).
     pub bytes_read: &'a AtomicU64,
-    /// When set, malformed JSON Lines lines go here instead of failing the read.
-    pub on_bad_line: Option<&'a mut dyn FnMut(BadLine)>,
 }
 
 /// Reads every record of `source` and hands it to `each`. An error from
@@ -128,12 +127,12 @@ pub fn read_records<E>(
 where
     E: From<InputError>,
 {
-    let ReadOptions { hasher, bytes_read, on_bad_line } = options;
+    let ReadOptions { hasher, bytes_read } = options;
     match open(source, hasher, bytes_read)? {
         Opened::Parquet(path) => parquet::read(path, &mut each),
         Opened::Json { first: None, .. } => Ok(()),
         Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, &mut each),
-        Opened::Json { name, reader, .. } => read_lines(&name, reader, on_bad_line, &mut each),
+        Opened::Json { name, reader, .. } => read_lines(&name, reader, &mut each),
     }
 }
 
@@ -342,7 +341,6 @@ fn first_non_blank(reader: &mut (dyn BufRead + '_)) -> io::Result<Option<u8>> {
 fn read_lines<E: From<InputError>>(
     name: &str,
     mut reader: Box<dyn BufRead + '_>,
-    mut on_bad_line: Option<&mut dyn FnMut(BadLine)>,
     each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     // Bytes, not a String: serde_json checks UTF-8 itself (so a bad byte is
@@ -366,16 +364,7 @@ fn read_lines<E: From<InputError>>(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = match parse_line(line_no, text) {
-            Ok(v) => v,
-            Err(bad) => {
-                if let Some(skip) = on_bad_line.as_mut() {
-                    skip(bad.into_bad_line(name, text));
-                    continue;
-                }
-                return Err(bad.into_error(name).into());
-            }
-        };
+        let value = parse_line(line_no, text).map_err(|bad| bad.into_error(name))?;
         line_records(line_no, value, &mut *each)?;
     }
 }
@@ -464,7 +453,7 @@ mod tests {
     fn collect(path: &Path) -> Result<Vec<Record<'static>>, InputError> {
         let mut out = Vec::new();
         let bytes = AtomicU64::new(0);
-        let options = ReadOptions { hasher: None, bytes_read: &bytes, on_bad_line: None };
+        let options = ReadOptions { hasher: None, bytes_read: &bytes };
         read_records(&InputSource::File(path.to_path_buf()), options, |r| {
             out.push(Record { line: r.line, value: r.value.into_owned() });
             Ok::<_, InputError>(())
