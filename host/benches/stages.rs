@@ -123,8 +123,17 @@ fn main() -> anyhow::Result<()> {
             lines.set(lines.get() + n as u64);
             Ok(())
         };
-        input::read_chunks(&source, None, &counter, 4096, |c| count(c.lines.len()), |_| count(1))?;
+        let started = Instant::now();
+        input::read_chunks(
+            &source,
+            None,
+            &counter,
+            host::extract::CHUNK_LINES,
+            |c| count(c.lines.len()),
+            |_| count(1),
+        )?;
         rows = lines.get();
+        report("read lines", rows, size, started);
     }
 
     if wanted("normalize") {

@@ -26,6 +26,10 @@ pub(super) struct Field {
     pub(super) child_table: Option<usize>,
     /// The raw key (empty for the root).
     raw: Box<str>,
+    /// The raw key is written in JSON exactly as it is, between quotes (it
+    /// has no `"`, `\\` or control character): the fast path can then match
+    /// it against a line's bytes without decoding the line's key.
+    pub(super) plain: bool,
     /// Raw key → field one level down.
     pub(super) children: FxHashMap<Box<str>, FieldId>,
     /// The field whose key came first under this one in the last record
@@ -57,6 +61,7 @@ impl Field {
             dlt: name.starts_with(DLT_PREFIX),
             name,
             raw: raw.into(),
+            plain: !raw.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20),
             first_child: 0,
             next_sibling: 0,
             column: None,
@@ -113,14 +118,26 @@ impl Fields {
         id
     }
 
+    /// The field whose key came after `previous` (`None`: first) under
+    /// `parent` last time, or 0 (none known).
+    pub(super) fn predict(&self, parent: FieldId, previous: Option<FieldId>) -> FieldId {
+        match previous {
+            None => self.nodes.get(parent as usize).map_or(0, |p| p.first_child),
+            Some(p) => self.nodes[p as usize].next_sibling,
+        }
+    }
+
+    /// The raw key of `field`, when it is [`Field::plain`].
+    pub(super) fn plain_key(&self, field: FieldId) -> Option<&str> {
+        let node = &self.nodes[field as usize];
+        node.plain.then_some(&*node.raw)
+    }
+
     /// [`Fields::get_or_add`] for the key after `previous` (`None`: the
     /// first key) under `parent`: checks the key that came there last time
     /// before looking `key` up.
     pub(super) fn next(&mut self, parent: FieldId, previous: Option<FieldId>, key: &str, namer: &mut Namer) -> FieldId {
-        let predicted = match previous {
-            None => self.nodes.get(parent as usize).map_or(0, |p| p.first_child),
-            Some(p) => self.nodes[p as usize].next_sibling,
-        };
+        let predicted = self.predict(parent, previous);
         if predicted != 0 && *self.nodes[predicted as usize].raw == *key {
             return predicted;
         }

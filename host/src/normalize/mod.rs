@@ -861,6 +861,26 @@ mod tests {
         }
     }
 
+    /// A table known only from the stored schema (an earlier run) has no
+    /// key paths yet: its first record still takes the fast path, with the
+    /// rows the tree gives.
+    #[test]
+    fn the_fast_path_takes_a_table_from_an_earlier_run() {
+        let s = settings("direct", 0, true);
+        let mut first = Normalizer::new(&s, Schema::default(), "1").expect("settings");
+        let line = b"{\"a\": 1, \"b\": {\"c\": \"x\"}, \"d\": \"2024-01-02T03:04:05Z\"}";
+        first.push("t", &Node::parse(line).expect("parses"), &mut Vec::new()).expect("normalizes");
+        let stored = first.schema().clone();
+        let (mut fast, mut tree) = (Vec::new(), Vec::new());
+        let mut n = Normalizer::new(&s, stored.clone(), "2").expect("settings");
+        assert!(n.push_line("t", line, &mut fast));
+        Normalizer::new(&s, stored, "2")
+            .expect("settings")
+            .push("t", &Node::parse(line).expect("parses"), &mut tree)
+            .expect("normalizes");
+        assert_eq!(fast, tree);
+    }
+
     /// Declining leaves no trace: not even the table of a malformed line.
     #[test]
     fn the_fast_path_declines_without_changing_anything() {
