@@ -114,7 +114,10 @@ impl Normalizer {
                 return false;
             }
             nodes[canonical].seen = self.record_stamp;
-            let keep_whole = level <= 0 || self.is_json_column(table_idx, field);
+            let column = self.field_column(table_idx, field);
+            let data_type = column.map(|c| self.schema.tables[table_idx].columns[c].data_type);
+            let json_column = column.filter(|_| data_type == Some(DataType::Json));
+            let keep_whole = level <= 0 || json_column.is_some();
             match cursor.peek() {
                 Some(b'{') if !keep_whole => {
                     if !cursor.enter_object() || !self.fast_object(cursor, table_idx, field, level - 1, values, lists) {
@@ -130,14 +133,18 @@ impl Normalizer {
                 },
                 // A value kept whole in its json column: copied as JSON text
                 // without building it.
-                Some(b'{' | b'[') if let Some(column) = self.json_column(table_idx, field) => {
-                    match cursor.json_text() {
-                        Some(text) => values.push((column, Value::Json(text))),
-                        None => return false,
-                    }
-                }
-                _ => match cursor.value() {
-                    Some(value) if self.fast_cell(table_idx, field, &value, values) => {}
+                Some(b'{' | b'[') if let Some(column) = json_column => match cursor.json_text() {
+                    Some(text) => values.push((column, Value::Json(text))),
+                    None => return false,
+                },
+                _ => match (cursor.value(), column.zip(data_type)) {
+                    (Some(Node::Null), _) => {}
+                    (Some(value), Some((column, data_type))) => match types::coerce(&value, data_type) {
+                        // A value can coerce to null (`"null"` into json).
+                        Ok(Some(Value::Null)) => {}
+                        Ok(Some(cell)) => values.push((column, cell)),
+                        Ok(None) | Err(_) => return false,
+                    },
                     _ => return false,
                 },
             }
@@ -145,35 +152,6 @@ impl Normalizer {
                 continue;
             }
             return cursor.eat(b'}');
-        }
-    }
-
-    /// The column of `field` when it exists and has type json.
-    fn json_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
-        let column = self.field_column(table_idx, field)?;
-        (self.schema.tables[table_idx].columns[column].data_type == DataType::Json).then_some(column)
-    }
-
-    /// The cell of `value` at `field` when its column exists and takes it.
-    fn fast_cell(
-        &mut self,
-        table_idx: usize,
-        field: FieldId,
-        value: &Node<'_>,
-        values: &mut Vec<(usize, Value)>,
-    ) -> bool {
-        if matches!(value, Node::Null) {
-            return true;
-        }
-        let Some(column) = self.field_column(table_idx, field) else { return false };
-        match types::coerce(value, self.schema.tables[table_idx].columns[column].data_type) {
-            // A value can coerce to null (`"null"` into a json column).
-            Ok(Some(Value::Null)) => true,
-            Ok(Some(cell)) => {
-                values.push((column, cell));
-                true
-            }
-            Ok(None) | Err(_) => false,
         }
     }
 }

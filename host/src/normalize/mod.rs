@@ -409,10 +409,18 @@ impl Normalizer {
     }
 
     /// The column of `field`, when it exists.
+    #[inline]
     fn field_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
-        if let Some(c) = self.fields[table_idx].nodes[field as usize].column {
-            return Some(c);
+        match self.fields[table_idx].nodes[field as usize].column {
+            Some(c) => Some(c),
+            None => self.find_field_column(table_idx, field),
         }
+    }
+
+    /// [`Normalizer::field_column`] for a field whose column is not known
+    /// yet: looked up by name, and remembered once found.
+    #[inline(never)]
+    fn find_field_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
         let name = std::mem::take(&mut self.fields[table_idx].nodes[field as usize].name);
         let found = self.column(table_idx, &name);
         let node = &mut self.fields[table_idx].nodes[field as usize];

@@ -143,9 +143,9 @@ impl<'a> Cursor<'a> {
     /// or an integer beyond 64 bits.
     pub fn json_text(&mut self) -> Option<String> {
         self.parser.skip_ws();
-        let mut out = Vec::with_capacity(64);
+        let mut out = String::with_capacity(64);
         self.parser.copy_value(&mut out).ok()?;
-        String::from_utf8(out).ok()
+        Some(out)
     }
 }
 
@@ -277,14 +277,14 @@ impl<'a> Parser<'a> {
 
     /// Writes the value at `pos` to `out` as serde_json prints it parsed
     /// (see [`Cursor::json_text`]).
-    fn copy_value(&mut self, out: &mut Vec<u8>) -> Result<(), Stop> {
+    fn copy_value(&mut self, out: &mut String) -> Result<(), Stop> {
         match self.peek() {
             Some(b'"') => {
                 let text = self.string()?;
                 copy_string(out, &text, matches!(text, Cow::Owned(_)));
             }
             Some(b'{') => {
-                out.push(b'{');
+                out.push('{');
                 // Few keys per object: a repeat is found by comparing them.
                 let mut keys: SmallVec<[Cow<'a, str>; 8]> = SmallVec::new();
                 self.container(b'}', |p, n| {
@@ -293,30 +293,32 @@ impl<'a> Parser<'a> {
                         return Err(Stop(p.pos));
                     }
                     if n > 0 {
-                        out.push(b',');
+                        out.push(',');
                     }
                     copy_string(out, &key, matches!(key, Cow::Owned(_)));
                     keys.push(key);
-                    out.push(b':');
+                    out.push(':');
                     p.copy_value(out)
                 })?;
-                out.push(b'}');
+                out.push('}');
             }
             Some(b'[') => {
-                out.push(b'[');
+                out.push('[');
                 self.container(b']', |p, n| {
                     if n > 0 {
-                        out.push(b',');
+                        out.push(',');
                     }
                     p.copy_value(out)
                 })?;
-                out.push(b']');
+                out.push(']');
             }
             _ => match self.value()? {
-                Node::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-                Node::Float(f) => serde_json::to_writer(&mut *out, &f).map_err(|_| Stop(self.pos))?,
-                Node::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-                Node::Null => out.extend_from_slice(b"null"),
+                Node::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
+                // What serde_json writes for a (finite: the parser refuses
+                // others) float.
+                Node::Float(f) => out.push_str(zmij::Buffer::new().format_finite(f)),
+                Node::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                Node::Null => out.push_str("null"),
                 _ => return Err(Stop(self.pos)),
             },
         }
@@ -572,14 +574,14 @@ impl<'a> Keys<'a> {
 /// A string as serde_json prints it. One without escapes in the input
 /// (`escaped` false) holds nothing serde_json escapes (`"`, `\\`, control
 /// characters), so it is copied as it is.
-fn copy_string(out: &mut Vec<u8>, text: &str, escaped: bool) {
+fn copy_string(out: &mut String, text: &str, escaped: bool) {
     if escaped {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, text);
+        // Serializing a str cannot fail.
+        out.push_str(&serde_json::to_string(text).unwrap_or_default());
     } else {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
     }
 }
 
