@@ -95,15 +95,15 @@ impl Normalizer {
             // the line's bytes, no key decoded nor looked up.
             let predicted = self.fields.get(table_idx).map_or(0, |f| f.predict(prefix, previous));
             let field =
-                if predicted != 0 && self.fields[table_idx].plain_key(predicted).is_some_and(|k| cursor.key_is(k)) {
+                if predicted != 0 && self.fields[table_idx].key_colon(predicted).is_some_and(|k| cursor.key_is(k)) {
                     predicted
                 } else {
                     let Some(key) = cursor.string() else { return false };
+                    if !cursor.eat(b':') {
+                        return false;
+                    }
                     self.next_field(table_idx, prefix, previous, &key)
                 };
-            if !cursor.eat(b':') {
-                return false;
-            }
             previous = Some(field);
             let nodes = &mut self.fields[table_idx].nodes;
             let (dlt, canonical) = (nodes[field as usize].dlt, nodes[field as usize].canonical as usize);

@@ -26,10 +26,11 @@ pub(super) struct Field {
     pub(super) child_table: Option<usize>,
     /// The raw key (empty for the root).
     raw: Box<str>,
-    /// The raw key is written in JSON exactly as it is, between quotes (it
-    /// has no `"`, `\\` or control character): the fast path can then match
-    /// it against a line's bytes without decoding the line's key.
-    pub(super) plain: bool,
+    /// `"raw":` as compact JSON writes the key and its colon, when that is
+    /// the raw key between quotes (it has no `"`, `\\` or control
+    /// character): the fast path matches it against a line's bytes without
+    /// decoding the line's key. Empty otherwise.
+    key_colon: Box<[u8]>,
     /// Raw key → field one level down.
     pub(super) children: FxHashMap<Box<str>, FieldId>,
     /// The field whose key came first under this one in the last record
@@ -61,7 +62,11 @@ impl Field {
             dlt: name.starts_with(DLT_PREFIX),
             name,
             raw: raw.into(),
-            plain: !raw.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20),
+            key_colon: if raw.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+                Box::default()
+            } else {
+                format!("\"{raw}\":").into_bytes().into_boxed_slice()
+            },
             first_child: 0,
             next_sibling: 0,
             column: None,
@@ -127,10 +132,10 @@ impl Fields {
         }
     }
 
-    /// The raw key of `field`, when it is [`Field::plain`].
-    pub(super) fn plain_key(&self, field: FieldId) -> Option<&str> {
+    /// `"key":` of `field` in compact JSON, when it has no escapes.
+    pub(super) fn key_colon(&self, field: FieldId) -> Option<&[u8]> {
         let node = &self.nodes[field as usize];
-        node.plain.then_some(&*node.raw)
+        (!node.key_colon.is_empty()).then_some(&*node.key_colon)
     }
 
     /// [`Fields::get_or_add`] for the key after `previous` (`None`: the

@@ -111,17 +111,16 @@ impl<'a> Cursor<'a> {
         self.parser.string().ok()
     }
 
-    /// Consumes the key `"raw"` if it comes next, written exactly so (no
-    /// escapes): matching a known key costs a comparison, not a decoding.
-    pub fn key_is(&mut self, raw: &str) -> bool {
+    /// Consumes `key_colon` (a key and its colon, `"id":`) if those bytes
+    /// come next: matching a known key in compact JSON costs one
+    /// comparison, not a decoding. (Any other spelling of the same key, with
+    /// escapes or spaces, does not match; the caller then reads the key.)
+    pub fn key_is(&mut self, key_colon: &[u8]) -> bool {
         self.parser.skip_ws();
         let p = &mut self.parser;
-        let after = p.pos + 1 + raw.len();
-        let found = p.bytes.get(p.pos) == Some(&b'"')
-            && p.bytes.get(p.pos + 1..after) == Some(raw.as_bytes())
-            && p.bytes.get(after) == Some(&b'"');
+        let found = p.bytes.get(p.pos..p.pos + key_colon.len()) == Some(key_colon);
         if found {
-            p.pos = after + 1;
+            p.pos += key_colon.len();
         }
         found
     }
@@ -143,6 +142,12 @@ impl<'a> Cursor<'a> {
     /// or an integer beyond 64 bits.
     pub fn json_text(&mut self) -> Option<String> {
         self.parser.skip_ws();
+        let start = self.parser.pos;
+        // Compact input is mostly printed as it is: then one copy does.
+        if self.parser.skip_canonical(0) {
+            return Some(self.parser.text[start..self.parser.pos].to_string());
+        }
+        self.parser.pos = start;
         let mut out = String::with_capacity(64);
         self.parser.copy_value(&mut out).ok()?;
         Some(out)
@@ -323,6 +328,74 @@ impl<'a> Parser<'a> {
             },
         }
         Ok(())
+    }
+
+    /// Moves past the value at `pos` and says `true` when its text is
+    /// exactly what [`Parser::copy_value`] would write: no whitespace, no
+    /// escapes, no repeated key, numbers as serde_json prints them. `false`
+    /// (anywhere in the value) otherwise, or on malformed text; the caller
+    /// then starts over with `copy_value`. `depth` counts the containers
+    /// around the value.
+    fn skip_canonical(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'"') => self.skip_plain_string().is_some(),
+            Some(open @ (b'{' | b'[')) => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                if depth >= MAX_DEPTH {
+                    return false;
+                }
+                self.pos += 1;
+                if self.peek() == Some(close) {
+                    self.pos += 1;
+                    return true;
+                }
+                let mut keys: SmallVec<[&'a str; 8]> = SmallVec::new();
+                loop {
+                    if open == b'{' {
+                        let Some(key) = self.skip_plain_string() else { return false };
+                        if keys.len() >= INDEX_FROM || keys.contains(&key) || self.peek() != Some(b':') {
+                            return false;
+                        }
+                        keys.push(key);
+                        self.pos += 1;
+                    }
+                    if !self.skip_canonical(depth + 1) {
+                        return false;
+                    }
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b) if b == close => {
+                            self.pos += 1;
+                            return true;
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                match self.number() {
+                    Ok(Node::Int(i)) => itoa::Buffer::new().format(i) == &self.text[start..self.pos],
+                    Ok(Node::Float(f)) => zmij::Buffer::new().format_finite(f) == &self.text[start..self.pos],
+                    _ => false,
+                }
+            }
+            Some(b't') => self.literal(b"true", Node::Null).is_ok(),
+            Some(b'f') => self.literal(b"false", Node::Null).is_ok(),
+            Some(b'n') => self.literal(b"null", Node::Null).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// A string without escapes at `pos` (its opening quote), moved past.
+    fn skip_plain_string(&mut self) -> Option<&'a str> {
+        let start = self.pos + 1;
+        let end = find_special(self.bytes, start);
+        if self.bytes.get(self.pos) != Some(&b'"') || self.bytes.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.pos = end + 1;
+        Some(&self.text[start..end])
     }
 
     /// An object's key and its colon, at the key's opening quote.
@@ -790,6 +863,29 @@ mod tests {
                 }
                 out.push('}');
             }
+        }
+    }
+
+    #[test]
+    fn json_text_prints_numbers_as_the_tree_does() {
+        // Copied as they are only when already printed so; else re-printed.
+        for text in [
+            "[-0]",
+            "[-0.0]",
+            "[1.0]",
+            "[1.50]",
+            "[1e5]",
+            "[0.00001]",
+            "[0.000001]",
+            "[1E2]",
+            "[123456789012345.6]",
+            "[1234567890123456.7]",
+            "[0.1,2,-3.25,{\"a\":[true,null]}]",
+            "{\"a\":1,\"b\":{\"c\":\"x\"}}",
+            "{\"a\": 1}",
+        ] {
+            let copied = Cursor::new(text.as_bytes()).and_then(|mut c| c.json_text()).expect("copies");
+            assert_eq!(copied, parse(text.as_bytes()).expect("parses").to_json(), "{text}");
         }
     }
 
