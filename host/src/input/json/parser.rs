@@ -533,52 +533,58 @@ impl<'a> Parser<'a> {
         if negative {
             self.pos += 1;
         }
-        // Integer part: `0` or a non-zero digit and more digits.
+        // Integer part: `0` or a non-zero digit and more digits. The digits
+        // are summed as they are read (exact while there are at most 19).
         let int_start = self.pos;
+        let mut sum = 0u64;
         match self.peek() {
             Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            Some(b'1'..=b'9') => self.digits(&mut sum),
             _ => return Err(Stop(self.pos)),
         }
-        let int_end = self.pos;
+        let int_digits = self.pos - int_start;
+        let mut frac_digits = 0;
         let mut integral = true;
-        let mut fraction = int_end..int_end;
         if self.peek() == Some(b'.') {
             self.pos += 1;
-            if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            let frac_start = self.pos;
+            self.digits(&mut sum);
+            frac_digits = self.pos - frac_start;
+            if frac_digits == 0 {
                 return Err(Stop(self.pos));
             }
-            let frac_start = self.pos;
-            self.digits();
-            fraction = frac_start..self.pos;
             integral = false;
         }
+        let mut exponent = false;
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
-            if !self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            let exp_start = self.pos;
+            self.digits(&mut 0);
+            if self.pos == exp_start {
                 return Err(Stop(self.pos));
             }
-            self.digits();
-            fraction = int_end..int_end;
+            exponent = true;
             integral = false;
         }
-        if !fraction.is_empty()
-            && let Some(f) = short_decimal(&self.bytes[int_start..int_end], &self.bytes[fraction])
-        {
+        if !integral && !exponent && int_digits + frac_digits <= 15 {
+            // Clinger's fast path: at most 15 digits in all, so the digits
+            // are an integer below 2^53 and the divisor a power of ten
+            // below 10^22, both exact in an f64, and one IEEE division
+            // rounds correctly.
+            let f = sum as f64 / POW10[frac_digits];
             return Ok(Node::Float(if negative { -f } else { f }));
         }
         if integral {
-            if int_end - int_start <= 19 {
-                // At most 19 digits: no overflow in u64.
-                let magnitude = self.bytes[int_start..int_end].iter().fold(0u64, |m, d| m * 10 + u64::from(d - b'0'));
-                if !negative && let Ok(i) = i64::try_from(magnitude) {
+            if int_digits <= 19 {
+                // At most 19 digits: `sum` did not overflow.
+                if !negative && let Ok(i) = i64::try_from(sum) {
                     return Ok(Node::Int(i));
                 }
-                if negative && magnitude <= 1 << 63 {
-                    return Ok(Node::Int((magnitude as i64).wrapping_neg()));
+                if negative && sum <= 1 << 63 {
+                    return Ok(Node::Int((sum as i64).wrapping_neg()));
                 }
             }
             // Python reads any integer exactly; keep the digits.
@@ -592,9 +598,12 @@ impl<'a> Parser<'a> {
         Ok(Node::Float(f))
     }
 
+    /// Moves past a run of digits, adding them to `sum` (which wraps once
+    /// there are more than 19 of them; callers then do not use it).
     #[inline]
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+    fn digits(&mut self, sum: &mut u64) {
+        while let Some(d) = self.bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            *sum = sum.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
             self.pos += 1;
         }
     }
@@ -658,22 +667,8 @@ fn copy_string(out: &mut String, text: &str, escaped: bool) {
     }
 }
 
-/// `int.frac` as a float when both fit the exact fast path: at most 15
-/// digits in all, so the digits are an integer below 2^53 and the divisor a
-/// power of ten below 10^22, both exact in an `f64`, and one IEEE division
-/// rounds correctly (Clinger's fast path). Else `None` (the full reader).
-#[inline]
-fn short_decimal(int: &[u8], frac: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-    if int.len() + frac.len() > 15 {
-        return None;
-    }
-    let mut digits = 0u64;
-    for d in int.iter().chain(frac) {
-        digits = digits * 10 + u64::from(d - b'0');
-    }
-    Some(digits as f64 / POW10[frac.len()])
-}
+/// Powers of ten exact in an f64, for the short-decimal fast path.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// One of 64 bits for an object key, from its length and its first and
 /// last bytes (cheap, and enough to tell apart the keys of one object).
