@@ -18,7 +18,7 @@
 use smallvec::SmallVec;
 
 use super::fields::FieldId;
-use super::{DLT_PREFIX, Link, Normalizer, Row, types};
+use super::{DLT_PREFIX, Link, Normalizer, Row, datetime, types};
 use crate::input::Node;
 use crate::input::json::Cursor;
 use crate::schema::{DataType, Value};
@@ -139,11 +139,10 @@ impl Normalizer {
                 },
                 _ => match (cursor.value(), column.zip(data_type)) {
                     (Some(Node::Null), _) => {}
-                    (Some(value), Some((column, data_type))) => match types::coerce(&value, data_type) {
-                        // A value can coerce to null (`"null"` into json).
-                        Ok(Some(Value::Null)) => {}
-                        Ok(Some(cell)) => values.push((column, cell)),
-                        Ok(None) | Err(_) => return false,
+                    (Some(value), Some((column, data_type))) => match scalar_cell(value, data_type) {
+                        Some(Value::Null) => {}
+                        Some(cell) => values.push((column, cell)),
+                        None => return false,
                     },
                     _ => return false,
                 },
@@ -153,5 +152,22 @@ impl Normalizer {
             }
             return cursor.eat(b'}');
         }
+    }
+}
+
+/// The cell of scalar `value` in a column of `data_type`, as
+/// [`types::coerce`] makes it (`None` where it makes none, or fails). The
+/// usual pairs, a value of the column's own type, skip coerce's table and
+/// the string copy of a borrowed text.
+#[inline]
+fn scalar_cell(value: Node<'_>, data_type: DataType) -> Option<Value> {
+    match (data_type, value) {
+        (DataType::Text, Node::Str(s)) => Some(Value::Text(s.into_owned())),
+        (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(i)),
+        (DataType::Double, Node::Float(f)) => Some(Value::Double(f)),
+        (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(b)),
+        (DataType::Timestamp, Node::Str(s)) => datetime::text_to_timestamp(&s).map(Value::Timestamp),
+        // A value can coerce to null (`"null"` into json).
+        (data_type, value) => types::coerce(&value, data_type).ok().flatten(),
     }
 }
