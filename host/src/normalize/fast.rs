@@ -26,6 +26,41 @@ use crate::schema::{DataType, Value};
 /// The lists of a record, with their items as trees.
 type Lists<'a> = SmallVec<[(FieldId, Vec<Node<'a>>); 2]>;
 
+/// The cells of a record, by column.
+type Cells = Vec<(usize, Value)>;
+
+/// The shape of a table's last record on the fast path: its top-level keys
+/// in order, and where each value went. Records of one table mostly share
+/// one shape, and the next record of it is read step by step: each key is
+/// matched in the line's bytes and its value read straight into its
+/// column, with no key prediction, column lookup or repeat check per key.
+#[derive(Debug, Default)]
+pub(super) struct Shape {
+    steps: Vec<Step>,
+    /// Some step is [`StepKind::Other`]: its fields (of nested objects) may
+    /// share a column with a step's, so steps keep the repeat check's stamps.
+    has_other: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    field: FieldId,
+    /// The field's [`super::fields::Field::canonical`] (for the stamps).
+    canonical: FieldId,
+    kind: StepKind,
+}
+
+/// Where a key's value went.
+#[derive(Debug, Clone, Copy)]
+enum StepKind {
+    /// Into `column` of `data_type` as one cell (or nowhere, as a null):
+    /// a scalar, or in a json column a whole object or array.
+    Cell { column: usize, data_type: DataType },
+    /// A nested object flattened, a list, or a null with no column: the
+    /// per-key code ([`Normalizer::fast_entry`]) reads it again.
+    Other,
+}
+
 impl Normalizer {
     /// Normalizes `line`, one JSON object, for root table `table` (already
     /// normalized) like [`Normalizer::push`] would, and says `true`; or says
@@ -48,11 +83,27 @@ impl Normalizer {
         if !cursor.enter_object() {
             return false;
         }
-        self.record_stamp += 1;
+        let start = cursor.mark();
         let mut values = Vec::with_capacity(self.schema.tables[table_idx].columns.len());
         let mut lists = Lists::new();
-        if !self.fast_object(&mut cursor, table_idx, 0, self.max_nesting, &mut values, &mut lists) {
-            return false;
+        if !self.by_shape(&mut cursor, table_idx, &mut values, &mut lists) {
+            // Another shape (or none yet): key by key, noting the shape.
+            values.clear();
+            lists.clear();
+            cursor.rewind(start);
+            let mut steps = self.shapes.get_mut(table_idx).map(|s| std::mem::take(&mut s.steps)).unwrap_or_default();
+            steps.clear();
+            self.record_stamp += 1;
+            let mut record = Some(steps);
+            if !self.fast_object(&mut cursor, table_idx, 0, self.max_nesting, &mut values, &mut lists, &mut record) {
+                return false;
+            }
+            if self.shapes.len() <= table_idx {
+                self.shapes.resize_with(table_idx + 1, Shape::default);
+            }
+            let steps = record.unwrap_or_default();
+            let has_other = steps.iter().any(|s| matches!(s.kind, StepKind::Other));
+            self.shapes[table_idx] = Shape { steps, has_other };
         }
         cursor.leave();
         if !cursor.at_end() {
@@ -74,17 +125,90 @@ impl Normalizer {
         true
     }
 
+    /// Reads the entries of the record whose `{` was just read by the
+    /// table's [`Shape`], through its closing `}`. `false` when there is no
+    /// shape yet or the record has another (the caller then rewinds).
+    fn by_shape<'a>(
+        &mut self,
+        cursor: &mut Cursor<'a>,
+        table_idx: usize,
+        values: &mut Cells,
+        lists: &mut Lists<'a>,
+    ) -> bool {
+        let Some(shape) = self.shapes.get_mut(table_idx) else { return false };
+        if shape.steps.is_empty() {
+            return false;
+        }
+        let steps = std::mem::take(&mut shape.steps);
+        let has_other = shape.has_other;
+        self.record_stamp += 1;
+        let fit = self.walk_steps(&steps, has_other, cursor, table_idx, values, lists);
+        self.shapes[table_idx].steps = steps;
+        fit
+    }
+
+    fn walk_steps<'a>(
+        &mut self,
+        steps: &[Step],
+        has_other: bool,
+        cursor: &mut Cursor<'a>,
+        table_idx: usize,
+        values: &mut Cells,
+        lists: &mut Lists<'a>,
+    ) -> bool {
+        let last = steps.len() - 1;
+        for (i, step) in steps.iter().enumerate() {
+            if !self.fields[table_idx].key_colon(step.field).is_some_and(|k| cursor.key_is(k)) {
+                return false;
+            }
+            match step.kind {
+                StepKind::Cell { column, data_type } => {
+                    if has_other {
+                        self.fields[table_idx].nodes[step.canonical as usize].seen = self.record_stamp;
+                    }
+                    match cursor.peek() {
+                        Some(b'{' | b'[') if data_type == DataType::Json => match cursor.json_text() {
+                            Some(text) => values.push((column, Value::Json(text))),
+                            None => return false,
+                        },
+                        // Flattened or coerced: the key-by-key path's work.
+                        Some(b'{' | b'[') => return false,
+                        _ => match cursor.value().map(|v| scalar_cell(v, data_type)) {
+                            Some(Some(Value::Null)) => {}
+                            Some(Some(cell)) => values.push((column, cell)),
+                            _ => return false,
+                        },
+                    }
+                }
+                StepKind::Other => {
+                    if self.fast_entry(cursor, table_idx, 0, step.field, self.max_nesting, values, lists).is_none() {
+                        return false;
+                    }
+                }
+            }
+            if !cursor.eat(if i == last { b'}' } else { b',' }) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The entries of an object whose `{` was just read, under key path
     /// `prefix`, `level` levels from the nesting limit: cells into `values`,
     /// lists into `lists`. `false` as soon as the record needs the tree.
+    /// `record` (for the record's own entries) collects the steps of its
+    /// [`Shape`], and is emptied when a key is written in a way no shape
+    /// can match (with escapes).
+    #[allow(clippy::too_many_arguments)]
     fn fast_object<'a>(
         &mut self,
         cursor: &mut Cursor<'a>,
         table_idx: usize,
         prefix: FieldId,
         level: i64,
-        values: &mut Vec<(usize, Value)>,
+        values: &mut Cells,
         lists: &mut Lists<'a>,
+        record: &mut Option<Vec<Step>>,
     ) -> bool {
         if cursor.eat(b'}') {
             return true;
@@ -102,55 +226,93 @@ impl Normalizer {
                     if !cursor.eat(b':') {
                         return false;
                     }
-                    self.next_field(table_idx, prefix, previous, &key)
+                    let field = self.next_field(table_idx, prefix, previous, &key);
+                    // A key no shape can match (it needs escapes in JSON).
+                    if self.fields[table_idx].key_colon(field).is_none() {
+                        *record = None;
+                    }
+                    field
                 };
             previous = Some(field);
-            let nodes = &mut self.fields[table_idx].nodes;
-            let (dlt, canonical) = (nodes[field as usize].dlt, nodes[field as usize].canonical as usize);
-            // A repeated key, or two keys that normalize alike (one column,
-            // found through the first of them), follow dict rules: the last
-            // value wins, at the first position. The tree knows them.
-            if dlt || nodes[canonical].seen == self.record_stamp {
+            let Some(kind) = self.fast_entry(cursor, table_idx, prefix, field, level, values, lists) else {
                 return false;
-            }
-            nodes[canonical].seen = self.record_stamp;
-            let column = self.field_column(table_idx, field);
-            let data_type = column.map(|c| self.schema.tables[table_idx].columns[c].data_type);
-            let json_column = column.filter(|_| data_type == Some(DataType::Json));
-            let keep_whole = level <= 0 || json_column.is_some();
-            match cursor.peek() {
-                Some(b'{') if !keep_whole => {
-                    if !cursor.enter_object() || !self.fast_object(cursor, table_idx, field, level - 1, values, lists) {
-                        return false;
-                    }
-                    cursor.leave();
-                }
-                // Lists of nested objects come after the record's own lists
-                // in dlt's row order; only top-level lists keep it here.
-                Some(b'[') if !keep_whole => match cursor.value() {
-                    Some(Node::Array(items)) if prefix == 0 => lists.push((field, items)),
-                    _ => return false,
-                },
-                // A value kept whole in its json column: copied as JSON text
-                // without building it.
-                Some(b'{' | b'[') if let Some(column) = json_column => match cursor.json_text() {
-                    Some(text) => values.push((column, Value::Json(text))),
-                    None => return false,
-                },
-                _ => match (cursor.value(), column.zip(data_type)) {
-                    (Some(Node::Null), _) => {}
-                    (Some(value), Some((column, data_type))) => match scalar_cell(value, data_type) {
-                        Some(Value::Null) => {}
-                        Some(cell) => values.push((column, cell)),
-                        None => return false,
-                    },
-                    _ => return false,
-                },
+            };
+            if let Some(steps) = record {
+                let canonical = self.fields[table_idx].nodes[field as usize].canonical;
+                steps.push(Step { field, canonical, kind });
             }
             if cursor.eat(b',') {
                 continue;
             }
             return cursor.eat(b'}');
+        }
+    }
+
+    /// The value of key `field` under `prefix` (its key and colon just
+    /// read), `level` levels from the nesting limit: into `values` and
+    /// `lists`, as [`Normalizer::fast_object`] reads each entry. `None` as
+    /// soon as the record needs the tree.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_entry<'a>(
+        &mut self,
+        cursor: &mut Cursor<'a>,
+        table_idx: usize,
+        prefix: FieldId,
+        field: FieldId,
+        level: i64,
+        values: &mut Cells,
+        lists: &mut Lists<'a>,
+    ) -> Option<StepKind> {
+        let nodes = &mut self.fields[table_idx].nodes;
+        let (dlt, canonical) = (nodes[field as usize].dlt, nodes[field as usize].canonical as usize);
+        // A repeated key, or two keys that normalize alike (one column,
+        // found through the first of them), follow dict rules: the last
+        // value wins, at the first position. The tree knows them.
+        if dlt || nodes[canonical].seen == self.record_stamp {
+            return None;
+        }
+        nodes[canonical].seen = self.record_stamp;
+        let column = self.field_column(table_idx, field);
+        let data_type = column.map(|c| self.schema.tables[table_idx].columns[c].data_type);
+        let json_column = column.filter(|_| data_type == Some(DataType::Json));
+        let keep_whole = level <= 0 || json_column.is_some();
+        let cell = column.zip(data_type).map(|(column, data_type)| StepKind::Cell { column, data_type });
+        match cursor.peek() {
+            Some(b'{') if !keep_whole => {
+                if !cursor.enter_object()
+                    || !self.fast_object(cursor, table_idx, field, level - 1, values, lists, &mut None)
+                {
+                    return None;
+                }
+                cursor.leave();
+                Some(StepKind::Other)
+            }
+            // Lists of nested objects come after the record's own lists
+            // in dlt's row order; only top-level lists keep it here.
+            Some(b'[') if !keep_whole => match cursor.value() {
+                Some(Node::Array(items)) if prefix == 0 => {
+                    lists.push((field, items));
+                    Some(StepKind::Other)
+                }
+                _ => None,
+            },
+            // A value kept whole in its json column: copied as JSON text
+            // without building it.
+            Some(b'{' | b'[') if let Some(column) = json_column => {
+                values.push((column, Value::Json(cursor.json_text()?)));
+                cell
+            }
+            _ => match (cursor.value()?, column.zip(data_type)) {
+                (Node::Null, _) => Some(cell.unwrap_or(StepKind::Other)),
+                (value, Some((column, data_type))) => match scalar_cell(value, data_type)? {
+                    Value::Null => cell,
+                    value => {
+                        values.push((column, value));
+                        cell
+                    }
+                },
+                _ => None,
+            },
         }
     }
 }

@@ -126,6 +126,8 @@ pub struct Normalizer {
     column_lookup: Vec<FxHashMap<String, usize>>,
     /// Key paths per table.
     fields: Vec<Fields>,
+    /// The last record shape per table, for the fast path.
+    shapes: Vec<fast::Shape>,
     /// Table name → index.
     table_lookup: FxHashMap<String, usize>,
     /// Hinted columns by normalized table name.
@@ -168,6 +170,7 @@ impl Normalizer {
             root_rows: 0,
             root_ids: RootIds::new(load_id),
             record_stamp: 0,
+            shapes: Vec::new(),
             hints,
             column_lookup: Vec::new(),
             fields: Vec::new(),
@@ -887,6 +890,35 @@ mod tests {
             .push("t", &Node::parse(line).expect("parses"), &mut tree)
             .expect("normalizes");
         assert_eq!(fast, tree);
+    }
+
+    /// A record of a known shape whose nested key lands in the column of
+    /// one of the shape's own keys (`a__b` and `a.b` in snake_case): the
+    /// last value wins, as in the tree, not two cells for one column.
+    #[test]
+    fn the_shape_path_sees_keys_that_share_a_column() {
+        let s = settings("snake_case", 2, true);
+        let lines: [&[u8]; 5] = [
+            b"{\"a__b\": 1, \"a\": {\"c\": 2}}",
+            b"{\"a__b\": 3, \"a\": {\"c\": 4}}",
+            b"{\"a__b\": 5, \"a\": {\"c\": 6}}",
+            b"{\"a__b\": 7, \"a\": {\"b\": 8}}",
+            b"{\"a__b\": 9, \"a\": {\"c\": 10}}",
+        ];
+        let mut fast = Normalizer::new(&s, Schema::default(), "1").expect("settings");
+        let mut tree = Normalizer::new(&s, Schema::default(), "1").expect("settings");
+        for line in lines {
+            let (mut by_fast, mut by_tree) = (Vec::new(), Vec::new());
+            let record = Node::parse(line).expect("parses");
+            if !fast.push_line("t", line, &mut by_fast) {
+                fast.push("t", &record, &mut by_fast).expect("normalizes");
+            }
+            tree.push("t", &record, &mut by_tree).expect("normalizes");
+            for row in by_fast.iter_mut().chain(by_tree.iter_mut()) {
+                row.values.sort_by_key(|(c, _)| *c);
+            }
+            assert_eq!(by_fast, by_tree, "{}", String::from_utf8_lossy(line));
+        }
     }
 
     /// Declining leaves no trace: not even the table of a malformed line.

@@ -55,6 +55,13 @@ pub fn parse(bytes: &[u8]) -> Result<Node<'_>, SyntaxError> {
     result.map_err(|Stop(at)| describe(bytes, at))
 }
 
+/// A place in a [`Cursor`]'s line.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    pos: usize,
+    depth: usize,
+}
+
 /// `bytes` as text when they are UTF-8. simdutf8 checks a line many bytes
 /// at a time; std's check cost 3% of normalizing a typical line.
 fn utf8(bytes: &[u8]) -> Option<&str> {
@@ -96,6 +103,17 @@ impl<'a> Cursor<'a> {
     /// (so both refuse the same nesting); [`Cursor::leave`] undoes it.
     pub fn enter_object(&mut self) -> bool {
         self.peek() == Some(b'{') && self.parser.enter().is_ok()
+    }
+
+    /// Where the cursor is, to come back to with [`Cursor::rewind`].
+    pub fn mark(&self) -> Mark {
+        Mark { pos: self.parser.pos, depth: self.parser.depth }
+    }
+
+    /// Goes back to `mark` (of this cursor), as if nothing after it was read.
+    pub fn rewind(&mut self, mark: Mark) {
+        self.parser.pos = mark.pos;
+        self.parser.depth = mark.depth;
     }
 
     /// Leaves an object entered with [`Cursor::enter_object`].
