@@ -166,18 +166,21 @@ impl Normalizer {
                     if has_other {
                         self.fields[table_idx].nodes[step.canonical as usize].seen = self.record_stamp;
                     }
-                    match cursor.peek() {
-                        Some(b'{' | b'[') if data_type == DataType::Json => match cursor.json_text() {
-                            Some(text) => values.push((column, Value::Json(text))),
-                            None => return false,
-                        },
+                    let cell = match (data_type, cursor.peek()) {
+                        // The usual cells, read without a tree node.
+                        (DataType::Text, Some(b'"')) => cursor.string().map(|s| Value::Text(s.into_owned())),
+                        (DataType::Timestamp, Some(b'"')) => {
+                            cursor.string().and_then(|s| datetime::text_to_timestamp(&s)).map(Value::Timestamp)
+                        }
+                        (DataType::Json, Some(b'{' | b'[')) => cursor.json_text().map(Value::Json),
                         // Flattened or coerced: the key-by-key path's work.
-                        Some(b'{' | b'[') => return false,
-                        _ => match cursor.value().map(|v| scalar_cell(v, data_type)) {
-                            Some(Some(Value::Null)) => {}
-                            Some(Some(cell)) => values.push((column, cell)),
-                            _ => return false,
-                        },
+                        (_, Some(b'{' | b'[')) => None,
+                        _ => cursor.value().and_then(|v| scalar_cell(v, data_type)),
+                    };
+                    match cell {
+                        Some(Value::Null) => {}
+                        Some(cell) => values.push((column, cell)),
+                        None => return false,
                     }
                 }
                 StepKind::Other => {
