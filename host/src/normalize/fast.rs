@@ -166,21 +166,8 @@ impl Normalizer {
                     if has_other {
                         self.fields[table_idx].nodes[step.canonical as usize].seen = self.record_stamp;
                     }
-                    let cell = match (data_type, cursor.peek()) {
-                        // The usual cells, read without a tree node.
-                        (DataType::Text, Some(b'"')) => cursor.string().map(|s| Value::Text(s.into_owned())),
-                        (DataType::Timestamp, Some(b'"')) => {
-                            cursor.string().and_then(|s| datetime::text_to_timestamp(&s)).map(Value::Timestamp)
-                        }
-                        (DataType::Json, Some(b'{' | b'[')) => cursor.json_text().map(Value::Json),
-                        // Flattened or coerced: the key-by-key path's work.
-                        (_, Some(b'{' | b'[')) => None,
-                        _ => cursor.value().and_then(|v| scalar_cell(v, data_type)),
-                    };
-                    match cell {
-                        Some(Value::Null) => {}
-                        Some(cell) => values.push((column, cell)),
-                        None => return false,
+                    if !read_cell(cursor, column, data_type, values) {
+                        return false;
                     }
                 }
                 StepKind::Other => {
@@ -318,6 +305,43 @@ impl Normalizer {
             },
         }
     }
+}
+
+/// Reads the next value into `column` of `data_type` as one cell (nothing
+/// for a null), as the key-by-key path would; `false` when that path is
+/// needed (a value to flatten or that does not fit). Each usual pair
+/// pushes its cell where it is made: moving cells through `Option`s cost
+/// more than making them (stalls on copies of the enum).
+fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values: &mut Cells) -> bool {
+    match (data_type, cursor.peek()) {
+        (DataType::Text, Some(b'"')) => match cursor.string() {
+            Some(s) => values.push((column, Value::Text(s.into_owned()))),
+            None => return false,
+        },
+        (DataType::Timestamp, Some(b'"')) => match cursor.string().and_then(|s| datetime::text_to_timestamp(&s)) {
+            Some(t) => values.push((column, Value::Timestamp(t))),
+            None => return false,
+        },
+        (DataType::Json, Some(b'{' | b'[')) => match cursor.json_text() {
+            Some(text) => values.push((column, Value::Json(text))),
+            None => return false,
+        },
+        (_, Some(b'{' | b'[')) => return false,
+        _ => match cursor.value() {
+            Some(Node::Int(i)) if data_type == DataType::Bigint => values.push((column, Value::Bigint(i))),
+            Some(Node::Float(f)) if data_type == DataType::Double => values.push((column, Value::Double(f))),
+            Some(Node::Bool(b)) if data_type == DataType::Bool => values.push((column, Value::Bool(b))),
+            Some(Node::Null) => {}
+            Some(value) => match types::coerce(&value, data_type) {
+                // A value can coerce to null (`"null"` into json).
+                Ok(Some(Value::Null)) => {}
+                Ok(Some(cell)) => values.push((column, cell)),
+                Ok(None) | Err(_) => return false,
+            },
+            None => return false,
+        },
+    }
+    true
 }
 
 /// The cell of scalar `value` in a column of `data_type`, as
