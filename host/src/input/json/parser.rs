@@ -704,32 +704,17 @@ fn key_bit(key: &str) -> u64 {
     1 << (h >> 58)
 }
 
-/// The index of the first `"`, `\` or control character at or after `from`
-/// (or the length): eight bytes per step, as a string's bytes are mostly
-/// none of those.
+/// The index of the first `"`, `\\` or control character at or after `from`
+/// (or the length), a block of bytes per step, as a string's bytes are
+/// mostly none of those.
 #[inline]
 fn find_special(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // A byte is zero in `x` exactly when it has its high bit set in
-        // `(x - ONES) & !x & HIGH` (for the lowest such byte, which is the
-        // one we look for; higher ones may be false positives).
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let backslash = w ^ (ONES * u64::from(b'\\'));
-        let found = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            // Bytes below 0x20 (control characters).
-            | (w.wrapping_sub(ONES * 0x20) & !w);
-        let found = found & HIGH;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+    while let Some(block) = bytes.get(i..i + BLOCK) {
+        if let Some(at) = special_in_block(block) {
+            return i + at;
         }
-        i += 8;
+        i += BLOCK;
     }
     while let Some(b) = bytes.get(i) {
         if *b == b'"' || *b == b'\\' || *b < 0x20 {
@@ -738,6 +723,50 @@ fn find_special(bytes: &[u8], from: usize) -> usize {
         i += 1;
     }
     i
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+const BLOCK: usize = 16;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+const BLOCK: usize = 8;
+
+/// The first special byte of a 16-byte block, by SSE2 compares (every
+/// x86_64 has them; safe_arch wraps them without `unsafe`).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn special_in_block(block: &[u8]) -> Option<usize> {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    let bytes: &[u8; 16] = block.try_into().ok()?;
+    let v = load_unaligned_m128i(bytes);
+    let quote = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
+    let backslash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+    // Below 0x20 exactly when the unsigned minimum with 0x1f is the byte.
+    let control = cmp_eq_mask_i8_m128i(min_u8_m128i(v, set_splat_i8_m128i(0x1f)), v);
+    let mask = move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control));
+    (mask != 0).then(|| mask.trailing_zeros() as usize)
+}
+
+/// The first special byte of an 8-byte block, by word arithmetic: a byte
+/// is zero in `x` exactly when it has its high bit set in
+/// `(x - ONES) & !x & HIGH` (for the lowest such byte, the one we look
+/// for; higher ones may be false positives).
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn special_in_block(block: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(block);
+    let w = u64::from_le_bytes(word);
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let found = (quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (w.wrapping_sub(ONES * 0x20) & !w);
+    let found = found & HIGH;
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 #[cfg(test)]
