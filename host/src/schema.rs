@@ -3,6 +3,7 @@
 //! The normalizer builds a [`Schema`], the package stores it as JSON next to
 //! the job files, and the runtime converts it to the WIT `table-schema`.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Column types, named as dlt names them.
@@ -186,8 +187,9 @@ pub enum Value {
     Bigint(i64),
     /// A 64-bit float.
     Double(f64),
-    /// Text.
-    Text(String),
+    /// Text. Inline up to 24 bytes (most names, codes, ids), so most
+    /// text cells cost no allocation of their own.
+    Text(CompactString),
     /// Plain decimal notation.
     Decimal(String),
     /// Microseconds since the Unix epoch, UTC.

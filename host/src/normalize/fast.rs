@@ -15,6 +15,7 @@
 //! tree. Both paths give the same rows and the same schema (a unit test
 //! checks them against each other on random records).
 
+use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use super::fields::FieldId;
@@ -315,7 +316,7 @@ impl Normalizer {
 fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values: &mut Cells) -> bool {
     match (data_type, cursor.peek()) {
         (DataType::Text, Some(b'"')) => match cursor.string() {
-            Some(s) => values.push((column, Value::Text(s.into_owned()))),
+            Some(s) => values.push((column, Value::Text(CompactString::from(&*s)))),
             None => return false,
         },
         (DataType::Timestamp, Some(b'"')) => match cursor.string().and_then(|s| datetime::text_to_timestamp(&s)) {
@@ -351,7 +352,7 @@ fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values
 #[inline]
 fn scalar_cell(value: Node<'_>, data_type: DataType) -> Option<Value> {
     match (data_type, value) {
-        (DataType::Text, Node::Str(s)) => Some(Value::Text(s.into_owned())),
+        (DataType::Text, Node::Str(s)) => Some(Value::Text(CompactString::from(&*s))),
         (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(i)),
         (DataType::Double, Node::Float(f)) => Some(Value::Double(f)),
         (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(b)),

@@ -13,6 +13,7 @@ pub mod naming;
 mod row_id;
 pub mod types;
 
+use compact_str::CompactString;
 use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
@@ -300,17 +301,23 @@ impl Normalizer {
         if !self.skip_dlt {
             match link {
                 Link::Root { .. } => {
-                    let load_id = Value::Text(self.load_id.clone());
+                    let load_id = Value::Text(CompactString::from(&*self.load_id));
                     values.push(self.dlt_cell(table_idx, 0, DLT_LOAD_ID, DataType::Text, load_id));
                 }
                 Link::Child { parent_id, idx } => {
-                    let parent_id = Value::Text(parent_id.to_string());
+                    let parent_id = Value::Text(CompactString::from(parent_id));
                     values.push(self.dlt_cell(table_idx, 1, DLT_PARENT_ID, DataType::Text, parent_id));
                     values.push(self.dlt_cell(table_idx, 2, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
                 }
                 Link::Bare { .. } => {}
             }
-            values.push(self.dlt_cell(table_idx, 3, DLT_ID, DataType::Text, Value::Text(row_id.clone())));
+            values.push(self.dlt_cell(
+                table_idx,
+                3,
+                DLT_ID,
+                DataType::Text,
+                Value::Text(CompactString::from(&*row_id)),
+            ));
         }
         if !values.is_empty() {
             out.push(Row { table: table_idx, values });
@@ -669,7 +676,7 @@ mod tests {
         assert_eq!(parent_id.len(), 14);
         let child = &rows[1];
         assert_eq!(schema.tables[child.table].name, "t▶l");
-        assert_eq!(child.values.last().expect("id").1, Value::Text(child_row_id(&parent_id, "t▶l", 0)));
+        assert_eq!(child.values.last().expect("id").1, Value::Text(child_row_id(&parent_id, "t▶l", 0).into()));
     }
 
     #[test]

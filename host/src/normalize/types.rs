@@ -6,6 +6,7 @@
 
 use base64::Engine as _;
 use chrono::{NaiveTime, Timelike};
+use compact_str::CompactString;
 
 use super::datetime::{detect_timestamp, seconds_to_micros, text_to_timestamp};
 use crate::input::Node;
@@ -95,10 +96,12 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
         (DataType::Bool, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
             as_f64(n).map(|f| Value::Bool(f != 0.0))
         }
-        (DataType::Text, Node::Str(s)) => Some(Value::Text(s.to_string())),
+        (DataType::Text, Node::Str(s)) => Some(Value::Text(CompactString::from(&**s))),
         (DataType::Text, Node::Bool(b)) => Some(Value::Text(if *b { "True" } else { "False" }.into())),
-        (DataType::Text, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => number_text(n).map(Value::Text),
-        (DataType::Text, j) => Some(Value::Text(j.to_json())),
+        (DataType::Text, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
+            number_text(n).map(|t| Value::Text(t.into()))
+        }
+        (DataType::Text, j) => Some(Value::Text(j.to_json().into())),
         (DataType::Timestamp, Node::Str(s)) => text_to_timestamp(s).map(Value::Timestamp),
         (DataType::Timestamp, n @ (Node::Int(_) | Node::BigInt(_) | Node::Float(_))) => {
             as_f64(n).and_then(seconds_to_micros).map(Value::Timestamp)

@@ -73,7 +73,8 @@ fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
         Value::Bigint(i) => Ok(serde_json::to_writer(out, i)?),
         Value::Double(f) if f.is_finite() => Ok(serde_json::to_writer(out, f)?),
         Value::Double(_) => out.write_all(b"null"),
-        Value::Text(s) | Value::Decimal(s) => Ok(serde_json::to_writer(out, s)?),
+        Value::Text(s) => Ok(serde_json::to_writer(out, s.as_str())?),
+        Value::Decimal(s) => Ok(serde_json::to_writer(out, s)?),
         Value::Json(s) => out.write_all(s.as_bytes()),
         Value::Timestamp(us) => {
             let mut buf = [0u8; 29];
@@ -310,7 +311,7 @@ impl<'de> serde::de::Visitor<'de> for CellSeed<'_> {
 /// A string cell of a non-json column as its typed value.
 fn decode_str(s: &str, t: DataType) -> Option<Value> {
     Some(match t {
-        DataType::Text => Value::Text(s.to_string()),
+        DataType::Text => Value::Text(s.into()),
         DataType::Decimal => Value::Decimal(s.to_string()),
         DataType::Timestamp => Value::Timestamp(DateTime::parse_from_rfc3339(s).ok()?.timestamp_micros()),
         DataType::Date => {

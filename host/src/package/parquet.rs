@@ -158,7 +158,8 @@ impl Builder {
             (Builder::Decimal(b, _), Value::Null) => b.append_null(),
             (Builder::Date(b), Value::Null) => b.append_null(),
             (Builder::Time(b), Value::Null) => b.append_null(),
-            (Builder::Text(b), Value::Text(s) | Value::Json(s)) => b.append_value(s),
+            (Builder::Text(b), Value::Text(s)) => b.append_value(s),
+            (Builder::Text(b), Value::Json(s)) => b.append_value(s),
             (Builder::Double(b), Value::Double(f)) => b.append_value(*f),
             (Builder::Bool(b), Value::Bool(x)) => b.append_value(*x),
             (Builder::Timestamp(b), Value::Timestamp(t)) => b.append_value(*t),
@@ -419,7 +420,7 @@ fn cell(a: &dyn Array, r: usize, t: DataType) -> Option<Value> {
     }
     let any = a.as_any();
     Some(match t {
-        DataType::Text => Value::Text(any.downcast_ref::<StringArray>()?.value(r).to_string()),
+        DataType::Text => Value::Text(any.downcast_ref::<StringArray>()?.value(r).into()),
         DataType::Json => Value::Json(any.downcast_ref::<StringArray>()?.value(r).to_string()),
         DataType::Double => Value::Double(any.downcast_ref::<Float64Array>()?.value(r)),
         DataType::Bool => Value::Bool(any.downcast_ref::<BooleanArray>()?.value(r)),

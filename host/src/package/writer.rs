@@ -102,7 +102,8 @@ impl OpenJob {
 /// Roughly how many bytes a value takes uncompressed.
 fn value_size(v: &Value) -> u64 {
     match v {
-        Value::Text(s) | Value::Json(s) | Value::Decimal(s) => s.len() as u64,
+        Value::Text(s) => s.len() as u64,
+        Value::Json(s) | Value::Decimal(s) => s.len() as u64,
         Value::Binary(b) => b.len() as u64,
         Value::Null => 0,
         Value::Bool(_) => 1,

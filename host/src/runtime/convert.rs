@@ -61,7 +61,7 @@ fn value(v: Value) -> wit::Value {
         Value::Bool(b) => wit::Value::Bool(b),
         Value::Bigint(i) => wit::Value::Bigint(i),
         Value::Double(f) => wit::Value::Double(f),
-        Value::Text(s) => wit::Value::Text(s),
+        Value::Text(s) => wit::Value::Text(s.into_string()),
         Value::Decimal(s) => wit::Value::Decimal(s),
         Value::Timestamp(t) => wit::Value::Timestamp(t),
         Value::Date(d) => wit::Value::Date(d),
