@@ -79,7 +79,15 @@ impl Normalizer {
             return false;
         }
         // A new table has no columns yet: its first record takes the tree.
-        let Some(table_idx) = self.find_table(table) else { return false };
+        let table_idx = match self.shape_table {
+            // Lines mostly come in runs for one table: no lookup for those.
+            Some(i) if self.schema.tables[i].name == table => i,
+            _ => {
+                let Some(i) = self.find_table(table) else { return false };
+                self.shape_table = Some(i);
+                i
+            }
+        };
         let Some(mut cursor) = Cursor::new(line) else { return false };
         if !cursor.enter_object() {
             return false;
@@ -313,6 +321,7 @@ impl Normalizer {
 /// needed (a value to flatten or that does not fit). Each usual pair
 /// pushes its cell where it is made: moving cells through `Option`s cost
 /// more than making them (stalls on copies of the enum).
+#[inline(always)]
 fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values: &mut Cells) -> bool {
     match (data_type, cursor.peek()) {
         (DataType::Text, Some(b'"')) => match cursor.string() {

@@ -129,6 +129,8 @@ pub struct Normalizer {
     fields: Vec<Fields>,
     /// The last record shape per table, for the fast path.
     shapes: Vec<fast::Shape>,
+    /// The table of the last [`Normalizer::push_line`].
+    shape_table: Option<usize>,
     /// Table name → index.
     table_lookup: FxHashMap<String, usize>,
     /// Hinted columns by normalized table name.
@@ -172,6 +174,7 @@ impl Normalizer {
             root_ids: RootIds::new(load_id),
             record_stamp: 0,
             shapes: Vec::new(),
+            shape_table: None,
             hints,
             column_lookup: Vec::new(),
             fields: Vec::new(),
