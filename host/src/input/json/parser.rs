@@ -394,7 +394,10 @@ impl<'a> Parser<'a> {
                 let start = self.pos;
                 match self.number() {
                     Ok(Node::Int(i)) => itoa::Buffer::new().format(i) == &self.text[start..self.pos],
-                    Ok(Node::Float(f)) => zmij::Buffer::new().format_finite(f) == &self.text[start..self.pos],
+                    Ok(Node::Float(f)) => {
+                        let text = &self.text[start..self.pos];
+                        prints_as_itself(text) || zmij::Buffer::new().format_finite(f) == text
+                    }
                     _ => false,
                 }
             }
@@ -685,6 +688,27 @@ fn copy_string(out: &mut String, text: &str, escaped: bool) {
     }
 }
 
+/// Whether a float's text is surely what serde_json prints for it, told
+/// from the text alone (`false` means "not sure": format and compare).
+/// True for a plain decimal `-?int.frac` with at most 15 digits in all,
+/// a fraction not ending in 0, and below 1 at most four zeros after the
+/// point: 15 digits always survive the trip through an f64, so those digits
+/// are the shortest that read back as the same float; and serde_json's
+/// formatter (zmij) writes such values (first digit from 10^-5 to 10^15)
+/// in plain notation, digit for digit.
+fn prints_as_itself(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let Some((int, frac)) = unsigned.split_once('.') else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !digits(frac) || frac.ends_with('0') || int.len() + frac.len() > 15 {
+        return false;
+    }
+    if int == "0" {
+        return frac.bytes().take_while(|b| *b == b'0').count() <= 4;
+    }
+    !int.starts_with('0')
+}
+
 /// Powers of ten exact in an f64, for the short-decimal fast path.
 const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
@@ -905,6 +929,35 @@ mod tests {
                 }
                 out.push('}');
             }
+        }
+    }
+
+    #[test]
+    fn floats_said_to_print_as_themselves_do() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut said = 0;
+        for _ in 0..200_000 {
+            let int = match next(&mut seed, 3) {
+                0 => "0".to_string(),
+                _ => {
+                    let len = next(&mut seed, 16) as u32;
+                    next(&mut seed, 10u64.pow(len)).to_string()
+                }
+            };
+            let zeros = "0".repeat(next(&mut seed, 7) as usize);
+            let len = next(&mut seed, 16) as u32;
+            let frac = format!("{zeros}{}", next(&mut seed, 10u64.pow(len).max(2)));
+            let sign = if next(&mut seed, 2) == 0 { "-" } else { "" };
+            let text = format!("{sign}{int}.{frac}");
+            if prints_as_itself(&text) {
+                said += 1;
+                let f: f64 = text.parse().expect("float");
+                assert_eq!(zmij::Buffer::new().format_finite(f), text);
+            }
+        }
+        assert!(said > 50_000, "{said}");
+        for not_sure in ["1.50", "5.0", "0.000001", "1e5", "1234567890123456.5", "00.5", "1.", ".5"] {
+            assert!(!prints_as_itself(not_sure), "{not_sure}");
         }
     }
 
