@@ -38,6 +38,8 @@ type Cells = Vec<(usize, Value)>;
 #[derive(Debug, Default)]
 pub(super) struct Shape {
     steps: Vec<Step>,
+    /// The steps' keys and colons (`"id":`), back to back.
+    keys: Vec<u8>,
     /// Some step is [`StepKind::Other`]: its fields (of nested objects) may
     /// share a column with a step's, so steps keep the repeat check's stamps.
     has_other: bool,
@@ -46,6 +48,8 @@ pub(super) struct Shape {
 #[derive(Debug, Clone, Copy)]
 struct Step {
     field: FieldId,
+    /// Where its `"key":` is in [`Shape::keys`].
+    key: (u32, u32),
     /// The field's [`super::fields::Field::canonical`] (for the stamps).
     canonical: FieldId,
     kind: StepKind,
@@ -100,19 +104,22 @@ impl Normalizer {
             values.clear();
             lists.clear();
             cursor.rewind(start);
-            let mut steps = self.shapes.get_mut(table_idx).map(|s| std::mem::take(&mut s.steps)).unwrap_or_default();
-            steps.clear();
-            self.record_stamp += 1;
-            let mut record = Some(steps);
-            if !self.fast_object(&mut cursor, table_idx, 0, self.max_nesting, &mut values, &mut lists, &mut record) {
-                return false;
-            }
             if self.shapes.len() <= table_idx {
                 self.shapes.resize_with(table_idx + 1, Shape::default);
             }
-            let steps = record.unwrap_or_default();
-            let has_other = steps.iter().any(|s| matches!(s.kind, StepKind::Other));
-            self.shapes[table_idx] = Shape { steps, has_other };
+            // The old shape's buffers, reused for the new one.
+            let mut shape = std::mem::take(&mut self.shapes[table_idx]);
+            shape.steps.clear();
+            shape.keys.clear();
+            self.record_stamp += 1;
+            let mut record = Some(shape);
+            if !self.fast_object(&mut cursor, table_idx, 0, self.max_nesting, &mut values, &mut lists, &mut record) {
+                return false;
+            }
+            if let Some(mut shape) = record {
+                shape.has_other = shape.steps.iter().any(|s| matches!(s.kind, StepKind::Other));
+                self.shapes[table_idx] = shape;
+            }
         }
         cursor.leave();
         if !cursor.at_end() {
@@ -148,31 +155,30 @@ impl Normalizer {
         if shape.steps.is_empty() {
             return false;
         }
-        let steps = std::mem::take(&mut shape.steps);
-        let has_other = shape.has_other;
+        let shape = std::mem::take(shape);
         self.record_stamp += 1;
-        let fit = self.walk_steps(&steps, has_other, cursor, table_idx, values, lists);
-        self.shapes[table_idx].steps = steps;
+        let fit = self.walk_steps(&shape, cursor, table_idx, values, lists);
+        self.shapes[table_idx] = shape;
         fit
     }
 
     fn walk_steps<'a>(
         &mut self,
-        steps: &[Step],
-        has_other: bool,
+        shape: &Shape,
         cursor: &mut Cursor<'a>,
         table_idx: usize,
         values: &mut Cells,
         lists: &mut Lists<'a>,
     ) -> bool {
-        let last = steps.len() - 1;
-        for (i, step) in steps.iter().enumerate() {
-            if !self.fields[table_idx].key_colon(step.field).is_some_and(|k| cursor.key_is(k)) {
-                return false;
+        let last = shape.steps.len() - 1;
+        for (i, step) in shape.steps.iter().enumerate() {
+            match shape.keys.get(step.key.0 as usize..step.key.1 as usize) {
+                Some(key) if !key.is_empty() && cursor.key_is(key) => {}
+                _ => return false,
             }
             match step.kind {
                 StepKind::Cell { column, data_type } => {
-                    if has_other {
+                    if shape.has_other {
                         self.fields[table_idx].nodes[step.canonical as usize].seen = self.record_stamp;
                     }
                     if !read_cell(cursor, column, data_type, values) {
@@ -207,7 +213,7 @@ impl Normalizer {
         level: i64,
         values: &mut Cells,
         lists: &mut Lists<'a>,
-        record: &mut Option<Vec<Step>>,
+        record: &mut Option<Shape>,
     ) -> bool {
         if cursor.eat(b'}') {
             return true;
@@ -236,9 +242,12 @@ impl Normalizer {
             let Some(kind) = self.fast_entry(cursor, table_idx, prefix, field, level, values, lists) else {
                 return false;
             };
-            if let Some(steps) = record {
-                let canonical = self.fields[table_idx].nodes[field as usize].canonical;
-                steps.push(Step { field, canonical, kind });
+            if let Some(shape) = record {
+                let node = &self.fields[table_idx].nodes[field as usize];
+                let start = shape.keys.len() as u32;
+                shape.keys.extend_from_slice(self.fields[table_idx].key_colon(field).unwrap_or_default());
+                let key = (start, shape.keys.len() as u32);
+                shape.steps.push(Step { field, key, canonical: node.canonical, kind });
             }
             if cursor.eat(b',') {
                 continue;
