@@ -1,14 +1,19 @@
 //! Mutation fuzzing of the JSON Lines parser against serde_json, for as long
 //! as asked: lines of a JSON Lines file (or a built-in sample) are cut,
 //! spliced with JSON fragments and bad bytes, and each result must be
-//! accepted or refused by both parsers alike, without a panic. The test
-//! suite runs a short seeded version; this is the long one.
+//! accepted or refused by both parsers alike, without a panic. Every
+//! document also goes through two normalizers, one by the fast path
+//! (`push_line`, the tree when it declines) and one by the tree alone:
+//! their rows and schemas must be the same. The test suite runs short
+//! seeded versions of both; this is the long one.
 //!
 //! Usage: cargo run --release --example fuzz_parser -- SECONDS [FILE.jsonl] [SEED]
 
 use std::time::{Duration, Instant};
 
 use host::input::Node;
+use host::normalize::{NormalizeSettings, Normalizer, Row};
+use host::schema::Schema;
 
 /// What mutations splice in: structure, escapes, number edges, bad UTF-8.
 const PIECES: &[&[u8]] = &[
@@ -60,6 +65,20 @@ fn main() -> std::io::Result<()> {
         seed ^= seed << 17;
         (seed % n.max(1) as u64) as usize
     };
+    // Nesting 0 (nested values kept whole) and 1 (flattened, lists as
+    // child tables): a fast-path and a tree-only normalizer for each.
+    let settings = |nesting: u32| NormalizeSettings {
+        naming_convention: "direct".into(),
+        max_nesting_level: nesting,
+        skip_dlt_columns_and_tables: true,
+        schema_hints: Default::default(),
+    };
+    let pair = |nesting: u32| -> std::io::Result<[Normalizer; 2]> {
+        let one = || Normalizer::new(&settings(nesting), Schema::default(), "1").map_err(std::io::Error::other);
+        Ok([one()?, one()?])
+    };
+    let mut pairs = [pair(0)?, pair(1)?];
+    let (mut fast_rows, mut tree_rows, mut taken) = (Vec::new(), Vec::new(), 0u64);
     let started = Instant::now();
     let (mut tried, mut accepted, mut disagreed) = (0u64, 0u64, 0u64);
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -83,6 +102,31 @@ fn main() -> std::io::Result<()> {
         let theirs = serde_json::from_slice::<serde_json::Value>(&doc);
         tried += 1;
         accepted += u64::from(ours.is_ok());
+        // The fast path against the tree, on the same document.
+        let nesting = tried as usize % 2;
+        let [fast, tree] = &mut pairs[nesting];
+        fast_rows.clear();
+        tree_rows.clear();
+        let by_tree = |n: &mut Normalizer, rows: &mut Vec<Row>| match &ours {
+            Ok(record) => n.push("t", record, rows).is_ok(),
+            Err(_) => false,
+        };
+        let fast_ok = if fast.push_line("t", &doc, &mut fast_rows) {
+            taken += 1;
+            true
+        } else {
+            by_tree(fast, &mut fast_rows)
+        };
+        let tree_ok = by_tree(tree, &mut tree_rows);
+        for row in fast_rows.iter_mut().chain(tree_rows.iter_mut()) {
+            row.values.sort_by_key(|(c, _)| *c);
+        }
+        if fast_ok != tree_ok || fast_rows != tree_rows || fast.schema() != tree.schema() {
+            disagreed += 1;
+            println!("fast path and tree differ (nesting {nesting}): {:?}", String::from_utf8_lossy(&doc));
+            // Start over, so one difference is reported once.
+            pairs[nesting] = pair(nesting as u32)?;
+        }
         if ours.is_ok() != theirs.is_ok() {
             disagreed += 1;
             println!(
@@ -93,7 +137,10 @@ fn main() -> std::io::Result<()> {
             );
         }
     }
-    println!("{tried} documents in {seconds} s: {accepted} accepted, {disagreed} accepted by one parser only");
+    println!(
+        "{tried} documents in {seconds} s: {accepted} accepted, {taken} normalized on the fast path, \
+         {disagreed} disagreements (parsers, or fast path and tree)"
+    );
     if disagreed > 0 {
         std::process::exit(1);
     }
