@@ -38,7 +38,8 @@ type Cells = Vec<(usize, Value)>;
 #[derive(Debug, Default)]
 pub(super) struct Shape {
     steps: Vec<Step>,
-    /// The steps' keys and colons (`"id":`), back to back.
+    /// The steps' keys and colons (`"id":`), back to back, and 16 zero
+    /// bytes after them.
     keys: Vec<u8>,
     /// Some step is [`StepKind::Other`]: its fields (of nested objects) may
     /// share a column with a step's, so steps keep the repeat check's stamps.
@@ -118,6 +119,8 @@ impl Normalizer {
             }
             if let Some(mut shape) = record {
                 shape.has_other = shape.steps.iter().any(|s| matches!(s.kind, StepKind::Other));
+                // Every key has 16 bytes after its start (Cursor::key_is_in).
+                shape.keys.extend_from_slice(&[0; 16]);
                 self.shapes[table_idx] = shape;
             }
         }
@@ -172,8 +175,9 @@ impl Normalizer {
     ) -> bool {
         let last = shape.steps.len() - 1;
         for (i, step) in shape.steps.iter().enumerate() {
-            match shape.keys.get(step.key.0 as usize..step.key.1 as usize) {
-                Some(key) if !key.is_empty() && cursor.key_is(key) => {}
+            let (start, len) = (step.key.0 as usize, (step.key.1 - step.key.0) as usize);
+            match shape.keys.get(start..) {
+                Some(known) if len > 0 && cursor.key_is_in(known, len) => {}
                 _ => return false,
             }
             match step.kind {
