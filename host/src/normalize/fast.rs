@@ -314,26 +314,24 @@ impl Normalizer {
                 values.push((column, Value::Json(cursor.json_text()?)));
                 cell
             }
-            _ => match (cursor.value()?, column.zip(data_type)) {
-                (Node::Null, _) => Some(cell.unwrap_or(StepKind::Other)),
-                (value, Some((column, data_type))) => match scalar_cell(value, data_type)? {
-                    Value::Null => cell,
-                    value => {
-                        values.push((column, value));
-                        cell
-                    }
+            _ => match column.zip(data_type) {
+                Some((column, data_type)) => read_cell(cursor, column, data_type, values).then_some(cell)?,
+                None => match cursor.value()? {
+                    Node::Null => Some(StepKind::Other),
+                    _ => None,
                 },
-                _ => None,
             },
         }
     }
 }
 
 /// Reads the next value into `column` of `data_type` as one cell (nothing
-/// for a null), as the key-by-key path would; `false` when that path is
-/// needed (a value to flatten or that does not fit). Each usual pair
-/// pushes its cell where it is made: moving cells through `Option`s cost
-/// more than making them (stalls on copies of the enum).
+/// for a null), for shape steps and the key-by-key path alike; `false`
+/// when the tree is needed (an object or list outside a json column, a
+/// value that does not fit). A value of the column's own type skips
+/// coerce's dispatch, and each cell is pushed where it is made: moving
+/// cells through `Option`s cost more than making them (stalls on copies
+/// of the enum).
 #[inline(always)]
 fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values: &mut Cells) -> bool {
     match (data_type, cursor.peek()) {
@@ -365,21 +363,4 @@ fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values
         },
     }
     true
-}
-
-/// The cell of scalar `value` in a column of `data_type`, as
-/// [`types::coerce`] makes it (`None` where it makes none, or fails). The
-/// usual pairs, a value of the column's own type, skip coerce's table and
-/// the string copy of a borrowed text.
-#[inline]
-fn scalar_cell(value: Node<'_>, data_type: DataType) -> Option<Value> {
-    match (data_type, value) {
-        (DataType::Text, Node::Str(s)) => Some(Value::Text(CompactString::from(&*s))),
-        (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(i)),
-        (DataType::Double, Node::Float(f)) => Some(Value::Double(f)),
-        (DataType::Bool, Node::Bool(b)) => Some(Value::Bool(b)),
-        (DataType::Timestamp, Node::Str(s)) => datetime::text_to_timestamp(&s).map(Value::Timestamp),
-        // A value can coerce to null (`"null"` into json).
-        (data_type, value) => types::coerce(&value, data_type).ok().flatten(),
-    }
 }
