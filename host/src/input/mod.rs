@@ -160,21 +160,30 @@ pub fn read_chunks<E>(
     hasher: Option<&mut Sha256>,
     bytes_read: &AtomicU64,
     lines_per_chunk: usize,
-    mut each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
+    each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
     mut each_record: impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E>
 where
     E: From<InputError>,
 {
-    let (name, mut reader) = match open(source, hasher, bytes_read)? {
-        Opened::Parquet(path) => return parquet::read(path, &mut each_record),
-        Opened::Json { first: None, .. } => return Ok(()),
-        Opened::Json { name, reader, first: Some(b'[') } => return read_array(&name, reader, &mut each_record),
-        Opened::Json { name, reader, .. } => (name, reader),
-    };
+    match open(source, hasher, bytes_read)? {
+        Opened::Parquet(path) => parquet::read(path, &mut each_record),
+        Opened::Json { first: None, .. } => Ok(()),
+        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, &mut each_record),
+        Opened::Json { name, reader, .. } => cut_lines(&name, reader, lines_per_chunk, each_chunk),
+    }
+}
+
+/// The lines of a JSON Lines reader, `lines_per_chunk` at a time.
+fn cut_lines<E: From<InputError>>(
+    name: &str,
+    mut reader: Box<dyn BufRead + '_>,
+    lines_per_chunk: usize,
+    mut each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
+) -> Result<(), E> {
     let mut cutter = LineCutter::new(lines_per_chunk);
     loop {
-        let buf = reader.fill_buf().map_err(|error| InputError::Io { source_name: name.clone(), error })?;
+        let buf = reader.fill_buf().map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
         if buf.is_empty() {
             break;
         }
@@ -407,33 +416,18 @@ fn first_non_blank(reader: &mut (dyn BufRead + '_)) -> io::Result<Option<u8>> {
 
 fn read_lines<E: From<InputError>>(
     name: &str,
-    mut reader: Box<dyn BufRead + '_>,
+    reader: Box<dyn BufRead + '_>,
     each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Bytes, not a String: serde_json checks UTF-8 itself (so a bad byte is
-    // a malformed line with a column, not an I/O error ending the read) and
-    // the record's strings borrow from this buffer.
-    let mut line: Vec<u8> = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
-        if n == 0 {
-            return Ok(());
+    // Parsed as bytes: a bad UTF-8 byte is a malformed line with a column,
+    // not an I/O error ending the read; the records borrow from the chunk.
+    cut_lines(name, reader, 1024, |chunk| {
+        for (line, range) in &chunk.lines {
+            let value = parse_line(*line, &chunk.text[range.clone()]).map_err(|bad| bad.into_error(name))?;
+            line_records(*line, value, &mut *each)?;
         }
-        line_no += 1;
-        let mut text: &[u8] = &line;
-        while let [rest @ .., b'\n' | b'\r'] = text {
-            text = rest;
-        }
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value = parse_line(line_no, text).map_err(|bad| bad.into_error(name))?;
-        line_records(line_no, value, &mut *each)?;
-    }
+        Ok(())
+    })
 }
 
 /// The records of one JSON Lines line: a line holding an array gives one
