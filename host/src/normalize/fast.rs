@@ -119,7 +119,7 @@ impl Normalizer {
             }
             if let Some(mut shape) = record {
                 shape.has_other = shape.steps.iter().any(|s| matches!(s.kind, StepKind::Other));
-                // Every key has 16 bytes after its start (Cursor::key_is_in).
+                // Every key has 16 bytes after its start (Cursor::key_is).
                 shape.keys.extend_from_slice(&[0; 16]);
                 self.shapes[table_idx] = shape;
             }
@@ -177,7 +177,7 @@ impl Normalizer {
         for (i, step) in shape.steps.iter().enumerate() {
             let (start, len) = (step.key.0 as usize, (step.key.1 - step.key.0) as usize);
             match shape.keys.get(start..) {
-                Some(known) if len > 0 && cursor.key_is_in(known, len) => {}
+                Some(known) if len > 0 && cursor.key_is(known, len) => {}
                 _ => return false,
             }
             match step.kind {
@@ -227,21 +227,22 @@ impl Normalizer {
             // Most keys are the one that came here last time: matched in
             // the line's bytes, no key decoded nor looked up.
             let predicted = self.fields.get(table_idx).map_or(0, |f| f.predict(prefix, previous));
-            let field =
-                if predicted != 0 && self.fields[table_idx].key_colon(predicted).is_some_and(|k| cursor.key_is(k)) {
-                    predicted
-                } else {
-                    let Some(key) = cursor.string() else { return false };
-                    if !cursor.eat(b':') {
-                        return false;
-                    }
-                    let field = self.next_field(table_idx, prefix, previous, &key);
-                    // A key no shape can match (it needs escapes in JSON).
-                    if self.fields[table_idx].key_colon(field).is_none() {
-                        *record = None;
-                    }
-                    field
-                };
+            let field = if predicted != 0
+                && self.fields[table_idx].key_colon(predicted).is_some_and(|k| cursor.key_is(k, k.len()))
+            {
+                predicted
+            } else {
+                let Some(key) = cursor.string() else { return false };
+                if !cursor.eat(b':') {
+                    return false;
+                }
+                let field = self.next_field(table_idx, prefix, previous, &key);
+                // A key no shape can match (it needs escapes in JSON).
+                if self.fields[table_idx].key_colon(field).is_none() {
+                    *record = None;
+                }
+                field
+            };
             previous = Some(field);
             let Some(kind) = self.fast_entry(cursor, table_idx, prefix, field, level, values, lists) else {
                 return false;
