@@ -7,6 +7,7 @@ use smallvec::{Array, SmallVec};
 
 use super::DLT_PREFIX;
 use super::naming::Namer;
+use crate::input::json;
 
 /// Index of a [`Field`] in its table's [`Fields`].
 pub(super) type FieldId = u32;
@@ -26,10 +27,10 @@ pub(super) struct Field {
     pub(super) child_table: Option<usize>,
     /// The raw key (empty for the root).
     raw: Box<str>,
-    /// `"raw":` as compact JSON writes the key and its colon, when that is
-    /// the raw key between quotes (it has no `"`, `\\` or control
-    /// character): the fast path matches it against a line's bytes without
-    /// decoding the line's key. Empty otherwise.
+    /// `"raw":` as compact JSON writes the key and its colon
+    /// ([`json::key_colon`]): the fast path matches it against a line's
+    /// bytes without decoding the line's key. Empty when the key needs
+    /// escapes.
     key_colon: Box<[u8]>,
     /// Raw key → field one level down.
     pub(super) children: FxHashMap<Box<str>, FieldId>,
@@ -62,11 +63,7 @@ impl Field {
             dlt: name.starts_with(DLT_PREFIX),
             name,
             raw: raw.into(),
-            key_colon: if raw.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-                Box::default()
-            } else {
-                format!("\"{raw}\":").into_bytes().into_boxed_slice()
-            },
+            key_colon: json::key_colon(raw).unwrap_or_default().into_boxed_slice(),
             first_child: 0,
             next_sibling: 0,
             column: None,

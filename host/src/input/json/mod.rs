@@ -16,7 +16,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 mod parser;
-pub use parser::{Cursor, Mark, SyntaxError};
+pub use parser::{Cursor, Mark, SyntaxError, key_colon};
 
 /// One JSON value. Integers that fit `i64` are [`Node::Int`]; others keep
 /// their digits in [`Node::BigInt`] (a bigint column refuses them, as dlt's
