@@ -32,6 +32,7 @@ CASES = {
     # Found by differential.py against dlt 1.31:
     "timestamp_detection_forms": dict(records=[{"a": "2024-01-02T03", "b": "20240102T030405Z", "c": "2024/01/15 10:00", "d": "2024-01-02T03:04:05,5+02", "e": "2024-01-02t03:04:05z", "f": "2024"}]),
     "timestamp_coercion_from_text": dict(records=[{"ts": "2024-01-02T03:04:05Z"}, {"ts": "2024-01-02"}, {"ts": "7"}, {"ts": "3.5"}, {"ts": "2024"}, {"ts": "2024/01/15"}, {"ts": "12:30:00"}, {"ts": 1700000000}]),
+    "timestamp_range": dict(records=[{"ts": "2024-01-02T03:04:05Z"}, {"ts": -62135596800}, {"ts": 253402300799.99997}, {"ts": 253402300800}, {"ts": 253402300799.999999}, {"ts": "0001-01-01T00:00:00Z"}, {"ts": -62135596800.5}]),
     "bool_coercion_from_numbers": dict(records=[{"b": True}, {"b": -1}, {"b": 0.0}, {"b": 2.5}, {"b": "on"}, {"b": "TRUE"}, {"b": " yes"}]),
     "json_coercion_from_text": dict(records=[{"j": {"k": 1}}, {"j": "{\"k\": 2}"}, {"j": "7"}, {"j": "null", "id": 1}, {"j": "not json"}]),
     "variant_named_by_json_type": dict(records=[{"n": 1}, {"n": "2024-01-02T03:04:05Z"}, {"n": "2024-01-03T00:00:00Z"}, {"n": True}]),

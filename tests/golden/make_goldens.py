@@ -38,7 +38,8 @@ def encode(v):
     if isinstance(v, datetime.datetime):
         if v.tzinfo is None:
             v = v.replace(tzinfo=datetime.timezone.utc)
-        return v.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # isoformat, not strftime: glibc's %Y does not pad year 1 to 0001.
+        return v.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
     if isinstance(v, datetime.date):
         return v.isoformat()
     if isinstance(v, datetime.time):

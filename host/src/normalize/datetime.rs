@@ -41,12 +41,27 @@ pub fn text_to_timestamp(s: &str) -> Option<i64> {
     seconds_to_micros(secs)
 }
 
-/// Unix seconds as microseconds, within Python's datetime range.
+/// Unix seconds as microseconds, as Python's `datetime.fromtimestamp`
+/// reads them: whole seconds and a fraction rounded half to even to
+/// microseconds, and `None` outside years 1–9999 (where Python raises, and
+/// dlt puts the value in a variant column). Rounding the whole product
+/// instead would let `253402300799.9999999` through as year 10000, which no
+/// job file reader accepts.
 pub fn seconds_to_micros(secs: f64) -> Option<i64> {
-    if !secs.is_finite() || secs < MIN_SECS as f64 || secs > MAX_SECS as f64 + 1.0 {
+    if !secs.is_finite() || secs <= (MIN_SECS - 1) as f64 || secs >= (MAX_SECS + 1) as f64 {
         return None;
     }
-    Some((secs * MICROS_PER_SEC as f64).round() as i64)
+    let whole = secs.trunc();
+    let mut micros = ((secs - whole) * MICROS_PER_SEC as f64).round_ties_even() as i64;
+    let mut whole = whole as i64;
+    if micros >= MICROS_PER_SEC {
+        whole += 1;
+        micros -= MICROS_PER_SEC;
+    } else if micros < 0 {
+        whole -= 1;
+        micros += MICROS_PER_SEC;
+    }
+    (MIN_SECS..=MAX_SECS).contains(&whole).then_some(whole * MICROS_PER_SEC + micros)
 }
 
 struct Parsed {
@@ -351,6 +366,35 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(text_to_timestamp(s), want, "{s}");
+        }
+    }
+
+    /// Expected values printed by Python 3's
+    /// `datetime.fromtimestamp(t, tz=timezone.utc)` (None: it raises).
+    #[test]
+    fn seconds_read_as_python_reads_them() {
+        let cases = [
+            (253_402_300_799.0, Some(253_402_300_799_000_000)),
+            (253_402_300_799.999_97, Some(253_402_300_799_999_969)),
+            (253_402_300_799.999_999, None),
+            (253_402_300_800.0, None),
+            (-62_135_596_800.0, Some(-62_135_596_800_000_000)),
+            (-62_135_596_799.999_97, Some(-62_135_596_799_999_969)),
+            (-62_135_596_800.5, None),
+            (1.5, Some(1_500_000)),
+            (-1.5, Some(-1_500_000)),
+            (0.000_000_5, Some(0)),
+            (0.000_001_5, Some(2)),
+            (0.000_002_5, Some(2)),
+            (3.000_000_5, Some(3_000_001)),
+            (-3.000_000_5, Some(-3_000_001)),
+            (1_700_000_000.123_456_5, Some(1_700_000_000_123_456)),
+            (1e15, None),
+            (4.611_686_018_427_388e18, None),
+            (f64::NAN, None),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(seconds_to_micros(secs), want, "{secs}");
         }
     }
 }
