@@ -121,7 +121,21 @@ impl Column {
             timezone: None,
         }
     }
+
+    /// The precision and scale of a decimal column: as declared, else
+    /// dlt's default (38, 9). The Parquet writer stores decimals in this
+    /// shape, and the normalizer sends a value that does not fit it (a digit
+    /// would be lost) to a variant column, so both job file formats hold the
+    /// same values.
+    pub fn decimal_shape(&self) -> (u32, u32) {
+        let precision = self.precision.filter(|p| (1..=MAX_DECIMAL_PRECISION).contains(p)).unwrap_or(38);
+        let scale = self.scale.filter(|s| *s <= precision).unwrap_or(9.min(precision));
+        (precision, scale)
+    }
 }
+
+/// The most digits a decimal column holds (Arrow's decimal128).
+pub const MAX_DECIMAL_PRECISION: u32 = 38;
 
 /// One table: columns in delivery order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

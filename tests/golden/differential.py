@@ -31,11 +31,14 @@ KEYS = [
     "id", "name", "Name", "userId", "CamelCaseID", "PErson", "Full Name", " padded ", "1abc", "a-b", "x+",
     "trail_", "h\u00e9llo", "a___b", "", "_dlt_custom", "_DLT_up", "a\u25b6b", "it's", "value", "list",
     "nested", "tags", "kids", "ts", "amount", "a.b", "UPPER", "with__double", "emoji\U0001F600",
+    "line\nbreak", 'quo"te', "\u00c4\u00d6\u00dc", "k" * 200, "tab\tkey",
 ]
 STRINGS = [
     "text", "", " ", "7", "-3", "3.5", "1e3", "yes", "no", "true", "False", "2024-01-02", "2024-01-02T03:04:05Z",
     "2024-01-02T03:04:05+02:00", "2024-01-02 03:04:05", "2024-01-02T03:04:05.123456", "2024-13-45T99:99:99Z",
     "12:30:00", "null", "{\"k\": 1}", "\u25b6", "caf\u00e9",
+    "\u0000", "line\nbreak", 'quote"', "back\\slash", "\U0001F600", "2024-01-02T03:04:05.1234567Z",
+    "2024-01-02T03:04:05.5-07:30", "9999-12-31T23:59:59Z", " 7 ", "0x1F", "1_000", "+5", "-0", "Infinity", "NaN",
 ]
 
 
@@ -46,9 +49,9 @@ def scalar(r):
     if kind == 1:
         return r.random() < 0.5
     if kind == 2:
-        return r.choice([0, 1, -1, 7, 42, 2**31, -(2**53), 2**62])
+        return r.choice([0, 1, -1, 7, 42, 2**31, -(2**53), 2**62, 2**63 - 1, -(2**63), 2**53 + 1])
     if kind == 3:
-        return r.choice([0.0, 1.5, -2.25, 3.0, 1e-7, 1e20, 123456.789])
+        return r.choice([0.0, 1.5, -2.25, 3.0, 1e-7, 1e20, 123456.789, -0.0, 1e308, 5e-324, 0.1 + 0.2, 1e16])
     return r.choice(STRINGS)
 
 

@@ -22,7 +22,7 @@ use super::fields::FieldId;
 use super::{DLT_PREFIX, Link, Normalizer, Row, datetime, types};
 use crate::input::Node;
 use crate::input::json::Cursor;
-use crate::schema::{DataType, Value};
+use crate::schema::{Column, DataType, Value};
 
 /// The lists of a record, with their items as trees.
 type Lists<'a> = SmallVec<[(FieldId, Vec<Node<'a>>); 2]>;
@@ -185,7 +185,7 @@ impl Normalizer {
                     if shape.has_other {
                         self.fields[table_idx].nodes[step.canonical as usize].seen = self.record_stamp;
                     }
-                    if !read_cell(cursor, column, data_type, values) {
+                    if !read_cell(cursor, column, data_type, &self.schema.tables[table_idx].columns, values) {
                         return false;
                     }
                 }
@@ -316,7 +316,10 @@ impl Normalizer {
                 cell
             }
             _ => match column.zip(data_type) {
-                Some((column, data_type)) => read_cell(cursor, column, data_type, values).then_some(cell)?,
+                Some((column, data_type)) => {
+                    read_cell(cursor, column, data_type, &self.schema.tables[table_idx].columns, values)
+                        .then_some(cell)?
+                }
                 None => match cursor.value()? {
                     Node::Null => Some(StepKind::Other),
                     _ => None,
@@ -332,9 +335,15 @@ impl Normalizer {
 /// value that does not fit). A value of the column's own type skips
 /// coerce's dispatch, and each cell is pushed where it is made: moving
 /// cells through `Option`s cost more than making them (stalls on copies
-/// of the enum).
+/// of the enum). `columns` are the table's (for a decimal's shape).
 #[inline(always)]
-fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values: &mut Cells) -> bool {
+fn read_cell(
+    cursor: &mut Cursor<'_>,
+    column: usize,
+    data_type: DataType,
+    columns: &[Column],
+    values: &mut Cells,
+) -> bool {
     match (data_type, cursor.peek()) {
         (DataType::Text, Some(b'"')) => match cursor.string() {
             Some(s) => values.push((column, Value::Text(CompactString::from(&*s)))),
@@ -357,6 +366,10 @@ fn read_cell(cursor: &mut Cursor<'_>, column: usize, data_type: DataType, values
             Some(value) => match types::coerce(&value, data_type) {
                 // A value can coerce to null (`"null"` into json).
                 Ok(Some(Value::Null)) => {}
+                // Too many digits for the column: the tree makes a variant.
+                Ok(Some(Value::Decimal(d))) if !types::decimal_fits(&d, columns[column].decimal_shape()) => {
+                    return false;
+                }
                 Ok(Some(cell)) => values.push((column, cell)),
                 Ok(None) | Err(_) => return false,
             },

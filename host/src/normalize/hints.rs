@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::DataType;
+use crate::schema::{DataType, MAX_DECIMAL_PRECISION};
 
 /// Hints for one column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,21 @@ pub struct ColumnHint {
 
 fn yes() -> bool {
     true
+}
+
+/// A decimal's precision and scale must be ones a job file can hold.
+fn check_decimal(h: &ColumnHint) -> Result<(), String> {
+    if h.data_type != DataType::Decimal {
+        return Ok(());
+    }
+    let precision = h.precision.unwrap_or(MAX_DECIMAL_PRECISION);
+    if !(1..=MAX_DECIMAL_PRECISION).contains(&precision) {
+        return Err(format!("precision {precision} is outside 1..={MAX_DECIMAL_PRECISION}"));
+    }
+    match h.scale {
+        Some(scale) if scale > precision => Err(format!("scale {scale} is larger than precision {precision}")),
+        _ => Ok(()),
+    }
 }
 
 /// Hints for one table: columns in the order given.
@@ -106,6 +121,7 @@ impl SchemaHints {
                     let mut h: ColumnHint =
                         hint.clone().try_into().map_err(|e| format!("tables.{table}.columns.{column}: {e}"))?;
                     h.name = column.clone();
+                    check_decimal(&h).map_err(|e| format!("tables.{table}.columns.{column}: {e}"))?;
                     out.push(h);
                 }
                 hints.tables.push(TableHints { name: table.clone(), columns: out });
@@ -135,5 +151,10 @@ mod tests {
         assert!(!h.tables[0].columns[1].nullable);
         assert!(SchemaHints::parse("[tables.t.columns.a]\ndata_type = \"decimals\"\n").is_err());
         assert!(SchemaHints::parse("[tables.t.columns.a]\ndata_type = \"date\"\nnulable = true\n").is_err());
+        let bad = |body: &str| SchemaHints::parse(&format!("[tables.t.columns.a]\n{body}")).unwrap_err();
+        assert!(bad("data_type = \"decimal\"\nprecision = 39\n").contains("precision 39 is outside 1..=38"));
+        assert!(
+            bad("data_type = \"decimal\"\nprecision = 4\nscale = 5\n").contains("scale 5 is larger than precision 4")
+        );
     }
 }

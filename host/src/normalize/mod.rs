@@ -524,10 +524,13 @@ impl Normalizer {
         // infer a type (which tries to read every string as a timestamp)
         // only for a new column or a variant.
         if let Some(idx) = column {
-            let existing = self.schema.tables[table_idx].columns[idx].data_type;
-            let coerced = types::coerce(v, existing);
-            if let Some(value) = coerced.map_err(|source| NormalizeError::Type { field: name(self), source })? {
-                return Ok(Some((idx, value)));
+            let existing = &self.schema.tables[table_idx].columns[idx];
+            let coerced = types::coerce(v, existing.data_type);
+            match coerced.map_err(|source| NormalizeError::Type { field: name(self), source })? {
+                // More digits than the declared decimal holds: a variant.
+                Some(Value::Decimal(d)) if !types::decimal_fits(&d, existing.decimal_shape()) => {}
+                Some(value) => return Ok(Some((idx, value))),
+                None => {}
             }
         }
         let Some(inferred) = types::infer(v) else { return Ok(None) };
@@ -539,12 +542,12 @@ impl Normalizer {
             let variant = format!("{}{sep}v_{}", name(self), types::variant_suffix(v));
             let found = self.column(table_idx, &variant);
             let variant_type = found.map_or(inferred, |i| self.schema.tables[table_idx].columns[i].data_type);
-            let value = types::coerce(v, variant_type)
-                .map_err(|source| NormalizeError::Type { field: name(self), source })?
-                .ok_or_else(|| NormalizeError::Type {
-                    field: variant.clone(),
-                    source: TypeError::NoVariant { value: v.to_json(), data_type: variant_type.name() },
-                })?;
+            // (An integer beyond 64 bits that did not fit a decimal column
+            // fits no bigint variant either: this error, not the bigint one.)
+            let value = types::coerce(v, variant_type).ok().flatten().ok_or_else(|| NormalizeError::Type {
+                field: variant.clone(),
+                source: TypeError::NoVariant { value: v.to_json(), data_type: variant_type.name() },
+            })?;
             let table = &mut self.schema.tables[table_idx];
             let idx = match found {
                 Some(i) => i,
@@ -721,6 +724,45 @@ mod tests {
         assert_eq!(rows[0].values[0], (2, Value::Bigint(1)));
         assert!(rows[0].values.contains(&(0, Value::Decimal("12.5".into()))));
         assert!(rows[0].values.contains(&(1, Value::Date(19_724))));
+    }
+
+    /// A decimal column holds what its declared shape holds, on the fast
+    /// path as on the tree: a value with more digits goes to its variant
+    /// (the Parquet writer could not store it, and must not round it).
+    #[test]
+    fn decimals_beyond_their_shape_go_to_variants() {
+        let mut s = settings("direct", 0, true);
+        s.schema_hints = SchemaHints::parse(
+            "[tables.t.columns.amount]\ndata_type = \"decimal\"\nprecision = 6\nscale = 2\n[tables.t.columns.plain]\ndata_type = \"decimal\"\n",
+        )
+        .expect("hints");
+        let mut n = Normalizer::new(&s, Schema::default(), "1").expect("settings");
+        let mut rows = Vec::new();
+        let lines = [
+            r#"{"amount": "1.5", "plain": 1}"#,
+            r#"{"amount": "9999.99", "plain": "12345678901234567890123456789.123456789"}"#,
+            r#"{"amount": 1234.50, "plain": "1.0000000000"}"#,
+            r#"{"amount": "10000", "plain": "123456789012345678901234567890"}"#,
+            r#"{"amount": "0.005", "plain": "0.0000000001"}"#,
+            r#"{"amount": "1e999999999", "plain": 1e-10}"#,
+        ];
+        for line in lines {
+            if !n.push_line("t", line.as_bytes(), &mut rows) {
+                let parsed = crate::input::parse_line(1, line.as_bytes()).expect("valid JSON");
+                n.push("t", &parsed, &mut rows).expect("normalizes");
+            }
+        }
+        let schema = n.into_schema();
+        assert_eq!(column_names(&schema, "t"), ["amount", "plain", "amount▶v_text", "plain▶v_text", "plain▶v_double"]);
+        let cell = |row: usize, col: usize| rows[row].values.iter().find(|(c, _)| *c == col).map(|(_, v)| v.clone());
+        let dec = |d: &str| Some(Value::Decimal(d.into()));
+        let text = |t: &str| Some(Value::Text(t.into()));
+        assert_eq!((cell(0, 0), cell(0, 1)), (dec("1.5"), dec("1")));
+        assert_eq!((cell(1, 0), cell(1, 1)), (dec("9999.99"), dec("12345678901234567890123456789.123456789")));
+        assert_eq!((cell(2, 0), cell(2, 1)), (dec("1234.5"), dec("1.0000000000")));
+        assert_eq!((cell(3, 2), cell(3, 3)), (text("10000"), text("123456789012345678901234567890")));
+        assert_eq!((cell(4, 2), cell(4, 3)), (text("0.005"), text("0.0000000001")));
+        assert_eq!((cell(5, 2), cell(5, 4)), (text("1e999999999"), Some(Value::Double(1e-10))));
     }
 
     /// Arbitrary JSON (odd keys, deep nesting, mixed types, huge numbers)

@@ -257,6 +257,16 @@ fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// A decimal in plain notation (`1e3` → `1000`), or `None` if `s` is not a number.
+/// Whether `plain`, a decimal as [`coerce`] writes it, fits a column of
+/// `(precision, scale)` without losing or rounding a digit.
+pub fn decimal_fits(plain: &str, (precision, scale): (u32, u32)) -> bool {
+    let digits = plain.strip_prefix('-').unwrap_or(plain);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let int_digits = int.trim_start_matches('0').len();
+    let frac_digits = frac.trim_end_matches('0').len();
+    int_digits + scale as usize <= precision as usize && frac_digits <= scale as usize
+}
+
 fn plain_decimal(s: &str) -> Option<String> {
     let (mantissa, exp) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
@@ -274,6 +284,11 @@ fn plain_decimal(s: &str) -> Option<String> {
     }
     let all: String = format!("{int_part}{frac_part}");
     let point = int_part.len() as i64 + i64::from(exp);
+    // `1e999999999` would be a billion digits; no decimal column holds more
+    // than 38, so such a value is no decimal at all (it goes to a variant).
+    if point.unsigned_abs() > 2 * u64::from(crate::schema::MAX_DECIMAL_PRECISION) + all.len() as u64 {
+        return None;
+    }
     let (int, frac) = if point <= 0 {
         (String::from("0"), format!("{}{}", "0".repeat((-point) as usize), all))
     } else if point as usize >= all.len() {
@@ -394,5 +409,19 @@ mod tests {
             Ok(Some(Value::Text("-123456789012345678901234567890".into())))
         );
         assert_eq!(super::coerce(&big, DataType::Double), Ok(Some(Value::Double(-1.2345678901234568e29))));
+    }
+
+    #[test]
+    fn decimals_fit_their_shape_digit_for_digit() {
+        assert!(decimal_fits("1234.56", (6, 2)));
+        assert!(decimal_fits("-0.5", (1, 1)));
+        assert!(decimal_fits("00012.300", (5, 1)), "leading and trailing zeros are no digits");
+        assert!(!decimal_fits("12345.6", (6, 2)), "five integer digits where four fit");
+        assert!(!decimal_fits("0.001", (6, 2)), "a third fraction digit would be lost");
+        assert!(decimal_fits("0", (1, 0)));
+        // No billion-digit string for a huge exponent: not a decimal at all.
+        assert_eq!(plain_decimal("1e999999999"), None);
+        assert_eq!(plain_decimal("1e-999999999"), None);
+        assert_eq!(plain_decimal("1.5e3").as_deref(), Some("1500"));
     }
 }

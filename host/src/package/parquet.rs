@@ -34,20 +34,8 @@ use crate::schema::{DataType, Table, Value};
 /// Rows per row group: bounds the writer's memory.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-const DEFAULT_PRECISION: u8 = 38;
-const DEFAULT_SCALE: i8 = 9;
-
 fn damaged(path: &Path, message: impl std::fmt::Display) -> PackageError {
     PackageError::Damaged { path: path.to_path_buf(), message: message.to_string() }
-}
-
-fn decimal_shape(precision: Option<u32>, scale: Option<u32>) -> (u8, i8) {
-    let p = precision.and_then(|p| u8::try_from(p).ok()).filter(|p| (1..=38).contains(p)).unwrap_or(DEFAULT_PRECISION);
-    let s = scale
-        .and_then(|s| i8::try_from(s).ok())
-        .filter(|s| *s >= 0 && (*s as u8) <= p)
-        .unwrap_or(DEFAULT_SCALE.min(p as i8));
-    (p, s)
 }
 
 /// The Arrow field of one column.
@@ -60,8 +48,9 @@ fn arrow_field(c: &crate::schema::Column) -> Field {
         DataType::Bigint => ArrowType::Int64,
         DataType::Binary => ArrowType::Binary,
         DataType::Decimal => {
-            let (p, s) = decimal_shape(c.precision, c.scale);
-            ArrowType::Decimal128(p, s)
+            let (precision, scale) = c.decimal_shape();
+            // Both at most 38 (MAX_DECIMAL_PRECISION).
+            ArrowType::Decimal128(precision as u8, scale as i8)
         }
         DataType::Date => ArrowType::Date32,
         DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),

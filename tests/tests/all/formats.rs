@@ -189,3 +189,35 @@ fn parquet_files_are_accepted_as_input() {
     assert_eq!(rows[3]["at"], "2024-02-29T23:00:03.123456Z");
     assert_eq!(rows[0]["name"], Value::Null);
 }
+
+/// A decimal with more digits than its declared shape holds goes to the
+/// variant column in both formats: Parquet could not store it (the run used
+/// to fail writing the job file) and must not round it.
+#[test]
+fn decimals_beyond_the_declared_shape_become_variants_in_both_formats() {
+    for format in ["jsonl", "parquet"] {
+        let s = Scratch::new();
+        let input =
+            s.file("input.jsonl", "{\"price\": \"12.5\"}\n{\"price\": \"123456789.5\"}\n{\"price\": \"0.125\"}\n");
+        let hints = s.file("hints.toml", &HINTS.replace("TABLE", "t"));
+        let out = s.run_capture(&[
+            "--input",
+            input.to_str().expect("utf8"),
+            "--table",
+            "t",
+            "--schema-hints",
+            hints.to_str().expect("utf8"),
+            "--loader-file-format",
+            format,
+        ]);
+        assert!(out.status.success(), "{format}: {}", stderr(&out));
+        let prices: Vec<(Value, Value)> =
+            rows_of(&s.captured(), "t").iter().map(|r| (r["price"].clone(), r["price▶v_text"].clone())).collect();
+        let first = if format == "parquet" { "12.50" } else { "12.5" };
+        assert_eq!(
+            prices,
+            [(json!(first), Value::Null), (Value::Null, json!("123456789.5")), (Value::Null, json!("0.125")),],
+            "{format}"
+        );
+    }
+}
