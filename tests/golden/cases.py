@@ -29,6 +29,11 @@ CASES = {
     "dlt_prefix_skipped": dict(records=[{"id": 1, "_dlt_custom": 1, "_dltx": 2, "_DLT_up": 3}]),
     "table_name_snake": dict(naming="snake_case", table="PErson", records=[{"camelCase": 1}]),
     "schema_evolution": dict(records=[{"a": 1}, {"a": 2, "b": "x"}, {"c": 3.5}]),
+    # Two runs of one pipeline: the second delivers every column the first added.
+    "schema_evolution_two_runs": dict(nesting=1, parts=[
+        [{"a": 1, "b": "x", "l": [1]}, {"a": 2}],
+        [{"a": "7", "c": 1.5, "b": 5}, {"a": "seven", "d": {"e": True}, "l": ["y"]}],
+    ]),
     # Found by differential.py against dlt 1.31:
     "timestamp_detection_forms": dict(records=[{"a": "2024-01-02T03", "b": "20240102T030405Z", "c": "2024/01/15 10:00", "d": "2024-01-02T03:04:05,5+02", "e": "2024-01-02t03:04:05z", "f": "2024"}]),
     "timestamp_coercion_from_text": dict(records=[{"ts": "2024-01-02T03:04:05Z"}, {"ts": "2024-01-02"}, {"ts": "7"}, {"ts": "3.5"}, {"ts": "2024"}, {"ts": "2024/01/15"}, {"ts": "12:30:00"}, {"ts": 1700000000}]),

@@ -70,7 +70,12 @@ def run_case(name, case):
     work = tempfile.mkdtemp()
     try:
         p = dlt.pipeline(f"golden_{name}", destination=golden, pipelines_dir=work)
-        p.run(case["records"], table_name=case.get("table", "items"))
+        # `parts`: records loaded by successive runs of one pipeline; what
+        # the last run delivers is the result (its tables list every column
+        # the earlier runs added).
+        for part in case["parts"] if "parts" in case else [case["records"]]:
+            captured.clear()
+            p.run(part, table_name=case.get("table", "items"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -88,12 +93,18 @@ def main():
     for name, case in CASES.items():
         out = HERE / name
         out.mkdir(exist_ok=True)
-        (out / "input.jsonl").write_text("".join(json.dumps(r) + "\n" for r in case["records"]))
         settings = {
             "naming_convention": case.get("naming", "direct"),
             "max_nesting_level": case.get("nesting", 0),
             "table": case.get("table", "items"),
         }
+        if "parts" in case:
+            # One input per run, loaded in order into one pipeline.
+            settings["inputs"] = [f"input{i + 1}.jsonl" for i in range(len(case["parts"]))]
+            for file, part in zip(settings["inputs"], case["parts"]):
+                (out / file).write_text("".join(json.dumps(r) + "\n" for r in part))
+        else:
+            (out / "input.jsonl").write_text("".join(json.dumps(r) + "\n" for r in case["records"]))
         (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
         tables = run_case(name, case)
         (out / "expected.json").write_text(json.dumps({"tables": tables}, indent=2, ensure_ascii=False) + "\n")

@@ -26,25 +26,35 @@ fn normalizer_matches_dlt_on_every_golden_case() {
         let expected: Value =
             serde_json::from_slice(&std::fs::read(case.join("expected.json")).expect("expected")).expect("json");
         let s = Scratch::new();
-        let input = case.join("input.jsonl");
         let nesting = settings["max_nesting_level"].to_string();
-        let out = e2e::run(s.command(
-            "run",
-            "capture",
-            &[
-                "--input",
-                input.to_str().expect("utf8"),
-                "--table",
-                settings["table"].as_str().expect("table"),
-                "--naming-convention",
-                settings["naming_convention"].as_str().expect("naming"),
-                "--max-nesting-level",
-                &nesting,
-                "--batch-size",
-                "1000",
-            ],
-        ));
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        // Several inputs are successive runs of one pipeline; the last run's
+        // deliveries are compared.
+        let inputs: Vec<&str> = match settings["inputs"].as_array() {
+            Some(files) => files.iter().map(|f| f.as_str().expect("input name")).collect(),
+            None => vec!["input.jsonl"],
+        };
+        for file in inputs {
+            let _ = std::fs::remove_dir_all(s.out());
+            std::fs::create_dir_all(s.out()).expect("out dir");
+            let input = case.join(file);
+            let out = e2e::run(s.command(
+                "run",
+                "capture",
+                &[
+                    "--input",
+                    input.to_str().expect("utf8"),
+                    "--table",
+                    settings["table"].as_str().expect("table"),
+                    "--naming-convention",
+                    settings["naming_convention"].as_str().expect("naming"),
+                    "--max-nesting-level",
+                    &nesting,
+                    "--batch-size",
+                    "1000",
+                ],
+            ));
+            assert!(out.status.success(), "{name} {file}: {}", stderr(&out));
+        }
         let mut got: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
         for doc in s.captured() {
             let table = doc["table"]["name"].as_str().unwrap_or_default().to_string();
