@@ -357,6 +357,10 @@ fn open<'a>(
     } else {
         Box::new(reader)
     };
+    // A UTF-8 byte order mark (Windows tools write one) is not JSON.
+    if reader.fill_buf().map_err(io_err)?.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
     let first = first_non_blank(&mut reader).map_err(io_err)?;
     Ok(Opened::Json { name, reader, first })
 }
@@ -595,6 +599,13 @@ mod tests {
         enc.write_all(b"{\"a\":1}\n{\"a\":2}\n").expect("gzip");
         enc.finish().expect("finish");
         assert_eq!(collect(&gz).expect("reads").len(), 2);
+
+        // A byte order mark before lines or an array is skipped.
+        let bom = dir.path().join("d.jsonl");
+        std::fs::write(&bom, b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n").expect("write");
+        assert_eq!(collect(&bom).expect("reads").len(), 2);
+        std::fs::write(&bom, b"\xEF\xBB\xBF[{\"a\":1}]").expect("write");
+        assert_eq!(collect(&bom).expect("reads").len(), 1);
     }
 
     #[test]
