@@ -83,6 +83,15 @@ pub enum InputError {
         /// What the parser expected.
         message: String,
     },
+    /// A Parquet input that cannot be read (damaged, or a feature arrow
+    /// does not read).
+    #[error("{source_name}: cannot read Parquet: {message}")]
+    Parquet {
+        /// The input.
+        source_name: String,
+        /// What the Parquet reader said.
+        message: String,
+    },
 }
 
 /// One input record and the line it started on. Its strings may borrow

@@ -1,15 +1,17 @@
 //! Parquet input files → JSON records, so they go through the same
 //! normalizer as JSON: one record per row, nested lists and structs as JSON
-//! arrays and objects, timestamps as RFC 3339 strings (inferred back as
-//! timestamps), decimals as strings, binary as base64.
+//! arrays and objects, maps as objects, dictionary columns as their values,
+//! timestamps as RFC 3339 strings (inferred back as timestamps), decimals as
+//! strings, binary as base64. Every codec the files of common tools use is
+//! read (snappy, zstd, gzip, lz4, brotli).
 
 use std::fs::File;
 use std::path::Path;
 
 use arrow::array::{
-    Array, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array, GenericListArray, Int8Array, Int16Array,
-    Int32Array, Int64Array, LargeStringArray, StringArray, StructArray, UInt8Array, UInt16Array, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float32Array, Float64Array, GenericListArray, Int8Array,
+    Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray, StructArray, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use base64::Engine as _;
@@ -27,21 +29,32 @@ pub fn is_parquet(path: &Path) -> bool {
 /// Reads every row of a Parquet file as a JSON object.
 pub fn read<E: From<InputError>>(path: &Path, each: &mut impl FnMut(Record<'_>) -> Result<(), E>) -> Result<(), E> {
     let name = path.display().to_string();
-    let bad = |message: String| InputError::Malformed { source_name: name.clone(), line: 0, column: 0, message };
+    let bad = |message: String| InputError::Parquet { source_name: name.clone(), message };
     let file = File::open(path).map_err(|error| InputError::Io { source_name: name.clone(), error })?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(4096).build())
-        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        .map_err(|e| bad(e.to_string()))?;
     let mut row_no = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
         let schema = batch.schema();
+        // Dictionary-encoded columns (pandas categoricals, repeated
+        // strings) as plain ones, once per batch rather than per cell.
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                ArrowType::Dictionary(_, values) => arrow::compute::cast(c, values),
+                _ => Ok(c.clone()),
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
         for r in 0..batch.num_rows() {
             row_no += 1;
             let entries = schema
                 .fields()
                 .iter()
-                .zip(batch.columns())
+                .zip(&columns)
                 .map(|(field, column)| (Cow::Borrowed(field.name().as_str()), cell(column.as_ref(), r)))
                 .collect();
             each(Record { line: row_no, value: Node::Object(entries) })?;
@@ -61,7 +74,8 @@ fn text(s: impl Into<String>) -> Node<'static> {
 
 /// One cell as JSON.
 fn cell(a: &dyn Array, r: usize) -> Node<'static> {
-    if a.is_null(r) {
+    // A null-typed column has no validity bits: every value is null.
+    if a.is_null(r) || *a.data_type() == ArrowType::Null {
         return Node::Null;
     }
     let any = a.as_any();
@@ -99,11 +113,41 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
         return text(x.value(r));
     }
     if let Some(x) = any.downcast_ref::<BinaryArray>() {
-        return text(base64::engine::general_purpose::STANDARD.encode(x.value(r)));
+        return base64_text(x.value(r));
     }
     match a.data_type() {
+        ArrowType::Float16 => float(f64::from(a.as_primitive::<arrow::datatypes::Float16Type>().value(r).to_f32())),
+        ArrowType::Utf8View => text(a.as_string_view().value(r)),
+        ArrowType::LargeBinary => base64_text(a.as_binary::<i64>().value(r)),
+        ArrowType::FixedSizeBinary(_) => base64_text(a.as_fixed_size_binary().value(r)),
+        ArrowType::BinaryView => base64_text(a.as_binary_view().value(r)),
         ArrowType::List(_) => list_items(a.as_list::<i32>(), r),
         ArrowType::LargeList(_) => list_items(a.as_list::<i64>(), r),
+        ArrowType::FixedSizeList(_, _) => {
+            let values = a.as_fixed_size_list().value(r);
+            Node::Array((0..values.len()).map(|i| cell(values.as_ref(), i)).collect())
+        }
+        // A map is an object: its keys as text (non-text keys as JSON).
+        ArrowType::Map(_, _) => {
+            let entries = a.as_map().value(r);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            Node::Object(
+                (0..entries.len())
+                    .map(|i| {
+                        let key = match cell(keys.as_ref(), i) {
+                            Node::Str(k) => k,
+                            other => Cow::Owned(other.to_json()),
+                        };
+                        (key, cell(values.as_ref(), i))
+                    })
+                    .collect(),
+            )
+        }
+        // Nested dictionaries (top-level ones are unpacked per batch).
+        ArrowType::Dictionary(_, values) => match arrow::compute::cast(&a.slice(r, 1), values) {
+            Ok(plain) => cell(plain.as_ref(), 0),
+            Err(_) => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+        },
         ArrowType::Struct(fields) => {
             let Some(s) = any.downcast_ref::<StructArray>() else { return Node::Null };
             Node::Object(
@@ -134,7 +178,88 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
     }
 }
 
+fn base64_text(bytes: &[u8]) -> Node<'static> {
+    text(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
 /// A float as JSON has it: NaN and infinities (which JSON cannot hold) are null.
 fn float(f: f64) -> Node<'static> {
     if f.is_finite() { Node::Float(f) } else { Node::Null }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        DictionaryArray, FixedSizeListBuilder, Int64Builder, LargeBinaryArray, MapBuilder, NullArray, StringBuilder,
+    };
+    use arrow::datatypes::Int32Type;
+    use arrow::record_batch::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// Types that pandas, polars and Spark write (dictionary columns, maps,
+    /// null columns, fixed-size lists, large binary), in a zstd file.
+    #[test]
+    fn reads_the_types_other_tools_write() {
+        let cat: DictionaryArray<Int32Type> = vec![Some("x"), None, Some("x")].into_iter().collect();
+        let mut map = MapBuilder::new(None, StringBuilder::new(), Int64Builder::new());
+        map.keys().append_value("k");
+        map.values().append_value(1);
+        map.append(true).expect("map row");
+        map.append(false).expect("null map");
+        map.append(true).expect("empty map");
+        let mut pairs = FixedSizeListBuilder::new(Int64Builder::new(), 2);
+        for row in [Some([1, 2]), None, Some([3, 4])] {
+            let valid = row.is_some();
+            for v in row.unwrap_or_default() {
+                pairs.values().append_value(v);
+            }
+            pairs.append(valid);
+        }
+        let bytes = LargeBinaryArray::from_opt_vec(vec![Some(b"\x00".as_slice()), None, Some(b"hi".as_slice())]);
+        let batch = RecordBatch::try_from_iter_with_nullable([
+            ("cat", Arc::new(cat) as ArrayRef, true),
+            ("m", Arc::new(map.finish()) as ArrayRef, true),
+            ("nul", Arc::new(NullArray::new(3)) as ArrayRef, true),
+            ("pair", Arc::new(pairs.finish()) as ArrayRef, true),
+            ("bytes", Arc::new(bytes) as ArrayRef, true),
+        ])
+        .expect("batch");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        let mut w =
+            ArrowWriter::try_new(File::create(&path).expect("create"), batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+
+        let mut rows = Vec::new();
+        read(&path, &mut |r: Record<'_>| {
+            rows.push(r.value.to_json());
+            Ok::<_, InputError>(())
+        })
+        .expect("reads");
+        assert_eq!(
+            rows,
+            [
+                r#"{"cat":"x","m":{"k":1},"nul":null,"pair":[1,2],"bytes":"AA=="}"#,
+                r#"{"cat":null,"m":null,"nul":null,"pair":null,"bytes":null}"#,
+                r#"{"cat":"x","m":{},"nul":null,"pair":[3,4],"bytes":"aGk="}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_named_as_parquet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.parquet");
+        std::fs::write(&path, b"PAR1 not really").expect("write");
+        let err = read(&path, &mut |_: Record<'_>| Ok::<_, InputError>(())).expect_err("damaged");
+        assert!(err.to_string().contains("bad.parquet: cannot read Parquet:"), "{err}");
+    }
 }
