@@ -137,6 +137,14 @@ impl Column {
 /// The most digits a decimal column holds (Arrow's decimal128).
 pub const MAX_DECIMAL_PRECISION: u32 = 38;
 
+/// The timestamps there are, in microseconds since the epoch: Python's
+/// datetime range (so dlt's), 0001-01-01 to 9999-12-31T23:59:59.999999 UTC.
+/// A value outside is no timestamp: no job file reader or sink takes it.
+pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800_000_000..=253_402_300_799_999_999;
+
+/// The same range in days since 1970-01-01, for dates.
+pub const DATE_RANGE: std::ops::RangeInclusive<i32> = -719_162..=2_932_896;
+
 /// One table: columns in delivery order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub mod json;
 pub mod parquet;
 
-pub use json::Node;
+pub use json::{Node, Typed};
 use sha2::{Digest, Sha256};
 
 /// Where records come from.

@@ -1,9 +1,10 @@
-//! Parquet input files → JSON records, so they go through the same
-//! normalizer as JSON: one record per row, nested lists and structs as JSON
-//! arrays and objects, maps as objects, dictionary columns as their values,
-//! timestamps as RFC 3339 strings (inferred back as timestamps), decimals as
-//! strings, binary as base64. Every codec the files of common tools use is
-//! read (snappy, zstd, gzip, lz4, brotli).
+//! Parquet input files → records, so they go through the same normalizer
+//! as JSON: one record per row, nested lists and structs as arrays and
+//! objects, maps as objects, dictionary columns as their values, and dates,
+//! times, timestamps, decimals and binary as [`Typed`] values, so their
+//! columns keep their types (as dlt infers them from the Python objects of
+//! `to_pylist()` rows). Every codec the files of common tools use is read
+//! (snappy, zstd, gzip, lz4, brotli).
 
 use std::fs::File;
 use std::path::Path;
@@ -13,12 +14,11 @@ use arrow::array::{
     Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray, StructArray, UInt8Array, UInt16Array,
     UInt32Array, UInt64Array,
 };
-use arrow::datatypes::{DataType as ArrowType, TimeUnit};
-use base64::Engine as _;
+use arrow::datatypes::{self as types, DataType as ArrowType, TimeUnit};
 use std::borrow::Cow;
 
-use super::{InputError, Node, Record};
-use crate::package::jsonl::{format_date, format_timestamp};
+use super::{InputError, Node, Record, Typed};
+use crate::schema::{DATE_RANGE, TIMESTAMP_RANGE};
 
 /// True when the file starts with Parquet's magic bytes.
 pub fn is_parquet(path: &Path) -> bool {
@@ -113,14 +113,14 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
         return text(x.value(r));
     }
     if let Some(x) = any.downcast_ref::<BinaryArray>() {
-        return base64_text(x.value(r));
+        return bytes(x.value(r));
     }
     match a.data_type() {
         ArrowType::Float16 => float(f64::from(a.as_primitive::<arrow::datatypes::Float16Type>().value(r).to_f32())),
         ArrowType::Utf8View => text(a.as_string_view().value(r)),
-        ArrowType::LargeBinary => base64_text(a.as_binary::<i64>().value(r)),
-        ArrowType::FixedSizeBinary(_) => base64_text(a.as_fixed_size_binary().value(r)),
-        ArrowType::BinaryView => base64_text(a.as_binary_view().value(r)),
+        ArrowType::LargeBinary => bytes(a.as_binary::<i64>().value(r)),
+        ArrowType::FixedSizeBinary(_) => bytes(a.as_fixed_size_binary().value(r)),
+        ArrowType::BinaryView => bytes(a.as_binary_view().value(r)),
         ArrowType::List(_) => list_items(a.as_list::<i32>(), r),
         ArrowType::LargeList(_) => list_items(a.as_list::<i64>(), r),
         ArrowType::FixedSizeList(_, _) => {
@@ -159,27 +159,50 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
             )
         }
         ArrowType::Timestamp(unit, _) => {
-            // RFC 3339 UTC, so the normalizer infers a timestamp again.
-            let raw = match unit {
-                TimeUnit::Second => {
-                    a.as_primitive::<arrow::datatypes::TimestampSecondType>().value(r).saturating_mul(1_000_000)
-                }
+            let micros = match unit {
+                TimeUnit::Second => a.as_primitive::<types::TimestampSecondType>().value(r).saturating_mul(1_000_000),
                 TimeUnit::Millisecond => {
-                    a.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(r).saturating_mul(1_000)
+                    a.as_primitive::<types::TimestampMillisecondType>().value(r).saturating_mul(1_000)
                 }
-                TimeUnit::Microsecond => a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(r),
-                TimeUnit::Nanosecond => a.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(r) / 1_000,
+                TimeUnit::Microsecond => a.as_primitive::<types::TimestampMicrosecondType>().value(r),
+                TimeUnit::Nanosecond => a.as_primitive::<types::TimestampNanosecondType>().value(r).div_euclid(1_000),
             };
-            text(format_timestamp(raw))
+            if TIMESTAMP_RANGE.contains(&micros) {
+                Node::Typed(Typed::Timestamp(micros))
+            } else {
+                text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default())
+            }
         }
-        ArrowType::Date32 => text(format_date(a.as_primitive::<arrow::datatypes::Date32Type>().value(r))),
-        ArrowType::Decimal128(_, _) => text(a.as_primitive::<arrow::datatypes::Decimal128Type>().value_as_string(r)),
+        ArrowType::Date32 | ArrowType::Date64 => {
+            let days = match a.data_type() {
+                ArrowType::Date32 => Some(a.as_primitive::<types::Date32Type>().value(r)),
+                _ => i32::try_from(a.as_primitive::<types::Date64Type>().value(r).div_euclid(86_400_000)).ok(),
+            };
+            match days.filter(|d| DATE_RANGE.contains(d)) {
+                Some(days) => Node::Typed(Typed::Date(days)),
+                None => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+            }
+        }
+        ArrowType::Time32(unit) | ArrowType::Time64(unit) => {
+            let micros = match unit {
+                TimeUnit::Second => i64::from(a.as_primitive::<types::Time32SecondType>().value(r)) * 1_000_000,
+                TimeUnit::Millisecond => i64::from(a.as_primitive::<types::Time32MillisecondType>().value(r)) * 1_000,
+                TimeUnit::Microsecond => a.as_primitive::<types::Time64MicrosecondType>().value(r),
+                TimeUnit::Nanosecond => a.as_primitive::<types::Time64NanosecondType>().value(r) / 1_000,
+            };
+            Node::Typed(Typed::Time(micros))
+        }
+        ArrowType::Decimal128(precision, scale) if *scale >= 0 => Node::Typed(Typed::Decimal {
+            digits: a.as_primitive::<types::Decimal128Type>().value_as_string(r),
+            precision: u32::from(*precision),
+            scale: *scale as u32,
+        }),
         _ => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
     }
 }
 
-fn base64_text(bytes: &[u8]) -> Node<'static> {
-    text(base64::engine::general_purpose::STANDARD.encode(bytes))
+fn bytes(b: &[u8]) -> Node<'static> {
+    Node::Typed(Typed::Binary(b.to_vec()))
 }
 
 /// A float as JSON has it: NaN and infinities (which JSON cannot hold) are null.
@@ -251,6 +274,28 @@ mod tests {
                 r#"{"cat":null,"m":null,"nul":null,"pair":null,"bytes":null}"#,
                 r#"{"cat":"x","m":{},"nul":null,"pair":[3,4],"bytes":"aGk="}"#,
             ]
+        );
+    }
+
+    /// Dates, times, decimals, timestamps and bytes stay typed (dlt infers
+    /// their types from the Python objects); a timestamp or date outside
+    /// years 1-9999 is no timestamp, and arrives as text.
+    #[test]
+    fn typed_columns_stay_typed() {
+        use arrow::array::{Date32Array, Decimal128Array, Time64MicrosecondArray, TimestampMicrosecondArray};
+        let date = Date32Array::from(vec![19_724, i32::MAX]);
+        assert_eq!(cell(&date, 0), Node::Typed(Typed::Date(19_724)));
+        assert!(matches!(cell(&date, 1), Node::Str(_)));
+        let time = Time64MicrosecondArray::from(vec![45_000_000_001]);
+        assert_eq!(cell(&time, 0), Node::Typed(Typed::Time(45_000_000_001)));
+        let dec = Decimal128Array::from(vec![-50]).with_precision_and_scale(10, 2).expect("decimal(10, 2)");
+        assert_eq!(cell(&dec, 0), Node::Typed(Typed::Decimal { digits: "-0.50".into(), precision: 10, scale: 2 }));
+        let ts = TimestampMicrosecondArray::from(vec![1_704_164_645_000_000, i64::MAX]).with_timezone("UTC");
+        assert_eq!(cell(&ts, 0), Node::Typed(Typed::Timestamp(1_704_164_645_000_000)));
+        assert!(matches!(cell(&ts, 1), Node::Str(_)));
+        assert_eq!(
+            cell(&arrow::array::BinaryArray::from(vec![b"hi".as_slice()]), 0),
+            Node::Typed(Typed::Binary(b"hi".to_vec()))
         );
     }
 

@@ -552,11 +552,8 @@ impl Normalizer {
             let idx = match found {
                 Some(i) => i,
                 None => {
-                    let mut col = Column::new(variant, inferred);
+                    let mut col = new_column(variant, inferred, v);
                     col.variant = true;
-                    if inferred == DataType::Timestamp {
-                        col.timezone = Some(true);
-                    }
                     table.columns.push(col);
                     table.columns.len() - 1
                 }
@@ -566,10 +563,7 @@ impl Normalizer {
         let value = types::coerce(v, inferred)
             .map_err(|source| NormalizeError::Type { field: name(self), source })?
             .unwrap_or(Value::Null);
-        let mut col = Column::new(name(self), inferred);
-        if inferred == DataType::Timestamp {
-            col.timezone = Some(true);
-        }
+        let col = new_column(name(self), inferred, v);
         let table = &mut self.schema.tables[table_idx];
         table.columns.push(col);
         let idx = table.columns.len() - 1;
@@ -610,6 +604,20 @@ impl Normalizer {
         self.fields[table_idx].dlt_columns[slot] = Some(idx);
         (idx, value)
     }
+}
+
+/// A column inferred from value `v`: timestamps are in UTC, and a Parquet
+/// decimal keeps its precision and scale.
+fn new_column(name: String, data_type: DataType, v: &Node<'_>) -> Column {
+    let mut col = Column::new(name, data_type);
+    if data_type == DataType::Timestamp {
+        col.timezone = Some(true);
+    }
+    if let Some((precision, scale)) = types::declared_shape(v) {
+        col.precision = Some(precision);
+        col.scale = Some(scale);
+    }
+    col
 }
 
 #[cfg(test)]

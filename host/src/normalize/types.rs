@@ -9,7 +9,7 @@ use chrono::{NaiveTime, Timelike};
 use compact_str::CompactString;
 
 use super::datetime::{detect_timestamp, seconds_to_micros, text_to_timestamp};
-use crate::input::Node;
+use crate::input::{Node, Typed};
 use crate::schema::{DataType, Value};
 
 /// A JSON value with its inferred type; `None` for null (which has no type).
@@ -22,6 +22,16 @@ pub fn infer(v: &Node<'_>) -> Option<DataType> {
         Node::Str(s) if detect_timestamp(s).is_some() => Some(DataType::Timestamp),
         Node::Str(_) => Some(DataType::Text),
         Node::Array(_) | Node::Object(_) => Some(DataType::Json),
+        Node::Typed(t) => Some(t.data_type()),
+    }
+}
+
+/// The precision and scale a new column inferred from `v` takes: a Parquet
+/// decimal's own (dlt's default shape could not hold a `decimal(38, 18)`).
+pub fn declared_shape(v: &Node<'_>) -> Option<(u32, u32)> {
+    match v {
+        Node::Typed(Typed::Decimal { precision, scale, .. }) => Some((*precision, *scale)),
+        _ => None,
     }
 }
 
@@ -35,6 +45,7 @@ pub fn variant_suffix(v: &Node<'_>) -> &'static str {
         Node::Float(_) => "double",
         Node::Str(_) => "text",
         Node::Null | Node::Array(_) | Node::Object(_) => "json",
+        Node::Typed(t) => t.data_type().name(),
     }
 }
 
@@ -83,6 +94,7 @@ fn as_f64(v: &Node<'_>) -> Option<f64> {
 pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
     Ok(match (to, v) {
         (_, Node::Null) => Some(Value::Null),
+        (_, Node::Typed(t)) => coerce_typed(t, to),
         (DataType::Bigint, Node::Int(i)) => Some(Value::Bigint(*i)),
         (DataType::Bigint, Node::BigInt(digits)) => return Err(TypeError::IntegerOutOfRange(digits.to_string())),
         (DataType::Bigint, Node::Float(f)) => {
@@ -134,6 +146,32 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
         }
         _ => None,
     })
+}
+
+/// A typed value into a column of type `to`, as dlt coerces the Python
+/// object: into its own type, into text as Python prints it, a date into a
+/// timestamp at midnight and back, a decimal into a double, or into a
+/// bigint when it is whole. Anything else goes to a variant.
+fn coerce_typed(t: &Typed, to: DataType) -> Option<Value> {
+    match (to, t) {
+        (DataType::Date, Typed::Date(days)) => Some(Value::Date(*days)),
+        (DataType::Time, Typed::Time(us)) => Some(Value::Time(*us)),
+        (DataType::Timestamp, Typed::Timestamp(us)) => Some(Value::Timestamp(*us)),
+        (DataType::Decimal, Typed::Decimal { digits, .. }) => Some(Value::Decimal(digits.clone())),
+        (DataType::Binary, Typed::Binary(bytes)) => Some(Value::Binary(bytes.clone())),
+        (DataType::Text, t) => Some(Value::Text(t.text().into())),
+        (DataType::Json, t) => Some(Value::Json(Node::Typed(t.clone()).to_json())),
+        (DataType::Timestamp, Typed::Date(days)) => Some(Value::Timestamp(i64::from(*days) * 86_400_000_000)),
+        (DataType::Date, Typed::Timestamp(us)) => i32::try_from(us.div_euclid(86_400_000_000)).ok().map(Value::Date),
+        (DataType::Double, Typed::Decimal { digits, .. }) => {
+            digits.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Double)
+        }
+        (DataType::Bigint, Typed::Decimal { digits, .. }) => {
+            let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+            fraction.bytes().all(|b| b == b'0').then(|| whole.parse().ok()).flatten().map(Value::Bigint)
+        }
+        _ => None,
+    }
 }
 
 /// dlt's `str2bool`: exactly these words, any case, no trimming.
@@ -423,5 +461,42 @@ mod tests {
         assert_eq!(plain_decimal("1e999999999"), None);
         assert_eq!(plain_decimal("1e-999999999"), None);
         assert_eq!(plain_decimal("1.5e3").as_deref(), Some("1500"));
+    }
+
+    /// What dlt 1.31 does with the Python objects of a Parquet row (a
+    /// `date`, `time`, `datetime`, `Decimal`, `bytes`), seen through a
+    /// `@dlt.destination` sink.
+    #[test]
+    fn typed_values_infer_and_coerce_as_dlt_does_python_objects() {
+        let date = Node::Typed(Typed::Date(19_724)); // 2024-01-02
+        let time = Node::Typed(Typed::Time(45_000_000_000)); // 12:30
+        let ts = Node::Typed(Typed::Timestamp(1_704_164_645_000_000)); // 2024-01-02T03:04:05Z
+        let dec = Node::Typed(Typed::Decimal { digits: "1.25".into(), precision: 10, scale: 2 });
+        let whole = Node::Typed(Typed::Decimal { digits: "3.00".into(), precision: 10, scale: 2 });
+        let bytes = Node::Typed(Typed::Binary(vec![0, 255]));
+        for (v, t, suffix) in [
+            (&date, DataType::Date, "date"),
+            (&time, DataType::Time, "time"),
+            (&ts, DataType::Timestamp, "timestamp"),
+            (&dec, DataType::Decimal, "decimal"),
+            (&bytes, DataType::Binary, "binary"),
+        ] {
+            assert_eq!((super::infer(v), variant_suffix(v)), (Some(t), suffix));
+        }
+        let text = |v: &Node<'_>| super::coerce(v, DataType::Text).expect("coerces");
+        assert_eq!(text(&date), Some(Value::Text("2024-01-02".into())));
+        assert_eq!(text(&time), Some(Value::Text("12:30:00".into())));
+        assert_eq!(text(&ts), Some(Value::Text("2024-01-02T03:04:05+00:00".into())));
+        assert_eq!(text(&dec), Some(Value::Text("1.25".into())));
+        assert_eq!(text(&bytes), Some(Value::Text("AP8=".into())));
+        assert_eq!(super::coerce(&dec, DataType::Double), Ok(Some(Value::Double(1.25))));
+        assert_eq!(super::coerce(&whole, DataType::Bigint), Ok(Some(Value::Bigint(3))));
+        assert_eq!(super::coerce(&dec, DataType::Bigint), Ok(None), "1.25 is no bigint: v_decimal");
+        assert_eq!(super::coerce(&date, DataType::Timestamp), Ok(Some(Value::Timestamp(1_704_153_600_000_000))));
+        assert_eq!(super::coerce(&ts, DataType::Date), Ok(Some(Value::Date(19_724))));
+        for (v, to) in [(&date, DataType::Double), (&time, DataType::Timestamp), (&dec, DataType::Timestamp)] {
+            assert_eq!(super::coerce(v, to), Ok(None), "{v:?} into {to:?} makes a variant in dlt");
+        }
+        assert_eq!(declared_shape(&dec), Some((10, 2)));
     }
 }

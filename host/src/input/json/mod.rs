@@ -39,6 +39,73 @@ pub enum Node<'a> {
     Array(Vec<Node<'a>>),
     /// An object's entries in input order, keys unique.
     Object(Vec<(Cow<'a, str>, Node<'a>)>),
+    /// A value JSON has no type for, from a typed input (Parquet).
+    Typed(Typed),
+}
+
+/// A value of a type JSON cannot say, as Parquet files hold them. dlt
+/// infers these types from the Python objects (`date`, `time`, `datetime`,
+/// `Decimal`, `bytes`) such rows hold, so a Parquet date column stays a
+/// date column instead of becoming text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    /// Days since 1970-01-01, within [`crate::schema::DATE_RANGE`].
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since the epoch, UTC, within
+    /// [`crate::schema::TIMESTAMP_RANGE`].
+    Timestamp(i64),
+    /// Plain decimal notation, and the precision and scale of its column.
+    Decimal {
+        /// The digits, with `-` and `.` as needed.
+        digits: String,
+        /// Digits in all.
+        precision: u32,
+        /// Digits after the point.
+        scale: u32,
+    },
+    /// Bytes.
+    Binary(Vec<u8>),
+}
+
+impl Typed {
+    /// The column type it is.
+    pub fn data_type(&self) -> crate::schema::DataType {
+        use crate::schema::DataType;
+        match self {
+            Typed::Date(_) => DataType::Date,
+            Typed::Time(_) => DataType::Time,
+            Typed::Timestamp(_) => DataType::Timestamp,
+            Typed::Decimal { .. } => DataType::Decimal,
+            Typed::Binary(_) => DataType::Binary,
+        }
+    }
+
+    /// As text, the way Python prints the object (`isoformat()`, `str()`;
+    /// bytes as base64): dlt's coercion into a text column, and the value's
+    /// form inside JSON.
+    pub fn text(&self) -> String {
+        use base64::Engine as _;
+        match self {
+            Typed::Date(days) => crate::package::jsonl::format_date(*days),
+            Typed::Time(us) => python_time(*us),
+            Typed::Timestamp(us) => {
+                let date = crate::package::jsonl::format_date(us.div_euclid(86_400_000_000) as i32);
+                format!("{date}T{}+00:00", python_time(us.rem_euclid(86_400_000_000)))
+            }
+            Typed::Decimal { digits, .. } => digits.clone(),
+            Typed::Binary(bytes) => base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+}
+
+/// `HH:MM:SS`, and `.ffffff` only when there are microseconds (Python's
+/// `time.isoformat()`).
+fn python_time(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let (h, m, s, micros) = (secs / 3600, (secs / 60) % 60, secs % 60, us.rem_euclid(1_000_000));
+    if micros == 0 { format!("{h:02}:{m:02}:{s:02}") } else { format!("{h:02}:{m:02}:{s:02}.{micros:06}") }
 }
 
 impl<'a> Node<'a> {
@@ -82,6 +149,7 @@ impl<'a> Node<'a> {
             Node::Object(entries) => {
                 Node::Object(entries.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned())).collect())
             }
+            Node::Typed(t) => Node::Typed(t),
         }
     }
 }
@@ -121,6 +189,7 @@ impl Serialize for Node<'_> {
             },
             Node::Float(f) => s.serialize_f64(*f),
             Node::Str(text) => s.serialize_str(text),
+            Node::Typed(t) => s.serialize_str(&t.text()),
             Node::Array(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {
