@@ -116,7 +116,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
         return bytes(x.value(r));
     }
     match a.data_type() {
-        ArrowType::Float16 => float(f64::from(a.as_primitive::<arrow::datatypes::Float16Type>().value(r).to_f32())),
+        ArrowType::Float16 => float(f64::from(a.as_primitive::<types::Float16Type>().value(r).to_f32())),
         ArrowType::Utf8View => text(a.as_string_view().value(r)),
         ArrowType::LargeBinary => bytes(a.as_binary::<i64>().value(r)),
         ArrowType::FixedSizeBinary(_) => bytes(a.as_fixed_size_binary().value(r)),
@@ -146,7 +146,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
         // Nested dictionaries (top-level ones are unpacked per batch).
         ArrowType::Dictionary(_, values) => match arrow::compute::cast(&a.slice(r, 1), values) {
             Ok(plain) => cell(plain.as_ref(), 0),
-            Err(_) => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+            Err(_) => shown(a, r),
         },
         ArrowType::Struct(fields) => {
             let Some(s) = any.downcast_ref::<StructArray>() else { return Node::Null };
@@ -167,11 +167,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
                 TimeUnit::Microsecond => a.as_primitive::<types::TimestampMicrosecondType>().value(r),
                 TimeUnit::Nanosecond => a.as_primitive::<types::TimestampNanosecondType>().value(r).div_euclid(1_000),
             };
-            if TIMESTAMP_RANGE.contains(&micros) {
-                Node::Typed(Typed::Timestamp(micros))
-            } else {
-                text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default())
-            }
+            if TIMESTAMP_RANGE.contains(&micros) { Node::Typed(Typed::Timestamp(micros)) } else { shown(a, r) }
         }
         ArrowType::Date32 | ArrowType::Date64 => {
             let days = match a.data_type() {
@@ -180,25 +176,35 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
             };
             match days.filter(|d| DATE_RANGE.contains(d)) {
                 Some(days) => Node::Typed(Typed::Date(days)),
-                None => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+                None => shown(a, r),
             }
         }
         ArrowType::Time32(unit) | ArrowType::Time64(unit) => {
+            // (`_opt`: Arrow has no 32-bit microseconds; no panic if a file says so.)
             let micros = match unit {
-                TimeUnit::Second => i64::from(a.as_primitive::<types::Time32SecondType>().value(r)) * 1_000_000,
-                TimeUnit::Millisecond => i64::from(a.as_primitive::<types::Time32MillisecondType>().value(r)) * 1_000,
-                TimeUnit::Microsecond => a.as_primitive::<types::Time64MicrosecondType>().value(r),
-                TimeUnit::Nanosecond => a.as_primitive::<types::Time64NanosecondType>().value(r) / 1_000,
+                TimeUnit::Second => {
+                    a.as_primitive_opt::<types::Time32SecondType>().map(|t| i64::from(t.value(r)) * 1_000_000)
+                }
+                TimeUnit::Millisecond => {
+                    a.as_primitive_opt::<types::Time32MillisecondType>().map(|t| i64::from(t.value(r)) * 1_000)
+                }
+                TimeUnit::Microsecond => a.as_primitive_opt::<types::Time64MicrosecondType>().map(|t| t.value(r)),
+                TimeUnit::Nanosecond => a.as_primitive_opt::<types::Time64NanosecondType>().map(|t| t.value(r) / 1_000),
             };
-            Node::Typed(Typed::Time(micros))
+            micros.map_or_else(|| shown(a, r), |us| Node::Typed(Typed::Time(us)))
         }
         ArrowType::Decimal128(precision, scale) if *scale >= 0 => Node::Typed(Typed::Decimal {
             digits: a.as_primitive::<types::Decimal128Type>().value_as_string(r),
             precision: u32::from(*precision),
             scale: *scale as u32,
         }),
-        _ => text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default()),
+        _ => shown(a, r),
     }
+}
+
+/// A cell as Arrow displays it, as text: for the types no other form fits.
+fn shown(a: &dyn Array, r: usize) -> Node<'static> {
+    text(arrow::util::display::array_value_to_string(a, r).unwrap_or_default())
 }
 
 fn bytes(b: &[u8]) -> Node<'static> {
