@@ -12,10 +12,13 @@
 //! Values without an offset are UTC; offsets are applied. Fractions beyond
 //! microseconds are cut, as Python's datetime does.
 
+use crate::schema::TIMESTAMP_RANGE;
+
 const MICROS_PER_SEC: i64 = 1_000_000;
-/// Python's datetime range: 0001-01-01 to 9999-12-31T23:59:59.
-const MIN_SECS: i64 = -62_135_596_800;
-const MAX_SECS: i64 = 253_402_300_799;
+/// Python's datetime range ([`TIMESTAMP_RANGE`]) in whole seconds:
+/// 0001-01-01 to 9999-12-31T23:59:59.
+const MIN_SECS: i64 = *TIMESTAMP_RANGE.start() / MICROS_PER_SEC;
+const MAX_SECS: i64 = *TIMESTAMP_RANGE.end() / MICROS_PER_SEC;
 
 /// A string with a date and a time, as microseconds since the epoch (UTC).
 pub fn detect_timestamp(s: &str) -> Option<i64> {
