@@ -167,7 +167,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
                 TimeUnit::Microsecond => a.as_primitive::<types::TimestampMicrosecondType>().value(r),
                 TimeUnit::Nanosecond => a.as_primitive::<types::TimestampNanosecondType>().value(r).div_euclid(1_000),
             };
-            if TIMESTAMP_RANGE.contains(&micros) { Node::Typed(Typed::Timestamp(micros)) } else { shown(a, r) }
+            if TIMESTAMP_RANGE.contains(&micros) { Node::from(Typed::Timestamp(micros)) } else { shown(a, r) }
         }
         ArrowType::Date32 | ArrowType::Date64 => {
             let days = match a.data_type() {
@@ -175,7 +175,7 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
                 _ => i32::try_from(a.as_primitive::<types::Date64Type>().value(r).div_euclid(86_400_000)).ok(),
             };
             match days.filter(|d| DATE_RANGE.contains(d)) {
-                Some(days) => Node::Typed(Typed::Date(days)),
+                Some(days) => Node::from(Typed::Date(days)),
                 None => shown(a, r),
             }
         }
@@ -191,9 +191,9 @@ fn cell(a: &dyn Array, r: usize) -> Node<'static> {
                 TimeUnit::Microsecond => a.as_primitive_opt::<types::Time64MicrosecondType>().map(|t| t.value(r)),
                 TimeUnit::Nanosecond => a.as_primitive_opt::<types::Time64NanosecondType>().map(|t| t.value(r) / 1_000),
             };
-            micros.map_or_else(|| shown(a, r), |us| Node::Typed(Typed::Time(us)))
+            micros.map_or_else(|| shown(a, r), |us| Node::from(Typed::Time(us)))
         }
-        ArrowType::Decimal128(precision, scale) if *scale >= 0 => Node::Typed(Typed::Decimal {
+        ArrowType::Decimal128(precision, scale) if *scale >= 0 => Node::from(Typed::Decimal {
             digits: a.as_primitive::<types::Decimal128Type>().value_as_string(r),
             precision: u32::from(*precision),
             scale: *scale as u32,
@@ -208,7 +208,7 @@ fn shown(a: &dyn Array, r: usize) -> Node<'static> {
 }
 
 fn bytes(b: &[u8]) -> Node<'static> {
-    Node::Typed(Typed::Binary(b.to_vec()))
+    Node::from(Typed::Binary(b.to_vec()))
 }
 
 /// A float as JSON has it: NaN and infinities (which JSON cannot hold) are null.
@@ -290,18 +290,18 @@ mod tests {
     fn typed_columns_stay_typed() {
         use arrow::array::{Date32Array, Decimal128Array, Time64MicrosecondArray, TimestampMicrosecondArray};
         let date = Date32Array::from(vec![19_724, i32::MAX]);
-        assert_eq!(cell(&date, 0), Node::Typed(Typed::Date(19_724)));
+        assert_eq!(cell(&date, 0), Node::from(Typed::Date(19_724)));
         assert!(matches!(cell(&date, 1), Node::Str(_)));
         let time = Time64MicrosecondArray::from(vec![45_000_000_001]);
-        assert_eq!(cell(&time, 0), Node::Typed(Typed::Time(45_000_000_001)));
+        assert_eq!(cell(&time, 0), Node::from(Typed::Time(45_000_000_001)));
         let dec = Decimal128Array::from(vec![-50]).with_precision_and_scale(10, 2).expect("decimal(10, 2)");
-        assert_eq!(cell(&dec, 0), Node::Typed(Typed::Decimal { digits: "-0.50".into(), precision: 10, scale: 2 }));
+        assert_eq!(cell(&dec, 0), Node::from(Typed::Decimal { digits: "-0.50".into(), precision: 10, scale: 2 }));
         let ts = TimestampMicrosecondArray::from(vec![1_704_164_645_000_000, i64::MAX]).with_timezone("UTC");
-        assert_eq!(cell(&ts, 0), Node::Typed(Typed::Timestamp(1_704_164_645_000_000)));
+        assert_eq!(cell(&ts, 0), Node::from(Typed::Timestamp(1_704_164_645_000_000)));
         assert!(matches!(cell(&ts, 1), Node::Str(_)));
         assert_eq!(
             cell(&arrow::array::BinaryArray::from(vec![b"hi".as_slice()]), 0),
-            Node::Typed(Typed::Binary(b"hi".to_vec()))
+            Node::from(Typed::Binary(b"hi".to_vec()))
         );
     }
 

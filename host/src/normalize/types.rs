@@ -30,7 +30,10 @@ pub fn infer(v: &Node<'_>) -> Option<DataType> {
 /// decimal's own (dlt's default shape could not hold a `decimal(38, 18)`).
 pub fn declared_shape(v: &Node<'_>) -> Option<(u32, u32)> {
     match v {
-        Node::Typed(Typed::Decimal { precision, scale, .. }) => Some((*precision, *scale)),
+        Node::Typed(t) => match **t {
+            Typed::Decimal { precision, scale, .. } => Some((precision, scale)),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -160,7 +163,7 @@ fn coerce_typed(t: &Typed, to: DataType) -> Option<Value> {
         (DataType::Decimal, Typed::Decimal { digits, .. }) => Some(Value::Decimal(digits.clone())),
         (DataType::Binary, Typed::Binary(bytes)) => Some(Value::Binary(bytes.clone())),
         (DataType::Text, t) => Some(Value::Text(t.text().into())),
-        (DataType::Json, t) => Some(Value::Json(Node::Typed(t.clone()).to_json())),
+        (DataType::Json, t) => Some(Value::Json(Node::from(t.clone()).to_json())),
         (DataType::Timestamp, Typed::Date(days)) => Some(Value::Timestamp(i64::from(*days) * 86_400_000_000)),
         (DataType::Date, Typed::Timestamp(us)) => i32::try_from(us.div_euclid(86_400_000_000)).ok().map(Value::Date),
         (DataType::Double, Typed::Decimal { digits, .. }) => {
@@ -468,12 +471,12 @@ mod tests {
     /// `@dlt.destination` sink.
     #[test]
     fn typed_values_infer_and_coerce_as_dlt_does_python_objects() {
-        let date = Node::Typed(Typed::Date(19_724)); // 2024-01-02
-        let time = Node::Typed(Typed::Time(45_000_000_000)); // 12:30
-        let ts = Node::Typed(Typed::Timestamp(1_704_164_645_000_000)); // 2024-01-02T03:04:05Z
-        let dec = Node::Typed(Typed::Decimal { digits: "1.25".into(), precision: 10, scale: 2 });
-        let whole = Node::Typed(Typed::Decimal { digits: "3.00".into(), precision: 10, scale: 2 });
-        let bytes = Node::Typed(Typed::Binary(vec![0, 255]));
+        let date = Node::from(Typed::Date(19_724)); // 2024-01-02
+        let time = Node::from(Typed::Time(45_000_000_000)); // 12:30
+        let ts = Node::from(Typed::Timestamp(1_704_164_645_000_000)); // 2024-01-02T03:04:05Z
+        let dec = Node::from(Typed::Decimal { digits: "1.25".into(), precision: 10, scale: 2 });
+        let whole = Node::from(Typed::Decimal { digits: "3.00".into(), precision: 10, scale: 2 });
+        let bytes = Node::from(Typed::Binary(vec![0, 255]));
         for (v, t, suffix) in [
             (&date, DataType::Date, "date"),
             (&time, DataType::Time, "time"),
