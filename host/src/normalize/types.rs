@@ -163,7 +163,7 @@ fn coerce_typed(t: &Typed, to: DataType) -> Option<Value> {
         (DataType::Decimal, Typed::Decimal { digits, .. }) => Some(Value::Decimal(digits.clone())),
         (DataType::Binary, Typed::Binary(bytes)) => Some(Value::Binary(bytes.clone())),
         (DataType::Text, t) => Some(Value::Text(t.text().into())),
-        (DataType::Json, t) => Some(Value::Json(Node::from(t.clone()).to_json())),
+        (DataType::Json, t) => Some(Value::Json(serde_json::Value::String(t.text()).to_string())),
         (DataType::Timestamp, Typed::Date(days)) => Some(Value::Timestamp(i64::from(*days) * 86_400_000_000)),
         (DataType::Date, Typed::Timestamp(us)) => i32::try_from(us.div_euclid(86_400_000_000)).ok().map(Value::Date),
         (DataType::Double, Typed::Decimal { digits, .. }) => {
