@@ -500,6 +500,7 @@ mod tests {
         for (v, to) in [(&date, DataType::Double), (&time, DataType::Timestamp), (&dec, DataType::Timestamp)] {
             assert_eq!(super::coerce(v, to), Ok(None), "{v:?} into {to:?} makes a variant in dlt");
         }
+        assert_eq!(super::coerce(&date, DataType::Json), Ok(Some(Value::Json("\"2024-01-02\"".into()))));
         assert_eq!(declared_shape(&dec), Some((10, 2)));
     }
 }
