@@ -294,10 +294,14 @@ fn parse_time(s: &str) -> Option<i64> {
     let t = NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
         .or_else(|_| NaiveTime::parse_from_str(s.trim(), "%H:%M"))
         .ok()?;
+    // chrono reads a leap second (`23:59:60`) as a second past 59, which
+    // would be `24:00:00`, a time no job file takes; Python refuses it.
+    if t.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
     Some(i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000))
 }
 
-/// A decimal in plain notation (`1e3` → `1000`), or `None` if `s` is not a number.
 /// Whether `plain`, a decimal as [`coerce`] writes it, fits a column of
 /// `(precision, scale)` without losing or rounding a digit.
 pub fn decimal_fits(plain: &str, (precision, scale): (u32, u32)) -> bool {
@@ -308,6 +312,7 @@ pub fn decimal_fits(plain: &str, (precision, scale): (u32, u32)) -> bool {
     int_digits + scale as usize <= precision as usize && frac_digits <= scale as usize
 }
 
+/// A decimal in plain notation (`1e3` → `1000`), or `None` if `s` is not a number.
 fn plain_decimal(s: &str) -> Option<String> {
     let (mantissa, exp) = match s.find(['e', 'E']) {
         Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
@@ -502,5 +507,18 @@ mod tests {
         }
         assert_eq!(super::coerce(&date, DataType::Json), Ok(Some(Value::Json("\"2024-01-02\"".into()))));
         assert_eq!(declared_shape(&dec), Some((10, 2)));
+    }
+
+    /// Times of day as Python's `time` takes them: no leap second (chrono
+    /// would read `23:59:60` as `24:00:00`, which no job file takes), and
+    /// fractions cut to microseconds.
+    #[test]
+    fn times_of_day_stay_within_the_day() {
+        let time = |s: &str| coerce(&json!(s), DataType::Time).expect("coerces");
+        assert_eq!(time("12:30"), Some(Value::Time(45_000_000_000)));
+        assert_eq!(time("23:59:59.9999999"), Some(Value::Time(86_399_999_999)));
+        for bad in ["23:59:60", "12:30:60", "23:59:60.5", "24:00:00"] {
+            assert_eq!(time(bad), None, "{bad}");
+        }
     }
 }
