@@ -102,13 +102,20 @@ def ours(case, work):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             return "error: " + done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "error"
+    tables = captured(out)
+    return [{"name": n, "columns": t["columns"], "rows": t["rows"]} for n, t in sorted(tables.items())]
+
+
+def captured(out):
+    """What the `capture` sink wrote to `out`: {table: {columns, rows}},
+    columns as the last delivery listed them, rows in delivery order."""
     tables = {}
     for f in sorted(out.glob("*.json")):
         doc = json.loads(f.read_text())
         t = tables.setdefault(doc["table"]["name"], {"columns": None, "rows": []})
         t["columns"] = [[c["name"], c["data_type"]] for c in doc["table"]["columns"]]
         t["rows"].extend(doc["rows"])
-    return [{"name": n, "columns": t["columns"], "rows": t["rows"]} for n, t in sorted(tables.items())]
+    return tables
 
 
 RANDOM_IDS = ("_dlt_id", "_dlt_parent_id", "_dlt_load_id")

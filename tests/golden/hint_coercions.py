@@ -23,8 +23,8 @@ import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import dlt  # noqa: E402
-from differential import CAPTURE, HOST, STRINGS, comparable, describe  # noqa: E402
-from make_goldens import encode  # noqa: E402
+from differential import CAPTURE, HOST, STRINGS, captured, comparable, describe  # noqa: E402
+from make_goldens import tables_of  # noqa: E402
 
 VALUES = STRINGS + [
     0, 1, -1, 7, 1.5, -2.25, 3.0, 1e-7, 1e20, 1700000000, 253402300799, True, False, None, {"k": 1}, [1, 2],
@@ -39,22 +39,12 @@ HINTS = [
 ]
 
 
-def tables_of(captured):
-    out = []
-    for name, t in captured.items():
-        cols = t["columns"]
-        rows = [{c: encode(r.get(c)) for c, _ in cols} for r in t["rows"] if any(r.get(c) is not None for c, _ in cols)]
-        if rows:
-            out.append({"name": name, "columns": cols, "rows": rows})
-    return sorted(out, key=lambda t: t["name"])
-
-
 def theirs(records, hint):
-    captured = {}
+    delivered = {}
 
     @dlt.destination(batch_size=1000, name="golden", max_table_nesting=0, skip_dlt_columns_and_tables=True)
     def golden(items, table):
-        t = captured.setdefault(table["name"], {"columns": None, "rows": []})
+        t = delivered.setdefault(table["name"], {"columns": None, "rows": []})
         t["columns"] = [[c["name"], c["data_type"]] for c in table["columns"].values()]
         t["rows"].extend(items)
 
@@ -65,7 +55,7 @@ def theirs(records, hint):
         p.run(dlt.resource(records, name="items", columns={"x": copy.deepcopy(hint)}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return tables_of(captured)
+    return tables_of(delivered)
 
 
 def ours(records, hint):
@@ -83,13 +73,7 @@ def ours(records, hint):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             return "error: " + done.stderr.strip()[-300:]
-        captured = {}
-        for f in sorted((work / "out").glob("*.json")):
-            doc = json.loads(f.read_text())
-            t = captured.setdefault(doc["table"]["name"], {"columns": None, "rows": []})
-            t["columns"] = [[c["name"], c["data_type"]] for c in doc["table"]["columns"]]
-            t["rows"].extend(doc["rows"])
-        return tables_of(captured)
+        return tables_of(captured(work / "out"))
 
 
 def main():

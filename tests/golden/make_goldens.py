@@ -78,7 +78,13 @@ def run_case(name, case):
             p.run(part, table_name=case.get("table", "items"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return tables_of(captured)
 
+
+def tables_of(captured):
+    """Captured deliveries ({table: {columns, rows}}) as the expected form:
+    tables by name, rows with every column (values encoded), rows with no
+    value left out."""
     tables = []
     for tname, t in captured.items():
         cols = t["columns"]
