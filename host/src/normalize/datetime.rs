@@ -125,18 +125,21 @@ fn parse_usual(b: &[u8]) -> Option<Parsed> {
         (25, Some(b'-')) if b[22] == b':' => -1,
         _ => return None,
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+    // A fixed-size view: the positions below need no bounds checks.
+    let d: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+    if d[4] != b'-' || d[7] != b'-' || !matches!(d[10], b'T' | b' ') || d[13] != b':' || d[16] != b':' {
         return None;
     }
-    let year = two_digits(b, 0)? * 100 + two_digits(b, 2)?;
-    let days = days_from_civil(year as i32, two_digits(b, 5)?, two_digits(b, 8)?)?;
-    let (hour, minute, second) = (two_digits(b, 11)?, two_digits(b, 14)?, two_digits(b, 17)?);
+    let year = two_digits(d[0], d[1])? * 100 + two_digits(d[2], d[3])?;
+    let days = days_from_civil(year as i32, two_digits(d[5], d[6])?, two_digits(d[8], d[9])?)?;
+    let (hour, minute, second) = (two_digits(d[11], d[12])?, two_digits(d[14], d[15])?, two_digits(d[17], d[18])?);
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
     let mut offset_secs = 0i64;
     if sign != 0 {
-        let (oh, om) = (i64::from(two_digits(b, 20)?), i64::from(two_digits(b, 23)?));
+        let o: &[u8; 5] = b.get(20..25)?.try_into().ok()?;
+        let (oh, om) = (i64::from(two_digits(o[0], o[1])?), i64::from(two_digits(o[3], o[4])?));
         if oh > 23 || om > 59 {
             return None;
         }
@@ -146,10 +149,10 @@ fn parse_usual(b: &[u8]) -> Option<Parsed> {
     finish(days, secs, true)
 }
 
-/// The two digits at `at` as a number.
+/// Two ASCII digits as a number.
 #[inline(always)]
-fn two_digits(b: &[u8], at: usize) -> Option<u32> {
-    let (high, low) = (b[at].wrapping_sub(b'0'), b[at + 1].wrapping_sub(b'0'));
+fn two_digits(high: u8, low: u8) -> Option<u32> {
+    let (high, low) = (high.wrapping_sub(b'0'), low.wrapping_sub(b'0'));
     (high <= 9 && low <= 9).then(|| u32::from(high) * 10 + u32::from(low))
 }
 
@@ -248,19 +251,24 @@ fn is_leap(y: i32) -> bool {
 }
 
 /// Days since 1970-01-01 of a valid calendar date (years 1–9999).
+#[inline]
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i64> {
-    let dim = [31, if is_leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 || d > dim[m as usize - 1] {
+    const DAYS_IN_MONTH: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let month_days = DAYS_IN_MONTH[m as usize - 1] + u32::from(m == 2 && is_leap(y));
+    if d > month_days {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil, in unsigned arithmetic: from year
+    // 1 on, the shifted year (March-based) is never negative.
+    let y = y as u32 - u32::from(m <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    Some(i64::from(era) * 146_097 + i64::from(doe) - 719_468)
 }
 
 #[cfg(test)]
@@ -268,6 +276,28 @@ mod tests {
     use super::*;
 
     const JAN2_030405: i64 = 1_704_164_645_000_000;
+
+    /// Every date of years 1–9999 is one day after the one before it, from
+    /// 0001-01-01 (719,162 days before 1970), and no other date is valid.
+    #[test]
+    fn days_from_civil_counts_every_day() {
+        let mut expected = -719_162;
+        for y in 1..=9999 {
+            for m in 1..=12 {
+                for d in 1..=31 {
+                    let valid = chrono::NaiveDate::from_ymd_opt(y, m, d).is_some();
+                    assert_eq!(days_from_civil(y, m, d), valid.then_some(expected), "{y}-{m}-{d}");
+                    expected += i64::from(valid);
+                }
+                assert_eq!(days_from_civil(y, m, 0), None);
+            }
+            assert_eq!(days_from_civil(y, 0, 1), None);
+            assert_eq!(days_from_civil(y, 13, 1), None);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), Some(0));
+        assert_eq!(days_from_civil(0, 1, 1), None);
+        assert_eq!(days_from_civil(10_000, 1, 1), None);
+    }
 
     /// The one-go reader of the usual form agrees with the general one on
     /// every text of that shape it takes, and refuses the same ones.

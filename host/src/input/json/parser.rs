@@ -365,13 +365,14 @@ impl<'a> Parser<'a> {
     /// escapes, no repeated key, numbers as serde_json prints them. `false`
     /// (anywhere in the value) otherwise, or on malformed text; the caller
     /// then starts over with `copy_value`. `depth` counts the containers
-    /// around the value.
+    /// around the value (it is refused where the tree would be: deeper
+    /// than [`MAX_DEPTH`] in all).
     fn skip_canonical(&mut self, depth: usize) -> bool {
         match self.peek() {
             Some(b'"') => self.skip_plain_string().is_some(),
             Some(open @ (b'{' | b'[')) => {
                 let close = if open == b'{' { b'}' } else { b']' };
-                if depth >= MAX_DEPTH {
+                if self.depth + depth >= MAX_DEPTH {
                     return false;
                 }
                 self.pos += 1;
@@ -402,21 +403,62 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.pos;
-                match self.number() {
-                    Ok(Node::Int(i)) => itoa::Buffer::new().format(i) == &self.text[start..self.pos],
-                    Ok(Node::Float(f)) => {
-                        let text = &self.text[start..self.pos];
-                        prints_as_itself(text) || zmij::Buffer::new().format_finite(f) == text
-                    }
-                    _ => false,
-                }
-            }
+            Some(b'-' | b'0'..=b'9') => self.skip_canonical_number(),
             Some(b't') => self.literal(b"true", Node::Null).is_ok(),
             Some(b'f') => self.literal(b"false", Node::Null).is_ok(),
             Some(b'n') => self.literal(b"null", Node::Null).is_ok(),
             _ => false,
+        }
+    }
+
+    /// Moves past the number at `pos` and says whether serde_json prints
+    /// it back as it is written (for [`Parser::skip_canonical`]). Told from
+    /// the text where it can be, without reading the value: an integer of
+    /// at most 18 digits (so within `i64`) prints as itself unless it is
+    /// `-0`, and so does a float [`prints_as_itself`] vouches for. Other
+    /// numbers are read and printed to compare.
+    fn skip_canonical_number(&mut self) -> bool {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        // JSON's integer part: `0`, or digits not starting with `0`.
+        if self.peek() == Some(b'0') {
+            self.pos += 1;
+        } else {
+            self.skip_digits();
+        }
+        let int_len = self.pos - int_start;
+        let plain = match self.peek() {
+            Some(b'e' | b'E') => false,
+            Some(b'.') => {
+                self.pos += 1;
+                self.skip_digits();
+                self.peek().is_none_or(|b| b != b'e' && b != b'E') && prints_as_itself(&self.text[start..self.pos])
+            }
+            _ => (1..=18).contains(&int_len) && !(negative && self.bytes[int_start] == b'0'),
+        };
+        if plain {
+            return true;
+        }
+        self.pos = start;
+        match self.number() {
+            Ok(Node::Int(i)) => itoa::Buffer::new().format(i) == &self.text[start..self.pos],
+            Ok(Node::Float(f)) => {
+                let text = &self.text[start..self.pos];
+                prints_as_itself(text) || zmij::Buffer::new().format_finite(f) == text
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves past a run of digits.
+    #[inline]
+    fn skip_digits(&mut self) {
+        while self.bytes.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
         }
     }
 
@@ -1039,9 +1081,34 @@ mod tests {
             "[0.1,2,-3.25,{\"a\":[true,null]}]",
             "{\"a\":1,\"b\":{\"c\":\"x\"}}",
             "{\"a\": 1}",
+            "[0,-1,123456789012345678,1234567890123456789,-9223372036854775808]",
+            "[{\"a\":{},\"b\":[[]],\"c\":{\"a\":{\"a\":1}}},{\"a\":2}]",
         ] {
             let copied = Cursor::new(text.as_bytes()).and_then(|mut c| c.json_text()).expect("copies");
             assert_eq!(copied, parse(text.as_bytes()).expect("parses").to_json(), "{text}");
+        }
+        // Malformed numbers, repeated keys and integers beyond 64 bits are
+        // not copied (the tree then reports or keeps them).
+        for text in [
+            "[05]",
+            "[-05]",
+            "[01.5]",
+            "[-]",
+            "[1.]",
+            "[-.5]",
+            "[1e]",
+            "[9223372036854775808]",
+            "{\"a\":1,\"a\":2}",
+            "{\"a\":{\"b\":1,\"b\":2}}",
+        ] {
+            assert_eq!(Cursor::new(text.as_bytes()).and_then(|mut c| c.json_text()), None, "{text}");
+        }
+        // Nesting as deep as the tree allows is copied, one more is not.
+        for (depth, copies) in [(MAX_DEPTH, true), (MAX_DEPTH + 1, false)] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let copied = Cursor::new(text.as_bytes()).and_then(|mut c| c.json_text());
+            assert_eq!(copied.is_some(), copies, "{depth}");
+            assert_eq!(parse(text.as_bytes()).is_ok(), copies, "{depth}");
         }
     }
 
