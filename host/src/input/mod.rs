@@ -269,7 +269,11 @@ impl LineCutter {
         while end > start && matches!(self.chunk.text[end - 1], b'\n' | b'\r') {
             end -= 1;
         }
-        if !self.chunk.text[start..end].iter().all(u8::is_ascii_whitespace) {
+        // Most lines start with `{`: no scan for that answer.
+        let first = self.chunk.text.get(start).copied();
+        if first.is_some_and(|b| !b.is_ascii_whitespace())
+            || !self.chunk.text[start..end].iter().all(u8::is_ascii_whitespace)
+        {
             self.chunk.lines.push((self.line_no, start..end));
         }
     }

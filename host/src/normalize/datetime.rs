@@ -125,14 +125,25 @@ fn parse_usual(b: &[u8]) -> Option<Parsed> {
         (25, Some(b'-')) if b[22] == b':' => -1,
         _ => return None,
     };
-    // A fixed-size view: the positions below need no bounds checks.
+    // Read eight bytes at a time: `YYYY-MM-`, `DDTHH:MM` and (overlapping)
+    // `HH:MM:SS`, each checked and read in a few word operations.
     let d: &[u8; 19] = b.get(..19)?.try_into().ok()?;
-    if d[4] != b'-' || d[7] != b'-' || !matches!(d[10], b'T' | b' ') || d[13] != b':' || d[16] != b':' {
+    let word = |at: usize| d.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes);
+    let (date, day, time) = (word(0)?, word(8)?, word(11)?);
+    // The separators: `-` at 4 and 7, `:` at 13 and 16, `T` or a space at 10.
+    if date & 0xFF00_00FF_0000_0000 != 0x2D00_002D_0000_0000
+        || time & 0x0000_FF00_00FF_0000 != 0x0000_3A00_003A_0000
+        || !matches!(d[10], b'T' | b' ')
+    {
         return None;
     }
-    let year = two_digits(d[0], d[1])? * 100 + two_digits(d[2], d[3])?;
-    let days = days_from_civil(year as i32, two_digits(d[5], d[6])?, two_digits(d[8], d[9])?)?;
-    let (hour, minute, second) = (two_digits(d[11], d[12])?, two_digits(d[14], d[15])?, two_digits(d[17], d[18])?);
+    let date = digit_pairs(date, 0x00FF_FF00_FFFF_FFFF)?;
+    let day = digit_pairs(day, 0x0000_0000_0000_FFFF)?;
+    let time = digit_pairs(time, 0xFFFF_00FF_FF00_FFFF)?;
+    let pair = |pairs: u64, at: u32| (pairs >> (8 * at)) as u8 as u32;
+    let year = pair(date, 0) * 100 + pair(date, 2);
+    let days = days_from_civil(year as i32, pair(date, 5), pair(day, 0))?;
+    let (hour, minute, second) = (pair(time, 0), pair(time, 3), pair(time, 6));
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -147,6 +158,27 @@ fn parse_usual(b: &[u8]) -> Option<Parsed> {
     }
     let secs = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_secs;
     finish(days, secs, true)
+}
+
+/// The bytes of `word` (little-endian) that `digits` marks with 0xFF, when
+/// all are ASCII digits: a word whose byte `i` is `10 * d[i] + d[i + 1]`,
+/// the two-digit number starting there (meaningful where both are digits).
+#[inline(always)]
+fn digit_pairs(word: u64, digits: u64) -> Option<u64> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // With each byte's high bit set first, no subtraction borrows from the
+    // next byte; the high bit left says whether the byte was >= '0' (or
+    // >= ':'), for bytes below 0x80 (checked too).
+    let set = word | HIGH;
+    let at_least_zero = set.wrapping_sub(0x3030_3030_3030_3030);
+    let above_nine = set.wrapping_sub(0x3A3A_3A3A_3A3A_3A3A);
+    let not_digit = (word | !at_least_zero | above_nine) & HIGH;
+    if not_digit & digits != 0 {
+        return None;
+    }
+    let values = word & 0x0F0F_0F0F_0F0F_0F0F;
+    // At most 99 per byte: no carry into the next one.
+    Some(values * 10 + (values >> 8))
 }
 
 /// Two ASCII digits as a number.
@@ -326,12 +358,20 @@ mod tests {
             if text.ends_with(['+', '-']) {
                 text.push_str(&format!("{:02}:{:02}", next(26), next(62)));
             }
-            let general = parse_any(text.as_bytes()).map(|p| (p.time, p.micros));
-            if let Some(usual) = parse_usual(text.as_bytes()) {
-                taken += 1;
-                assert_eq!(Some((usual.time, usual.micros)), general, "{text}");
+            // Now and then one byte replaced by any byte (non-digits,
+            // separators, bytes above 0x7F).
+            let mut text = text.into_bytes();
+            if next(4) == 0 {
+                let at = next(text.len() as u64) as usize;
+                text[at] = next(256) as u8;
             }
-            assert_eq!(parse(text.as_bytes()).map(|p| (p.time, p.micros)), general, "{text}");
+            let shown = String::from_utf8_lossy(&text);
+            let general = parse_any(&text).map(|p| (p.time, p.micros));
+            if let Some(usual) = parse_usual(&text) {
+                taken += 1;
+                assert_eq!(Some((usual.time, usual.micros)), general, "{shown}");
+            }
+            assert_eq!(parse(&text).map(|p| (p.time, p.micros)), general, "{shown}");
         }
         assert!(taken > 50_000, "{taken}");
     }

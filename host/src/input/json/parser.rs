@@ -92,9 +92,17 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next byte after whitespace, not consumed.
+    #[inline]
     pub fn peek(&mut self) -> Option<u8> {
-        self.parser.skip_ws();
-        self.parser.peek()
+        match self.parser.peek() {
+            // Compact JSON has no whitespace: one compare says so for any
+            // byte above a space (the cursor peeks dozens of times a line).
+            Some(b) if b > b' ' => Some(b),
+            _ => {
+                self.parser.skip_ws();
+                self.parser.peek()
+            }
+        }
     }
 
     /// Consumes `byte` if it comes next after whitespace.
@@ -225,6 +233,9 @@ impl<'a> Parser<'a> {
 
     #[inline]
     fn skip_ws(&mut self) {
+        if self.peek().is_some_and(|b| b > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
         }
@@ -435,8 +446,13 @@ impl<'a> Parser<'a> {
             Some(b'e' | b'E') => false,
             Some(b'.') => {
                 self.pos += 1;
+                let frac_start = self.pos;
                 self.skip_digits();
-                self.peek().is_none_or(|b| b != b'e' && b != b'E') && prints_as_itself(&self.text[start..self.pos])
+                let (int, frac) = (&self.bytes[int_start..int_start + int_len], &self.bytes[frac_start..self.pos]);
+                !int.is_empty()
+                    && !frac.is_empty()
+                    && self.peek().is_none_or(|b| b != b'e' && b != b'E')
+                    && digits_print_as_themselves(int, frac)
             }
             _ => (1..=18).contains(&int_len) && !(negative && self.bytes[int_start] == b'0'),
         };
@@ -759,13 +775,20 @@ fn prints_as_itself(text: &str) -> bool {
     let unsigned = text.strip_prefix('-').unwrap_or(text);
     let Some((int, frac)) = unsigned.split_once('.') else { return false };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || !digits(frac) || frac.ends_with('0') || int.len() + frac.len() > 15 {
+    digits(int) && digits(frac) && digits_print_as_themselves(int.as_bytes(), frac.as_bytes())
+}
+
+/// [`prints_as_itself`] for the digits before and after the point, both
+/// already known to be non-empty runs of ASCII digits.
+#[inline]
+fn digits_print_as_themselves(int: &[u8], frac: &[u8]) -> bool {
+    if frac.last() == Some(&b'0') || int.len() + frac.len() > 15 {
         return false;
     }
-    if int == "0" {
-        return frac.bytes().take_while(|b| *b == b'0').count() <= 4;
+    if int == b"0" {
+        return frac.iter().take_while(|b| **b == b'0').count() <= 4;
     }
-    !int.starts_with('0')
+    int.first() != Some(&b'0')
 }
 
 /// Powers of ten exact in an f64, for the short-decimal fast path.
