@@ -137,6 +137,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string (an object key) if one comes next.
+    #[inline(always)]
     pub fn string(&mut self) -> Option<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
             return None;
@@ -163,10 +164,18 @@ impl<'a> Cursor<'a> {
         found
     }
 
-    /// The next value, as a tree (a scalar costs no allocation).
+    /// The next value, as a tree (a scalar costs no allocation). Numbers
+    /// and literals, most of a record's cells, are read inline.
+    #[inline(always)]
     pub fn value(&mut self) -> Option<Node<'a>> {
-        self.parser.skip_ws();
-        self.parser.value().ok()
+        let next = self.peek();
+        let p = &mut self.parser;
+        match next {
+            Some(b'-' | b'0'..=b'9') => p.number().ok(),
+            Some(b't') => p.literal(b"true", Node::Bool(true)).ok(),
+            Some(b'f') => p.literal(b"false", Node::Bool(false)).ok(),
+            _ => p.value().ok(),
+        }
     }
 
     /// Whether only whitespace is left.
@@ -481,6 +490,7 @@ impl<'a> Parser<'a> {
     /// A string without escapes at `pos` (its opening quote), moved past.
     /// ([`Parser::string`] less its escape handling: it is a hot part of the
     /// JSON-text copy, and going through `string` cost 2% more per record.)
+    #[inline(always)]
     fn skip_plain_string(&mut self) -> Option<&'a str> {
         if self.peek() != Some(b'"') {
             return None;
@@ -528,14 +538,24 @@ impl<'a> Parser<'a> {
     }
 
     /// A string starting at the opening quote; borrowed unless it has escapes.
+    /// (Small enough to inline: the rare escapes are read out of line, so
+    /// the common string costs no call and no saved registers.)
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, Stop> {
         let start = self.pos + 1;
         let end = find_special(self.bytes, start);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..end]));
+        }
+        self.string_not_plain(start, end)
+    }
+
+    /// The rest of [`Parser::string`] for a string whose first special byte
+    /// at `end` is not its closing quote: an escape, or an error.
+    #[inline(never)]
+    fn string_not_plain(&mut self, start: usize, end: usize) -> Result<Cow<'a, str>, Stop> {
         match self.bytes.get(end) {
-            Some(b'"') => {
-                self.pos = end + 1;
-                Ok(Cow::Borrowed(&self.text[start..end]))
-            }
             Some(b'\\') => {
                 let mut owned = String::with_capacity(end - start + 16);
                 owned.push_str(&self.text[start..end]);
@@ -623,6 +643,7 @@ impl<'a> Parser<'a> {
     /// A number. Integers that fit `i64` are [`Node::Int`], other integers
     /// keep their digits ([`Node::BigInt`]); the rest are read as a correctly
     /// rounded `f64`.
+    #[inline(always)]
     fn number(&mut self) -> Result<Node<'a>, Stop> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
