@@ -410,7 +410,13 @@ impl<'a> Parser<'a> {
                         keys.push(key);
                         self.pos += 1;
                     }
-                    if !self.skip_canonical(depth + 1) {
+                    // Strings and numbers, most items, without a call.
+                    let item = match self.peek() {
+                        Some(b'"') => self.skip_plain_string().is_some(),
+                        Some(b'-' | b'0'..=b'9') => self.skip_canonical_number(),
+                        _ => self.skip_canonical(depth + 1),
+                    };
+                    if !item {
                         return false;
                     }
                     match self.peek() {
