@@ -148,8 +148,12 @@ impl Normalizer {
         // From here on this is the tree path's work, in its order.
         self.root_rows += 1;
         let link = Link::Root { row: self.root_rows };
-        let lists: SmallVec<[(FieldId, &[Node<'_>]); 2]> =
-            lists.iter().map(|(field, items)| (*field, items.as_slice())).collect();
+        // (Most records have no lists: no collecting for them.)
+        let lists: SmallVec<[(FieldId, &[Node<'_>]); 2]> = if lists.is_empty() {
+            SmallVec::new()
+        } else {
+            lists.iter().map(|(field, items)| (*field, items.as_slice())).collect()
+        };
         let len = out.len();
         if self.emit(table_idx, link, values, &lists, self.max_nesting, out).is_err() {
             // A list's rows failed (a value that fits no column): the tree

@@ -725,10 +725,17 @@ impl<'a> Parser<'a> {
     /// there are more than 19 of them; callers then do not use it).
     #[inline]
     fn digits(&mut self, sum: &mut u64) {
-        while let Some(d) = self.bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
-            *sum = sum.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            self.pos += 1;
+        // In locals, so the loop keeps them in registers.
+        let (mut pos, mut acc) = (self.pos, *sum);
+        while let Some(&byte) = self.bytes.get(pos) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            acc = acc.wrapping_mul(10).wrapping_add(u64::from(digit));
+            pos += 1;
         }
+        (self.pos, *sum) = (pos, acc);
     }
 }
 
