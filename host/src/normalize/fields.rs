@@ -23,6 +23,12 @@ pub(super) struct Field {
     pub(super) dlt: bool,
     /// The column, once it exists (columns never move).
     pub(super) column: Option<usize>,
+    /// While `column` is `None`: how many columns the table had when the
+    /// last lookup found none (`usize::MAX`: not looked up yet). Columns
+    /// are only ever appended, so until the table has more, there is still
+    /// none: nested objects and lists, whose paths are not columns, are not
+    /// looked up by name again for every row.
+    pub(super) no_column_among: usize,
     /// The child table a list at this path goes to, once it exists.
     pub(super) child_table: Option<usize>,
     /// The raw key (empty for the root).
@@ -67,6 +73,7 @@ impl Field {
             first_child: 0,
             next_sibling: 0,
             column: None,
+            no_column_among: usize::MAX,
             child_table: None,
             children: FxHashMap::default(),
             parent,

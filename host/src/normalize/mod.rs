@@ -424,14 +424,17 @@ impl Normalizer {
     /// The column of `field`, when it exists.
     #[inline]
     fn field_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
-        match self.fields[table_idx].nodes[field as usize].column {
+        let node = &self.fields[table_idx].nodes[field as usize];
+        match node.column {
             Some(c) => Some(c),
+            None if node.no_column_among == self.schema.tables[table_idx].columns.len() => None,
             None => self.find_field_column(table_idx, field),
         }
     }
 
     /// [`Normalizer::field_column`] for a field whose column is not known
-    /// yet: looked up by name, and remembered once found.
+    /// yet: looked up by name, and remembered once found (and that there
+    /// was none among the table's columns so far).
     #[inline(never)]
     fn find_field_column(&mut self, table_idx: usize, field: FieldId) -> Option<usize> {
         let name = std::mem::take(&mut self.fields[table_idx].nodes[field as usize].name);
@@ -439,6 +442,7 @@ impl Normalizer {
         let node = &mut self.fields[table_idx].nodes[field as usize];
         node.name = name;
         node.column = found;
+        node.no_column_among = self.schema.tables[table_idx].columns.len();
         found
     }
 
