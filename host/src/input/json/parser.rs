@@ -268,8 +268,9 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8], node: Node<'a>) -> Result<Node<'a>, Stop> {
-        if self.bytes[self.pos..].starts_with(word) {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
             self.pos += word.len();
             Ok(node)
         } else {
