@@ -405,7 +405,7 @@ impl<'a> Parser<'a> {
                 loop {
                     if open == b'{' {
                         let Some(key) = self.skip_plain_string() else { return false };
-                        if keys.len() >= INDEX_FROM || keys.contains(&key) || self.peek() != Some(b':') {
+                        if keys.len() >= INDEX_FROM || has_key(&keys, key) || self.peek() != Some(b':') {
                             return false;
                         }
                         keys.push(key);
@@ -796,6 +796,14 @@ fn copy_string(out: &mut String, text: &str, escaped: bool) {
         out.push_str(text);
         out.push('"');
     }
+}
+
+/// Whether `keys` holds `key`. Keys of one object mostly differ in length
+/// or first byte: those are compared first, so most pairs cost no call to
+/// `memcmp`.
+#[inline]
+fn has_key(keys: &[&str], key: &str) -> bool {
+    keys.iter().any(|k| k.len() == key.len() && k.as_bytes().first() == key.as_bytes().first() && *k == key)
 }
 
 /// Whether a float's text is surely what serde_json prints for it, told
