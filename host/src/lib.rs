@@ -11,7 +11,8 @@
 //! runtime    batches             → the sink component, one Store per worker
 //! ```
 //!
-//! `extract` ties input → normalize → package together; `settings` merges
+//! `extract` ties input → normalize → package together; `stop` is the
+//! stop request every phase reads; `settings` merges
 //! what the sink asks for with the user's overrides; `cli` is the binary's
 //! front end.
 
@@ -28,3 +29,11 @@ pub mod package;
 pub mod runtime;
 pub mod schema;
 pub mod settings;
+pub mod stop;
+
+/// The random double texts of the end-to-end property test
+/// (`tests/src/doubles.rs`), shared with the JSON readers' unit tests.
+#[cfg(test)]
+#[path = "../../tests/src/doubles.rs"]
+#[allow(dead_code)]
+mod test_doubles;

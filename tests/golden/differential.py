@@ -14,8 +14,10 @@ or scripts/example.sh builds them).
 """
 import json
 import logging
+import math
 import pathlib
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,10 @@ KEYS = [
     "trail_", "h\u00e9llo", "a___b", "", "_dlt_custom", "_DLT_up", "a\u25b6b", "it's", "value", "list",
     "nested", "tags", "kids", "ts", "amount", "a.b", "UPPER", "with__double", "emoji\U0001F600",
     "line\nbreak", 'quo"te', "\u00c4\u00d6\u00dc", "k" * 200, "tab\tkey",
+    # Paths with empty parts and runs of punctuation (issue 18).
+    "__dunder__", "a__", "__b", "g- h", "c- _b", "x__y", "a__ __b", "___", "_", "a\u25b6\u25b6b", "\u25b6x\u25b6",
+    # Named like dlt's own columns, to take values of every type.
+    "_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_list_idx",
 ]
 STRINGS = [
     "text", "", " ", "7", "-3", "3.5", "1e3", "yes", "no", "true", "False", "2024-01-02", "2024-01-02T03:04:05Z",
@@ -39,6 +45,10 @@ STRINGS = [
     "12:30:00", "null", "{\"k\": 1}", "\u25b6", "caf\u00e9",
     "\u0000", "line\nbreak", 'quote"', "back\\slash", "\U0001F600", "2024-01-02T03:04:05.1234567Z",
     "2024-01-02T03:04:05.5-07:30", "9999-12-31T23:59:59Z", " 7 ", "0x1F", "1_000", "+5", "-0", "Infinity", "NaN",
+    # Week and ordinal dates, pendulum's other forms, json texts (issue 18).
+    "2024-W01-2", "2024W012", "2024-W01", "2024W01", "2020-W53-7", "2024-W53", "2024-032", "2024032", "2023-366",
+    "2024-W01-2T10:00", "2024032T1000Z", "2024-032 10:00", "2024 1:3", "2024/01/15 10:30.5", "20240102T10:00",
+    "-0.0", "[-0, 1.5]", "12345678901234567890",
 ]
 
 
@@ -51,21 +61,37 @@ def scalar(r):
     if kind == 2:
         return r.choice([0, 1, -1, 7, 42, 2**31, -(2**53), 2**62, 2**63 - 1, -(2**63), 2**53 + 1])
     if kind == 3:
+        if r.random() < 0.5:
+            return random_double(r)
         return r.choice([0.0, 1.5, -2.25, 3.0, 1e-7, 1e20, 123456.789, -0.0, 1e308, 5e-324, 0.1 + 0.2, 1e16])
     return r.choice(STRINGS)
 
 
+def random_double(r):
+    """A finite double from random bits: every exponent equally likely."""
+    while True:
+        f = struct.unpack("<d", r.getrandbits(64).to_bytes(8, "little"))[0]
+        if math.isfinite(f):
+            return f
+
+
 def value(r, depth):
-    kind = r.randrange(10) if depth < 4 else 0
+    kind = r.randrange(11) if depth < 4 else 0
     if kind <= 5:
         return scalar(r)
     if kind <= 7:
         return {r.choice(KEYS): value(r, depth + 1) for _ in range(r.randrange(4))}
+    if kind == 8:
+        # Lists of empty dicts (each is a child row in dlt).
+        return [{} for _ in range(r.randrange(1, 4))]
     return [value(r, depth + 1) for _ in range(r.randrange(4))]
 
 
 def record(r, keys):
-    return {k: value(r, 1) for k in r.sample(keys, r.randrange(1, min(6, len(keys)) + 1))}
+    chosen = r.sample(keys, r.randrange(1, min(6, len(keys)) + 1))
+    if r.random() < 0.1:
+        return {k: None for k in chosen}  # every value null: still a row
+    return {k: value(r, 1) for k in chosen}
 
 
 def make_case(r):
@@ -124,16 +150,28 @@ RANDOM_IDS = ("_dlt_id", "_dlt_parent_id", "_dlt_load_id")
 def comparable(tables):
     """Random ids (root `_dlt_id`, and so every child id) and load ids
     differ between any two runs: compare only that they are there. dlt's
-    `_dlt_pipeline_state` table has no counterpart (documented)."""
+    `_dlt_pipeline_state` table has no counterpart (documented). Doubles
+    are compared by their bits."""
     if isinstance(tables, str):
         return tables
     out = []
     for t in tables:
         if t["name"].startswith("_dlt_pipeline_state"):
             continue
-        rows = [{k: ("<id>" if k in RANDOM_IDS and v is not None else v) for k, v in row.items()} for row in t["rows"]]
+        rows = [{k: bits("<id>" if k in RANDOM_IDS and v is not None else v) for k, v in row.items()} for row in t["rows"]]
         out.append({"name": t["name"], "columns": t["columns"], "rows": rows})
     return out
+
+
+def bits(v):
+    """Doubles compared bit for bit (`-0.0` is not `0.0`), inside json too."""
+    if isinstance(v, float):
+        return "double:" + struct.pack(">d", v).hex()
+    if isinstance(v, list):
+        return [bits(x) for x in v]
+    if isinstance(v, dict):
+        return {k: bits(x) for k, x in v.items()}
+    return v
 
 
 def describe(theirs, got):

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub mod api;
+pub mod doubles;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

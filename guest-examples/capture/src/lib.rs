@@ -26,11 +26,21 @@ impl Guest for Capture {
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
+        // `--env CAPTURE_DOUBLES=bits` writes each double as the hex digits
+        // of its bits, for tests that compare doubles exactly.
+        let bits = std::env::var("CAPTURE_DOUBLES").is_ok_and(|v| v == "bits");
         if let Items::ArrowIpc(bytes) = &items {
-            let rows = ipc_rows(bytes, &table).map_err(SinkError::Terminal)?;
+            let mut rows = ipc_rows(bytes, &table).map_err(SinkError::Terminal)?;
+            if bits {
+                dlthost_sink::capture::doubles_as_bits(&table, &mut rows);
+            }
             return dlthost_sink::capture::write_rows(&table, &ctx, rows, Json::Null);
         }
-        dlthost_sink::capture::write_call_with(&table, &ctx, &items, read_file)
+        let mut doc = dlthost_sink::capture::document(&table, &ctx, &items, read_file)?;
+        if bits && let Some(Json::Array(rows)) = doc.get_mut("rows") {
+            dlthost_sink::capture::doubles_as_bits(&table, rows);
+        }
+        dlthost_sink::capture::write_document(&table, &ctx, &doc)
     }
 }
 

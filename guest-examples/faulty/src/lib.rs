@@ -10,6 +10,7 @@
 //! | `PANIC_ROW=N` | a batch holding row N panics (a trap) |
 //! | `PANIC_ONCE=1` | ... only the first time (a marker file in /out remembers) |
 //! | `SLOW_MS=N` | every call busy-waits N ms first |
+//! | `HOLD_ROW=N` | a batch holding row N writes `/out/.holding` (its idempotency key), then waits until `/out/.release` exists: a test holds the host mid-load at a point it chose, acts, then releases it |
 //! | `LOOP=1` | every call loops forever |
 //! | `MEMORY_BOMB=1` | every call allocates until memory runs out |
 //! | `STACK_OVERFLOW=1` | every call recurses without end |
@@ -63,6 +64,14 @@ impl Guest for Faulty {
 /// Applies the faults the environment asks for.
 fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
     {
+        if holds_row(ctx, "HOLD_ROW") {
+            let out = dlthost_sink::capture::OUT_DIR;
+            std::fs::write(format!("{out}/.holding"), ctx.idempotency_key.as_bytes())
+                .map_err(|e| SinkError::Terminal(format!("HOLD_ROW: cannot write {out}/.holding: {e}")))?;
+            while std::fs::metadata(format!("{out}/.release")).is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         if let Some(ms) = var("SLOW_MS").and_then(|v| v.parse::<u64>().ok()) {
             let start = std::time::Instant::now();
             while start.elapsed().as_millis() < u128::from(ms) {

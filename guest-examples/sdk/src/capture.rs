@@ -67,6 +67,28 @@ pub fn write_call_with(
     write_doc(table, ctx, &doc)
 }
 
+/// Replaces every double of `rows` (objects in the capture encoding) by the
+/// hex digits of its bits (`f64::to_bits`), so a test compares doubles
+/// exactly without parsing decimal text on the way out.
+pub fn doubles_as_bits(table: &TableSchema, rows: &mut [Json]) {
+    let doubles: Vec<&str> =
+        table.columns.iter().filter(|c| matches!(c.data_type, crate::DataType::Double)).map(|c| c.name.as_str()).collect();
+    for row in rows {
+        for name in &doubles {
+            if let Some(cell) = row.get_mut(*name)
+                && let Some(f) = cell.as_f64()
+            {
+                *cell = Json::String(format!("{:016x}", f.to_bits()));
+            }
+        }
+    }
+}
+
+/// Writes a capture document (see [`document`]) to its file.
+pub fn write_document(table: &TableSchema, ctx: &BatchContext, doc: &Json) -> Result<(), SinkError> {
+    write_doc(table, ctx, doc)
+}
+
 fn write_doc(table: &TableSchema, ctx: &BatchContext, doc: &Json) -> Result<(), SinkError> {
     let stem = format!("{}.{}.{}", safe_file_name(&table.name), ctx.job_id, ctx.start_row);
     write_new_file(&stem, doc.to_string().as_bytes()).map_err(|e| {

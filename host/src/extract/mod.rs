@@ -220,7 +220,7 @@ pub fn extract(
         };
         let before = records;
         let report = |done: u64| {
-            if crate::load::stop_requested() {
+            if crate::stop::stop_requested() {
                 return Err(ExtractError::Interrupted);
             }
             progress(before + done, bytes_read.load(std::sync::atomic::Ordering::Relaxed));

@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::time::Duration;
 
 pub mod json;
 pub mod parquet;
@@ -355,8 +357,12 @@ fn open<'a>(
     let name = source.to_string();
     let io_err = |error| InputError::Io { source_name: name.clone(), error };
     let raw: Box<dyn Read> = match source {
-        InputSource::File(p) => Box::new(File::open(p).map_err(io_err)?),
-        InputSource::Stdin => Box::new(io::stdin().lock()),
+        InputSource::File(p) => {
+            let file = File::open(p).map_err(io_err)?;
+            // A FIFO (or any other non-regular file) can block forever.
+            if file.metadata().is_ok_and(|m| m.is_file()) { Box::new(file) } else { Pump::start(file) }
+        }
+        InputSource::Stdin => Pump::start(io::stdin()),
     };
     let raw: Box<dyn Read + 'a> = Box::new(CountingReader { inner: raw, count: bytes_read });
     let raw: Box<dyn Read + 'a> = match hasher {
@@ -376,6 +382,84 @@ fn open<'a>(
     }
     let first = first_non_blank(&mut reader).map_err(io_err)?;
     Ok(Opened::Json { name, reader, first })
+}
+
+/// Reads a pipe (stdin, a FIFO) without ever blocking a stop: a thread of
+/// its own does the blocking reads, and this side waits for their blocks
+/// only while no stop was requested (Ctrl-C or SIGTERM must end a run whose
+/// producer has gone quiet). Reads of regular files never wait long, and
+/// skip this.
+struct Pump {
+    blocks: Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl Pump {
+    /// Blocks in flight between the two threads (64 KiB each).
+    const BLOCKS: usize = 4;
+    /// How often a wait for input looks at the stop request.
+    const POLL: Duration = Duration::from_millis(50);
+
+    /// Starts the reading thread; if no thread can be started, `inner` is
+    /// read directly.
+    fn start<R: Read + Send + 'static>(inner: R) -> Box<dyn Read> {
+        let (tx, blocks) = sync_channel(Self::BLOCKS);
+        let inner = std::sync::Arc::new(std::sync::Mutex::new(Some(inner)));
+        let for_thread = inner.clone();
+        let spawned = std::thread::Builder::new().name("input-pump".into()).spawn(move || {
+            let Some(mut inner) = for_thread.lock().ok().and_then(|mut slot| slot.take()) else { return };
+            loop {
+                let mut block = vec![0u8; 1 << 16];
+                let sent = match inner.read(&mut block) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        block.truncate(n);
+                        tx.send(Ok(block))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => Box::new(Pump { blocks, block: Vec::new(), at: 0, ended: false }),
+            Err(_) => match inner.lock().ok().and_then(|mut slot| slot.take()) {
+                Some(inner) => Box::new(inner),
+                None => Box::new(io::empty()),
+            },
+        }
+    }
+}
+
+impl Read for Pump {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.block.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.blocks.recv_timeout(Self::POLL) {
+                Ok(Ok(block)) => (self.block, self.at) = (block, 0),
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) if crate::stop::stop_requested() => {
+                    return Err(io::Error::other("reading stopped by a signal"));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Counts raw bytes read (for progress: compressed bytes of gzip input).
@@ -460,66 +544,176 @@ pub fn line_records<'a, E>(
     }
 }
 
-/// Streams the elements of a top-level JSON array without holding the array.
+/// Streams the elements of a top-level JSON array without holding the
+/// array. A small scanner cuts each element's text out of the stream (it
+/// follows strings, escapes and nesting), and our own parser reads it, so
+/// a `.json` array file reads every value exactly as the same records in
+/// JSON Lines do (`-0` is the integer 0, integers of any size keep their
+/// digits, floats are correctly rounded). Memory holds one element.
 fn read_array<E: From<InputError>>(
     name: &str,
-    reader: Box<dyn BufRead + '_>,
+    mut reader: Box<dyn BufRead + '_>,
     each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    use serde::de::{Deserializer as _, SeqAccess, Visitor};
-
-    struct Elements<'a, F, E> {
-        each: &'a mut F,
-        stopped: &'a mut Option<E>,
-    }
-    impl<'de, F, E> Visitor<'de> for Elements<'_, F, E>
-    where
-        F: FnMut(Record<'_>) -> Result<(), E>,
-    {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an array of records")
+    let mut scan = ArrayScan::default();
+    loop {
+        let block = reader.fill_buf().map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
+        if block.is_empty() {
+            break;
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while let Some(value) = seq.next_element::<Node<'de>>()? {
-                // The reader's exact line is not exposed mid-stream; element
-                // errors carry their own line from serde_json.
-                if let Err(e) = (self.each)(Record { line: 0, value }) {
-                    *self.stopped = Some(e);
-                    return Err(serde::de::Error::custom("stopped"));
+        let len = block.len();
+        for &b in block {
+            match scan.step(b) {
+                Step::More => {}
+                Step::Element => {
+                    let (line, column) = scan.element_start;
+                    let text = std::mem::take(&mut scan.element);
+                    let value = Node::parse(&text).map_err(|e| {
+                        let (line, column) = position_in(&text, e.column, line, column);
+                        InputError::Malformed { source_name: name.to_string(), line, column, message: e.message }
+                    })?;
+                    each(Record { line, value })?;
+                    scan.element = text;
+                    scan.element.clear();
+                }
+                Step::Bad(message) => {
+                    let (line, column) = (scan.line, scan.column);
+                    return Err(InputError::Malformed { source_name: name.to_string(), line, column, message }.into());
                 }
             }
-            Ok(())
+        }
+        reader.consume(len);
+    }
+    match scan.state {
+        ArrayState::Done => Ok(()),
+        _ => {
+            let (line, column) = (scan.line, scan.column);
+            let message = "EOF while parsing a list".to_string();
+            Err(InputError::Malformed { source_name: name.to_string(), line, column, message }.into())
         }
     }
-
-    let mut stopped = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let result = (&mut de).deserialize_seq(Elements { each, stopped: &mut stopped }).and_then(|()| de.end());
-    if let Some(e) = stopped {
-        return Err(e);
-    }
-    result.map_err(|e| {
-        if e.is_io() {
-            InputError::Io { source_name: name.to_string(), error: io::Error::other(e.to_string()) }.into()
-        } else {
-            InputError::Malformed {
-                source_name: name.to_string(),
-                line: e.line() as u64,
-                column: e.column() as u64,
-                message: strip_position(&e),
-            }
-            .into()
-        }
-    })
 }
 
-/// serde_json appends " at line X column Y"; we print the position ourselves.
-fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+/// Where an array scan is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ArrayState {
+    /// Before the opening `[`.
+    #[default]
+    Start,
+    /// After `[`: an element or `]`.
+    First,
+    /// After `,`: an element.
+    Next,
+    /// Inside an element.
+    Element,
+    /// After the closing `]`: only white space.
+    Done,
+}
+
+/// What a byte completed.
+enum Step {
+    /// Nothing yet.
+    More,
+    /// An element's text is complete in [`ArrayScan::element`].
+    Element,
+    /// The text is not a JSON array; the message says what was found.
+    Bad(String),
+}
+
+/// Cuts the elements of a top-level array out of a stream of bytes.
+#[derive(Debug, Default)]
+struct ArrayScan {
+    state: ArrayState,
+    /// The current element's text.
+    element: Vec<u8>,
+    /// 1-based line and column where it started.
+    element_start: (u64, u64),
+    /// Open `[` and `{` inside the element.
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// 1-based position of the byte being read.
+    line: u64,
+    column: u64,
+}
+
+impl ArrayScan {
+    fn step(&mut self, b: u8) -> Step {
+        if self.line == 0 {
+            self.line = 1;
+        }
+        if b == b'\n' {
+            self.line += 1;
+            self.column = 0;
+        } else {
+            self.column += 1;
+        }
+        let blank = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        match self.state {
+            ArrayState::Start if blank => Step::More,
+            ArrayState::Start if b == b'[' => {
+                self.state = ArrayState::First;
+                Step::More
+            }
+            ArrayState::Start => Step::Bad(format!("expected `[`, found {}", shown(b))),
+            ArrayState::First | ArrayState::Next if blank => Step::More,
+            ArrayState::First if b == b']' => {
+                self.state = ArrayState::Done;
+                Step::More
+            }
+            ArrayState::First | ArrayState::Next if matches!(b, b',' | b']') => {
+                Step::Bad(format!("expected value, found {}", shown(b)))
+            }
+            ArrayState::First | ArrayState::Next => {
+                self.state = ArrayState::Element;
+                self.element_start = (self.line, self.column);
+                self.element.clear();
+                self.element_byte(b)
+            }
+            ArrayState::Element => self.element_byte(b),
+            ArrayState::Done if blank => Step::More,
+            ArrayState::Done => Step::Bad(format!("trailing characters after the array: {}", shown(b))),
+        }
+    }
+
+    fn element_byte(&mut self, b: u8) -> Step {
+        if self.in_string {
+            self.element.push(b);
+            match (self.escaped, b) {
+                (true, _) => self.escaped = false,
+                (false, b'\\') => self.escaped = true,
+                (false, b'"') => self.in_string = false,
+                _ => {}
+            }
+            return Step::More;
+        }
+        match b {
+            b',' | b']' if self.depth == 0 => {
+                self.state = if b == b',' { ArrayState::Next } else { ArrayState::Done };
+                return Step::Element;
+            }
+            b'"' => self.in_string = true,
+            b'[' | b'{' => self.depth += 1,
+            b']' | b'}' => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.element.push(b);
+        Step::More
+    }
+}
+
+/// A byte as an error message shows it.
+fn shown(b: u8) -> String {
+    if b.is_ascii_graphic() { format!("`{}`", char::from(b)) } else { format!("byte 0x{b:02x}") }
+}
+
+/// The line and column of byte `column` (1-based) of an element's text
+/// that starts at (`line`, `start_column`).
+fn position_in(text: &[u8], column: usize, line: u64, start_column: u64) -> (u64, u64) {
+    let before = &text[..column.saturating_sub(1).min(text.len())];
+    match before.iter().rposition(|&b| b == b'\n') {
+        Some(nl) => (line + before.iter().filter(|&&b| b == b'\n').count() as u64, (before.len() - nl) as u64),
+        None => (line, start_column + before.len() as u64),
     }
 }
 
@@ -619,6 +813,48 @@ mod tests {
         assert_eq!(collect(&bom).expect("reads").len(), 2);
         std::fs::write(&bom, b"\xEF\xBB\xBF[{\"a\":1}]").expect("write");
         assert_eq!(collect(&bom).expect("reads").len(), 1);
+    }
+
+    /// A `.json` array file gives the records the same text gives as JSON
+    /// Lines, value for value (our parser, not serde_json's defaults),
+    /// with the line each element starts on, and names what is wrong.
+    #[test]
+    fn array_files_read_values_exactly_as_json_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let elements = [
+            r#"{"n": -0, "f": 926692147331.6327, "big": 18446744073709551616, "neg": -0.0}"#,
+            r#"{"s": "a ] , } [ { \" \\", "nested": [[1, {"x": "]"}], []]}"#,
+            "7",
+            r#""text""#,
+            "[1, 2]",
+        ];
+        let lines = dir.path().join("l.jsonl");
+        std::fs::write(&lines, elements.join("\n")).expect("write");
+        let array = dir.path().join("a.json");
+        std::fs::write(&array, format!("[\n{}\n]\n", elements.join(",\n"))).expect("write");
+        let from_lines: Vec<Node<'_>> = collect(&lines).expect("lines").into_iter().map(|r| r.value).collect();
+        let from_array = collect(&array).expect("array");
+        // (The array line is an array of records as JSON Lines, one record in an array file.)
+        assert_eq!(from_lines[..4], from_array.iter().map(|r| r.value.clone()).collect::<Vec<_>>()[..4]);
+        assert_eq!(from_array.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 4, 5, 6]);
+        assert_eq!(from_array[0].value.get("n"), Some(&Node::Int(0)));
+        assert!(matches!(from_array[0].value.get("neg"), Some(Node::Float(f)) if f.to_bits() == (-0.0f64).to_bits()));
+        assert_eq!(from_array[0].value.get("big"), Some(&Node::BigInt("18446744073709551616".into())));
+        assert_eq!(from_array[0].value.get("f"), Some(&Node::Float("926692147331.6327".parse().expect("f64"))));
+
+        for (text, at, want) in [
+            ("[{\"a\":1},]", "a.json:1:10:", "expected value, found `]`"),
+            ("[{\"a\":1}", "a.json:1:", "EOF while parsing a list"),
+            ("[1] 2", "a.json:1:5:", "trailing characters after the array: `2`"),
+            ("[1,\n  {\"a\": tru}]", "a.json:2:", "expected ident"),
+            ("[1,,2]", "a.json:1:4:", "expected value, found `,`"),
+        ] {
+            std::fs::write(&array, text).expect("write");
+            let err = collect(&array).expect_err(text).to_string();
+            assert!(err.contains(at) && err.contains(want), "{text}: {err}");
+        }
+        std::fs::write(&array, " [ ] ").expect("write");
+        assert!(collect(&array).expect("empty array").is_empty());
     }
 
     #[test]

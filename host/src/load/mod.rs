@@ -11,8 +11,8 @@ mod deliver;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -24,14 +24,7 @@ use crate::runtime::bindings::ItemFormat;
 
 pub use deliver::idempotency_key;
 
-/// Set by the first Ctrl-C or SIGTERM: hand out no more batches, let calls
-/// in flight finish, commit the ledger and stop.
-pub static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
-
-/// True once a stop was requested.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
+pub use crate::stop::{STOP, stop_requested};
 
 /// Loading failed for a reason other than the sink (disk, damaged package).
 #[derive(Debug, thiserror::Error)]

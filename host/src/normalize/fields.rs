@@ -48,7 +48,7 @@ pub(super) struct Field {
     next_sibling: FieldId,
     /// The field one level up (0 at the top).
     pub(super) parent: FieldId,
-    /// The raw key was empty or blank: `_empty` as a column, but no path
+    /// The raw key was empty or blank (or separators only): `_empty` as a column, but no path
     /// fragment at all in a child table's name (dlt drops it, so such a
     /// list's rows land in the table that holds the list).
     pub(super) empty_key: bool,
@@ -123,7 +123,9 @@ impl Fields {
                 id
             }
         };
-        self.nodes.push(Field::new(name, key, parent, canonical));
+        let mut field = Field::new(name, key, parent, canonical);
+        field.empty_key = namer.convention().is_blank(key);
+        self.nodes.push(field);
         id
     }
 

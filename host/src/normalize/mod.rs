@@ -39,6 +39,28 @@ pub const DLT_LIST_IDX: &str = "_dlt_list_idx";
 /// The prefix dlt skips with `skip_dlt_columns_and_tables`.
 pub const DLT_PREFIX: &str = "_dlt";
 
+/// The bookkeeping cells the normalizer writes, by slot: their names and
+/// types. A row gets the load id (root rows), the parent id and list
+/// index (child rows) and its row id.
+const BOOKKEEPING: [(&str, DataType); 4] = [
+    (DLT_LOAD_ID, DataType::Text),
+    (DLT_PARENT_ID, DataType::Text),
+    (DLT_LIST_IDX, DataType::Bigint),
+    (DLT_ID, DataType::Text),
+];
+
+/// The slot in [`BOOKKEEPING`] of column `name` when a row linked as
+/// `link` gets that cell from the normalizer (with skip off).
+fn bookkeeping_slot(name: &str, link: Link<'_>) -> Option<usize> {
+    match (name, link) {
+        (DLT_LOAD_ID, Link::Root { .. }) => Some(0),
+        (DLT_PARENT_ID, Link::Child { .. }) => Some(1),
+        (DLT_LIST_IDX, Link::Child { .. }) => Some(2),
+        (DLT_ID, _) => Some(3),
+        _ => None,
+    }
+}
+
 /// Settings that change what the normalizer produces. They are recorded in
 /// every load package so a resumed load never mixes two shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -274,8 +296,18 @@ impl Normalizer {
         let Flattened { fields, lists } = self.flatten(table_idx, dict, level);
         let mut values = Vec::with_capacity(fields.len() + 3);
         for (field, v) in fields {
-            if self.skip_dlt && self.fields[table_idx].nodes[field as usize].dlt {
-                continue;
+            let node = &self.fields[table_idx].nodes[field as usize];
+            if node.dlt {
+                if self.skip_dlt {
+                    continue;
+                }
+                // A user's key named like a bookkeeping column this row
+                // gets: dlt's own value wins and the column keeps dlt's
+                // type; the key only places the column, as in dlt's dict.
+                if let Some(slot) = bookkeeping_slot(&node.name, link) {
+                    self.dlt_column(table_idx, slot);
+                    continue;
+                }
             }
             // A value can coerce to null (`"null"` into a json column).
             if let Some(cell) = self.cell(table_idx, field, v)?
@@ -288,7 +320,7 @@ impl Normalizer {
     }
 
     /// Completes a row whose data cells are `values`: adds its `_dlt_*`
-    /// cells, appends it to `out` (unless it has no cells at all), then
+    /// cells, appends it to `out` (even with no cell at all), then
     /// normalizes its `lists` into child rows.
     fn emit(
         &mut self,
@@ -305,26 +337,20 @@ impl Normalizer {
             match link {
                 Link::Root { .. } => {
                     let load_id = Value::Text(CompactString::from(&*self.load_id));
-                    values.push(self.dlt_cell(table_idx, 0, DLT_LOAD_ID, DataType::Text, load_id));
+                    values.push((self.dlt_column(table_idx, 0), load_id));
                 }
                 Link::Child { parent_id, idx } => {
                     let parent_id = Value::Text(CompactString::from(parent_id));
-                    values.push(self.dlt_cell(table_idx, 1, DLT_PARENT_ID, DataType::Text, parent_id));
-                    values.push(self.dlt_cell(table_idx, 2, DLT_LIST_IDX, DataType::Bigint, Value::Bigint(idx as i64)));
+                    values.push((self.dlt_column(table_idx, 1), parent_id));
+                    values.push((self.dlt_column(table_idx, 2), Value::Bigint(idx as i64)));
                 }
                 Link::Bare { .. } => {}
             }
-            values.push(self.dlt_cell(
-                table_idx,
-                3,
-                DLT_ID,
-                DataType::Text,
-                Value::Text(CompactString::from(&*row_id)),
-            ));
+            values.push((self.dlt_column(table_idx, 3), Value::Text(CompactString::from(&*row_id))));
         }
-        if !values.is_empty() {
-            out.push(Row { table: table_idx, values });
-        }
+        // A row with no value left (all null, or only `_dlt` keys with skip
+        // on) is still a row: dlt delivers it, with every column null.
+        out.push(Row { table: table_idx, values });
         for &(field, items) in lists {
             if items.is_empty() {
                 continue;
@@ -575,22 +601,16 @@ impl Normalizer {
         Ok(Some((idx, value)))
     }
 
-    /// A `_dlt_*` cell; `slot` caches the column (0 load id, 1 parent id,
-    /// 2 list index, 3 row id).
-    fn dlt_cell(
-        &mut self,
-        table_idx: usize,
-        slot: usize,
-        name: &str,
-        data_type: DataType,
-        value: Value,
-    ) -> (usize, Value) {
+    /// The column of bookkeeping cell `slot` (see [`BOOKKEEPING`]) in table
+    /// `table_idx`, created on first use and cached.
+    fn dlt_column(&mut self, table_idx: usize, slot: usize) -> usize {
         if self.fields.len() <= table_idx {
             self.fields.resize_with(table_idx + 1, Fields::default);
         }
         if let Some(i) = self.fields[table_idx].dlt_columns[slot] {
-            return (i, value);
+            return i;
         }
+        let (name, data_type) = BOOKKEEPING[slot];
         let found = self.column(table_idx, name);
         let table = &mut self.schema.tables[table_idx];
         let idx = match found {
@@ -606,7 +626,7 @@ impl Normalizer {
             }
         };
         self.fields[table_idx].dlt_columns[slot] = Some(idx);
-        (idx, value)
+        idx
     }
 }
 
@@ -1027,7 +1047,8 @@ mod tests {
         );
         assert_eq!(column_names(&schema, "t"), ["a_b", "c"]);
         assert_eq!(rows[0].values, vec![(0, Value::Bigint(2)), (1, Value::Bigint(0))]);
-        assert_eq!(rows.len(), 1, "the second record's value was erased by the later null");
+        assert_eq!(rows.len(), 2, "the second record is a row, as in dlt");
+        assert!(rows[1].values.is_empty(), "its value was erased by the later null: {:?}", rows[1].values);
     }
 
     /// dlt drops an empty key from a child table's name, so the list's items

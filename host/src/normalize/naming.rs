@@ -46,16 +46,35 @@ impl NamingConvention {
         }
     }
 
-    /// Normalizes one identifier (one part of a path).
+    /// Normalizes a key or table name as dlt's `normalize_path` does: the
+    /// text is split at the separator, blank parts are dropped, each other
+    /// part is trimmed and normalized on its own, and the parts are joined
+    /// again. So `__dunder__` is `dunder` in `snake_case`, `a___b` stays
+    /// (`a` and `_b`), and `x▶▶y` is `x▶y` in `direct`.
+    ///
+    /// A blank key is [`EMPTY_KEY`], as in dlt. So is a key made of
+    /// separators only (`__`), where dlt gets an empty name and drops the
+    /// value: a documented difference, we keep it.
     pub fn identifier(self, raw: &str) -> String {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return EMPTY_KEY.to_string();
+        let sep = self.separator();
+        let mut out = String::with_capacity(raw.len());
+        for part in raw.split(sep).map(str::trim).filter(|p| !p.is_empty()) {
+            if !out.is_empty() {
+                out.push_str(sep);
+            }
+            match self {
+                NamingConvention::Direct => out.push_str(&direct(part)),
+                NamingConvention::SnakeCase => out.push_str(&snake_case(part)),
+            }
         }
-        match self {
-            NamingConvention::Direct => direct(trimmed),
-            NamingConvention::SnakeCase => snake_case(trimmed),
-        }
+        if out.is_empty() { EMPTY_KEY.to_string() } else { out }
+    }
+
+    /// The key has no part that is not blank (`""`, `" "`, `__` in
+    /// `snake_case`): a list under it adds no fragment to its child table's
+    /// name, as in dlt.
+    pub fn is_blank(self, raw: &str) -> bool {
+        raw.split(self.separator()).all(|p| p.trim().is_empty())
     }
 }
 
@@ -70,6 +89,7 @@ fn direct(s: &str) -> String {
 
 static BREAK_1: LazyLock<Regex> = LazyLock::new(|| Regex::new("([^_])([A-Z][a-z]+)").expect("valid regex"));
 static BREAK_2: LazyLock<Regex> = LazyLock::new(|| Regex::new("([a-z0-9])([A-Z])").expect("valid regex"));
+static UNDERSCORES: LazyLock<Regex> = LazyLock::new(|| Regex::new("__+").expect("valid regex"));
 static NON_ALNUM: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^a-zA-Z0-9_]+").expect("valid regex"));
 
 fn snake_case(s: &str) -> String {
@@ -93,7 +113,9 @@ fn snake_case(s: &str) -> String {
     let stripped = ident.trim_end_matches('_');
     let trailing = ident.len() - stripped.len();
     let ident = format!("{stripped}{}", "x".repeat(trailing));
-    ident
+    // Runs of underscores become one, so that no part holds the `__`
+    // separator (`g- h` is `g_h`, not `g__h`).
+    UNDERSCORES.replace_all(&ident, "_").into_owned()
 }
 
 /// Memoizes identifier normalization: inputs repeat the same keys on every row.
@@ -146,6 +168,20 @@ mod tests {
             ("trail_", "trailx"),
             ("héllo", "h_llo"),
             ("a___b", "a___b"),
+            ("__dunder__", "dunder"),
+            ("a__", "a"),
+            ("__b", "b"),
+            ("g- h", "g_h"),
+            ("c- _b", "c_b"),
+            ("x__y", "x__y"),
+            ("a__ __b", "a__b"),
+            ("___", "x"),
+            ("_", "x"),
+            ("a___", "a__x"),
+            ("1__2", "_1___2"),
+            ("Ab__Cd", "ab__cd"),
+            ("__My__Table__", "my__table"),
+            ("__", "_empty"),
             ("  ", "_empty"),
             ("", "_empty"),
             ("camelCase", "camel_case"),
@@ -160,7 +196,11 @@ mod tests {
         let d = NamingConvention::Direct;
         assert_eq!(d.identifier(" Full Name "), "Full Name");
         assert_eq!(d.identifier("camelCase"), "camelCase");
-        assert_eq!(d.identifier("a▶b\"c'd\ne"), "a▶b_c_d_e", "dlt 1.31 keeps ▶ inside a name");
+        assert_eq!(d.identifier("a▶b\"c'd\ne"), "a▶b_c_d_e", "dlt 1.31 keeps ▶ between parts");
         assert_eq!(d.identifier("\t"), "_empty");
+        assert_eq!(d.identifier("a▶▶b"), "a▶b", "empty path parts are dropped");
+        assert_eq!(d.identifier(" a ▶ b "), "a▶b");
+        assert_eq!(d.identifier("▶x▶"), "x");
+        assert!(d.is_blank("▶") && d.is_blank(" ") && !d.is_blank("▶x"));
     }
 }

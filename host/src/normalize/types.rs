@@ -123,9 +123,11 @@ pub fn coerce(v: &Node<'_>, to: DataType) -> Result<Option<Value>, TypeError> {
         }
         (DataType::Json, j @ (Node::Object(_) | Node::Array(_))) => Some(Value::Json(j.to_json())),
         // dlt parses text into a json column (`json.loads`); `"null"` is null.
-        (DataType::Json, Node::Str(s)) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(serde_json::Value::Null) => Some(Value::Null),
-            Ok(parsed) => Some(Value::Json(parsed.to_string())),
+        // Our parser reads numbers as `json.loads` does (`-0` is the integer
+        // 0, floats correctly rounded, big integers exact).
+        (DataType::Json, Node::Str(s)) => match Node::parse(s.as_bytes()) {
+            Ok(Node::Null) => Some(Value::Null),
+            Ok(parsed) => Some(Value::Json(parsed.to_json())),
             Err(_) => None,
         },
         (DataType::Date, Node::Str(s)) => parse_date(s).map(Value::Date),

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod csv;
 mod docs;
+mod doubles;
 mod errors;
 mod formats;
 mod golden;

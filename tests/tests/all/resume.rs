@@ -134,44 +134,58 @@ fn resume_with_another_batch_size_starts_at_the_right_row() {
 fn a_second_run_on_a_locked_pipeline_fails_at_once() {
     let s = Scratch::new();
     let input = s.file("t.jsonl", &numbered(6, "x"));
-    let mut slow =
-        s.command("run", "faulty", &["--input", path_arg(&input), "--batch-size", "1", "--env", "SLOW_MS=400"]);
-    let mut child = slow.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-    let lock = s.pipeline("faulty").join("pipeline.lock");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(&lock).map_or(true, |t| t.trim().is_empty()) {
-        assert!(Instant::now() < deadline, "the first run never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The first run holds its first batch (and so the lock) until released.
+    let mut held =
+        s.command("run", "faulty", &["--input", path_arg(&input), "--batch-size", "1", "--env", "HOLD_ROW=0"]);
+    let mut child = held.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_for_hold(&s, &mut child);
     let started = Instant::now();
     let out = s.run_faulty(&["--input", path_arg(&input)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("locked by another host process (pid {})", child.id())), "{}", stderr(&out));
-    assert!(started.elapsed() < Duration::from_secs(5), "fails at once");
-    assert!(child.wait().expect("wait").success());
+    assert!(started.elapsed() < Duration::from_secs(30), "fails at once, not after the first run");
+    release(&s);
+    let first = child.wait_with_output().expect("wait");
+    assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..6).collect::<Vec<_>>());
+}
+
+/// Waits until the faulty sink of a run started with `HOLD_ROW` holds its
+/// batch (it wrote `.holding`); fails if the run ends first.
+fn wait_for_hold(s: &Scratch, child: &mut std::process::Child) {
+    let marker = s.out().join(".holding");
+    while !marker.exists() {
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("the run ended ({status}) before the sink held its batch");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lets a held faulty sink go on.
+fn release(s: &Scratch) {
+    std::fs::write(s.out().join(".release"), b"").expect("release");
 }
 
 #[test]
 fn sigterm_stops_cleanly_and_the_rerun_finishes_without_duplicates() {
     let s = Scratch::new();
     let input = s.file("t.jsonl", &numbered(40, "x"));
-    let args = ["--input", path_arg(&input), "--batch-size", "1", "--workers", "1", "--env", "SLOW_MS=40"];
-    let mut cmd = s.command("run", "faulty", &args);
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.captured().len() < 3 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let args = ["--input", path_arg(&input), "--batch-size", "1", "--workers", "1"];
+    let mut held = args.to_vec();
+    held.extend(["--env", "HOLD_ROW=3"]);
+    let mut cmd = s.command("run", "faulty", &held);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    // Rows 0..3 are delivered and the call for row 3 is in flight.
+    wait_for_hold(&s, &mut child);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
+    release(&s);
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("Resume with"), "{}", stderr(&out));
-    let delivered = ids(&rows_of(&s.captured(), "t"));
-    assert!(delivered.len() < 40, "stopped early");
-    assert_eq!(delivered, (0..delivered.len() as u64).collect::<Vec<_>>());
+    // The call in flight finishes; no batch is handed out after the signal.
+    assert_eq!(ids(&rows_of(&s.captured(), "t")), [0, 1, 2, 3]);
 
     let out = s.run_faulty(&args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -222,6 +236,15 @@ fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
     assert_eq!(s.captured().len(), 2, "nothing sent on a damaged ledger");
 }
 
+/// How many calls the capture sink has written so far (files, not parsed).
+fn delivered_calls(s: &Scratch) -> usize {
+    std::fs::read_dir(s.out()).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json") && !n.starts_with('.')))
+            .count()
+    })
+}
+
 /// A tiny deterministic generator for kill delays.
 struct Lcg(u64);
 impl Lcg {
@@ -265,7 +288,14 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worke
             .spawn()
             .expect("spawn");
         if kills < KILLS {
-            std::thread::sleep(Duration::from_millis(rng.next(50, 300)));
+            // Kill once the run has delivered a few more batches (a number
+            // drawn at random), a little after the last one: progress, not
+            // a guess at how fast the host is, decides when.
+            let target = delivered_calls(&s) + rng.next(1, 8) as usize;
+            while delivered_calls(&s) < target && child.try_wait().expect("poll").is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(rng.next(0, 15)));
             if child.try_wait().expect("poll").is_none() {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap");
@@ -306,38 +336,67 @@ fn sigkill_at_random_moments_loses_nothing_and_replays_at_most_a_batch_per_worke
     eprintln!("crash test: {kills} kills, {replays} replayed batches, {:?}", started.elapsed());
 }
 
+/// Starts `host run` with the capture sink reading stdin, writes `lines`
+/// of it, and returns once the run is normalizing: its package exists in
+/// staging and the test still holds stdin open, so the run waits for more
+/// input for as long as the test likes.
+fn normalizing_from_stdin(s: &Scratch, lines: usize) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write as _;
+    let staging = s.pipeline("capture").join("load/staging");
+    // A killed run before this one may have left its own package there.
+    let entries = || -> BTreeSet<std::ffi::OsString> {
+        std::fs::read_dir(&staging).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
+    };
+    let before = entries();
+    let mut cmd = s.command("run", "capture", &["--input", "-", "--table", "big"]);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(numbered(lines, "n").as_bytes()).expect("write input");
+    stdin.flush().expect("flush");
+    while entries().difference(&before).next().is_none() {
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("the run ended ({status}) before it was normalizing");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (child, stdin)
+}
+
+/// Whatever is in `normalized/` must be a complete package.
+fn no_half_package(s: &Scratch) {
+    let pending = s.pipeline("capture").join("load/normalized");
+    for pkg in
+        std::fs::read_dir(&pending).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+    {
+        assert!(
+            pkg.join("load_package_state.json").is_file() && pkg.join("schema.json").is_file(),
+            "half package {}",
+            pkg.display()
+        );
+    }
+}
+
 #[test]
 fn sigkill_while_normalizing_leaves_no_half_package() {
     let s = Scratch::new();
-    const ROWS: usize = 200_000;
-    let input = s.file("big.jsonl", &numbered(ROWS, "n"));
-    let args = ["--input", path_arg(&input), "--batch-size", "5000"];
     let mut rng = Lcg(0xfeed);
     for _ in 0..5 {
-        let mut child = s
-            .command("run", "capture", &args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(rng.next(20, 400)));
-        let _ = child.kill();
+        // Killed in the middle of its input, after 1 to 5 chunks of lines.
+        let (mut child, stdin) = normalizing_from_stdin(&s, rng.next(1, 10_000) as usize);
+        child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        // Whatever is in normalized/ must be a complete package.
-        let pending = s.pipeline("capture").join("load/normalized");
-        for pkg in
-            std::fs::read_dir(&pending).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
-        {
-            assert!(
-                pkg.join("load_package_state.json").is_file() && pkg.join("schema.json").is_file(),
-                "half package {}",
-                pkg.display()
-            );
-        }
+        drop(stdin);
+        no_half_package(&s);
+        assert!(s.captured().is_empty(), "nothing is loaded from a half-read input");
     }
-    let out = run(s.command("run", "capture", &args));
+    // The next run cleans what the killed ones left in staging, and loads
+    // a whole file exactly once.
+    const ROWS: usize = 20_000;
+    let input = s.file("big.jsonl", &numbered(ROWS, "n"));
+    let out = run(s.command("run", "capture", &["--input", path_arg(&input), "--batch-size", "5000"]));
     assert!(out.status.success(), "{}", stderr(&out));
+    let staging = s.pipeline("capture").join("load/staging");
+    assert_eq!(std::fs::read_dir(&staging).map_or(0, |d| d.count()), 0, "staging is clean");
     let docs = s.captured();
     let mut kept = BTreeSet::new();
     let mut got = Vec::new();
@@ -353,15 +412,15 @@ fn sigkill_while_normalizing_leaves_no_half_package() {
 #[test]
 fn sigint_while_normalizing_stops_at_once_and_leaves_nothing() {
     let s = Scratch::new();
-    let input = s.file("big.jsonl", &numbered(1_000_000, "n"));
-    let mut cmd = s.command("run", "capture", &["--input", path_arg(&input)]);
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // The producer has gone quiet with its pipe still open: the run is
+    // waiting for input, and a Ctrl-C must end it all the same.
+    let (child, stdin) = normalizing_from_stdin(&s, 3_000);
     let started = Instant::now();
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill").success());
     let out = child.wait_with_output().expect("wait");
+    drop(stdin);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(started.elapsed() < Duration::from_secs(5), "stops promptly");
+    assert!(started.elapsed() < Duration::from_secs(30), "stops promptly ({:?})", started.elapsed());
     assert!(stderr(&out).contains("Nothing was packaged"), "{}", stderr(&out));
     for sub in ["normalized", "staging"] {
         let dir = s.pipeline("capture").join("load").join(sub);

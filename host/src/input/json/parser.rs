@@ -941,6 +941,30 @@ fn special_in_block(block: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    use crate::test_doubles as doubles;
+
+    /// Floats are correctly rounded: compared bit for bit with Rust's
+    /// `str::parse::<f64>` (an independent reference) on random texts of
+    /// every form, through the line parser, the cursor the fast path uses,
+    /// and the serde route that JSON array files take.
+    #[test]
+    fn floats_match_a_correctly_rounded_reference() {
+        let mut rng = doubles::Rng(0xF10A7);
+        for _ in 0..300_000 {
+            let (text, bits) = doubles::sample(&mut rng);
+            let want = Node::Float(f64::from_bits(bits));
+            let got = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            assert!(matches!(got, Node::Float(f) if f.to_bits() == bits), "{text}: {got:?}, want {want:?}");
+            let mut cursor = Cursor::new(text.as_bytes()).expect("utf8");
+            let got = cursor.value().expect("a value");
+            assert!(matches!(got, Node::Float(f) if f.to_bits() == bits), "cursor {text}: {got:?}");
+            let got: Node<'_> = serde_json::from_str(&text).expect("serde reads it");
+            assert!(matches!(got, Node::Float(f) if f.to_bits() == bits), "serde {text}: {got:?}");
+        }
+    }
+
+    /// Compares the printed form: floats in it come from two correctly
+    /// rounded readers (see the test above) printed by one printer.
     fn same_as_serde(text: &str) {
         let ours = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e:?}"));
         let theirs: serde_json::Value = serde_json::from_str(text).expect("serde parses");
