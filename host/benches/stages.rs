@@ -74,6 +74,7 @@ fn normalize_into(
         rotation: Rotation::default(),
         known_fingerprint: Some("bench"),
         skip_bad_lines: false,
+        max_record_bytes: host::input::MAX_RECORD_BYTES,
         gzip: false,
         progress: &|_, _| {},
         threads,
@@ -131,6 +132,7 @@ fn normalize_pass(
         None,
         counter,
         host::extract::CHUNK_LINES,
+        input::RecordLimit::default(),
         |chunk| chunk.lines.iter().try_for_each(|(line, range)| normalize_line(&chunk.text[range.clone()], *line)),
         |_| Err(anyhow::anyhow!("the benchmark input is JSON Lines")),
     )?;
@@ -153,7 +155,7 @@ fn main() -> anyhow::Result<()> {
     let source = InputSource::File(input.to_path_buf());
 
     let counter = AtomicU64::new(0);
-    let read_options = || ReadOptions { hasher: None, bytes_read: &counter };
+    let read_options = || ReadOptions { hasher: None, bytes_read: &counter, limit: input::RecordLimit::default() };
     // Records in the input: counted by the parse stage, else by a pass that
     // only counts lines (the generated input has one record per line).
     let mut rows = 0u64;
@@ -176,6 +178,7 @@ fn main() -> anyhow::Result<()> {
             None,
             &counter,
             host::extract::CHUNK_LINES,
+            input::RecordLimit::default(),
             |c| count(c.lines.len()),
             |_| count(1),
         )?;

@@ -53,6 +53,24 @@ pub enum ConfigError {
         /// The config file.
         path: PathBuf,
     },
+    /// A config section (or environment prefix) names a component, and the
+    /// sink that claimed it by its name is another file: the section's
+    /// settings and secrets serve that component only.
+    #[error(
+        "sink `{sink}` ({running}) is not the component {source_name} names ({claimed}): {why}. The settings and secrets of [destination.{sink}] serve that component only; run it, or name another destination with --destination, or change `component` there"
+    )]
+    NotTheSectionsComponent {
+        /// The name the running sink gave.
+        sink: String,
+        /// The running component's path.
+        running: String,
+        /// What the section names.
+        claimed: String,
+        /// Where the claim is (`.dlt/config.toml [destination.x]`, `env ...`).
+        source_name: String,
+        /// Which check failed.
+        why: String,
+    },
     /// A value does not have the declared type. Secret values are never
     /// printed.
     #[error("{source_name}: expected {expected}, found {found}")]
@@ -156,6 +174,53 @@ impl ConfigSources {
     /// The component configured for destination `name`.
     pub fn component(&self, pipeline: &str, name: &str) -> Option<Raw> {
         self.sink_setting(pipeline, name, &["component"])
+    }
+
+    /// Proves that `running` is the component the sink's section names,
+    /// when it names one: the same file (`component`, relative to
+    /// `project_dir`), and, when `component_sha256` is set, the same bytes.
+    /// A section that names no component serves any sink of that name (a
+    /// documented limit: bind secrets with `component`).
+    pub fn check_component_claim(
+        &self,
+        pipeline: &str,
+        sink: &str,
+        running: &Path,
+        project_dir: &Path,
+    ) -> Result<(), ConfigError> {
+        let refuse = |claimed: String, source_name: String, why: String| ConfigError::NotTheSectionsComponent {
+            sink: sink.to_string(),
+            running: running.display().to_string(),
+            claimed,
+            source_name,
+            why,
+        };
+        if let Some(raw) = self.component(pipeline, sink) {
+            let Some(text) = as_text(&raw) else {
+                return Err(setting_error(&raw, "a path"));
+            };
+            let claimed = project_dir.join(&text);
+            let same = match (std::fs::canonicalize(&claimed), std::fs::canonicalize(running)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                return Err(refuse(text, raw.source, "another file".into()));
+            }
+        }
+        if let Some(raw) = self.sink_setting(pipeline, sink, &["component_sha256"]) {
+            let Some(want) = as_text(&raw) else {
+                return Err(setting_error(&raw, "a SHA-256 in hex"));
+            };
+            use sha2::Digest as _;
+            let bytes = std::fs::read(running)
+                .map_err(|e| ConfigError::File { path: running.to_path_buf(), message: e.to_string() })?;
+            let got = hex::encode(sha2::Sha256::digest(&bytes));
+            if !got.eq_ignore_ascii_case(want.trim()) {
+                return Err(refuse(format!("sha256 {want}"), raw.source, format!("its SHA-256 is {got}")));
+            }
+        }
+        Ok(())
     }
 
     /// Resolves every key the sink declared. `cli` holds `--set` values.

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `extract` ties input → normalize → package together; `stop` is the
-//! stop request every phase reads; `settings` merges
+//! stop request every phase reads; `names` checks names from outside and
+//! makes the only paths built from them; `settings` merges
 //! what the sink asks for with the user's overrides; `cli` is the binary's
 //! front end.
 
@@ -24,6 +25,7 @@ pub mod extract;
 pub mod input;
 pub mod ledger;
 pub mod load;
+pub mod names;
 pub mod normalize;
 pub mod package;
 pub mod runtime;

@@ -18,6 +18,12 @@
 //! | `WRITE_FILE=P` | every call tries to write P and reports what happened |
 //! | `READ_ENV=K` | every call reports the value of environment variable K |
 //! | `HTTP_GET=URL` | every call GETs URL; a 2xx goes on to capture, anything else is reported |
+//! | `SLEEP_MS=N` | every call sleeps N ms in a host call (a `wasi:clocks` wait, which epochs cannot interrupt) |
+//! | `HUGE_MESSAGE=N` | every call fails terminally with a message of N bytes |
+//! | `HUGE_RETRY=N` | every call asks to retry with a message of N bytes |
+//! | `ECHO_SECRET=K` | every call prints config key K to stdout and stderr, then asks to retry with it in the message |
+//! | `SPEC_NAME=S` | `spec()` names the sink S |
+//! | `SPEC_KEYS=K,K:default` | `spec()` declares these keys: `name` (a string), `name:secret`, `name:int=text` (an integer key with a string default) |
 //! | `FAULT_TABLE=T` | all of the above apply to table T only; other tables are captured |
 //!
 //! "Reports" means the call fails terminally with a message that says what
@@ -50,7 +56,11 @@ fn recurse(depth: u64, sink: &mut Vec<u64>) -> u64 {
 
 impl Guest for Faulty {
     fn spec() -> SinkSpec {
-        dlthost_sink::default_spec("faulty")
+        let mut spec = dlthost_sink::default_spec(&var("SPEC_NAME").unwrap_or_else(|| "faulty".into()));
+        if let Ok(keys) = std::env::var("SPEC_KEYS") {
+            spec.config = keys.split(',').map(declared_key).collect();
+        }
+        spec
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
@@ -59,6 +69,18 @@ impl Guest for Faulty {
         }
         dlthost_sink::capture::write_call(&table, &ctx, &items)
     }
+}
+
+/// A key declaration from `SPEC_KEYS`: `name`, `name:secret` or
+/// `name:int=text` (an integer key whose default is a string: a bad one).
+fn declared_key(text: &str) -> dlthost_sink::ConfigKey {
+    use dlthost_sink::{ConfigType, ConfigValue};
+    let (name, how) = text.split_once(':').unwrap_or((text, ""));
+    let (value_type, default) = match how.split_once('=') {
+        Some(("int", d)) => (ConfigType::Integer, Some(ConfigValue::String(d.to_string()))),
+        _ => (ConfigType::String, None),
+    };
+    dlthost_sink::ConfigKey { name: name.to_string(), value_type, secret: how == "secret", required: false, default }
 }
 
 /// Applies the faults the environment asks for.
@@ -71,6 +93,24 @@ fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
             while std::fs::metadata(format!("{out}/.release")).is_err() {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
+        }
+        if let Some(ms) = var("SLEEP_MS").and_then(|v| v.parse::<u64>().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        if let Some(n) = var("HUGE_MESSAGE").and_then(|v| v.parse::<usize>().ok()) {
+            return Err(SinkError::Terminal("m".repeat(n)));
+        }
+        if let Some(n) = var("HUGE_RETRY").and_then(|v| v.parse::<usize>().ok()) {
+            return Err(SinkError::Retry(RetryError { message: "r".repeat(n), retry_after_ms: Some(1) }));
+        }
+        if let Some(key) = var("ECHO_SECRET") {
+            let secret = dlthost_sink::config_string(&key).unwrap_or_default();
+            println!("stdout has {secret}");
+            eprintln!("stderr has {secret}\nand a forged line");
+            return Err(SinkError::Retry(RetryError {
+                message: format!("the destination rejected {secret}"),
+                retry_after_ms: Some(1),
+            }));
         }
         if let Some(ms) = var("SLOW_MS").and_then(|v| v.parse::<u64>().ok()) {
             let start = std::time::Instant::now();

@@ -71,8 +71,12 @@ pub fn write_call_with(
 /// hex digits of its bits (`f64::to_bits`), so a test compares doubles
 /// exactly without parsing decimal text on the way out.
 pub fn doubles_as_bits(table: &TableSchema, rows: &mut [Json]) {
-    let doubles: Vec<&str> =
-        table.columns.iter().filter(|c| matches!(c.data_type, crate::DataType::Double)).map(|c| c.name.as_str()).collect();
+    let doubles: Vec<&str> = table
+        .columns
+        .iter()
+        .filter(|c| matches!(c.data_type, crate::DataType::Double))
+        .map(|c| c.name.as_str())
+        .collect();
     for row in rows {
         for name in &doubles {
             if let Some(cell) = row.get_mut(*name)

@@ -16,10 +16,11 @@ use crate::normalize::hints::SchemaHints;
 use crate::package::writer::Rotation;
 use crate::package::{FileFormat, PipelineDir};
 use crate::runtime::bindings::ItemFormat;
-use crate::runtime::bindings::{ConfigValue, SinkSpec};
+use crate::runtime::bindings::{ConfigKey, ConfigValue, SinkSpec};
 use crate::runtime::cache::{self, CompileCache};
 use crate::runtime::egress::AllowedHost;
-use crate::runtime::egress::InjectedHeader;
+use crate::runtime::egress::{InjectedHeader, SystemNetwork};
+use crate::runtime::text::Redactor;
 use crate::runtime::{DirGrant, SandboxOptions, SinkRuntime};
 use crate::settings::{self, Overrides, SinkSettings};
 
@@ -143,6 +144,11 @@ pub struct SinkArgs {
     /// explicitly (http://127.0.0.1:8080). Adds to `allowed_hosts` in config.
     #[arg(long, value_name = "ORIGIN", value_parser = parse_allowed_host)]
     pub allow_host: Vec<AllowedHost>,
+    /// Answer a name's lookup for the sink's HTTP requests with a fixed
+    /// address, as curl's --resolve: HOST:PORT:ADDRESS. The address is
+    /// checked like any other (a local one needs an --allow-host naming it).
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    pub resolve: Vec<String>,
     /// Memory limit of one sink instance, summed over its memories [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<usize>,
@@ -173,6 +179,10 @@ pub struct SinkArgs {
     /// First wait after a `retry` error; doubles on each attempt, with jitter [default: 1s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub retry_backoff: Option<Duration>,
+    /// The longest wait a sink's `retry-after-ms` may ask for; longer
+    /// requests wait this long [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_retry_after: Option<Duration>,
     /// Where compiled components are cached. Default: the per-user cache
     /// directory (`~/.cache/dlthost/components` on Linux).
     #[arg(long, value_name = "DIR", env = "DLTHOST_CACHE_DIR")]
@@ -191,6 +201,35 @@ pub struct Sink {
     pub pipeline: PipelineDir,
     /// Job file rotation.
     pub rotation: Rotation,
+}
+
+/// The system's network with the `--resolve` answers.
+fn network_for(entries: &[String]) -> anyhow::Result<SystemNetwork> {
+    let mut network = SystemNetwork::default();
+    for entry in entries {
+        let (key, ip) = SystemNetwork::parse_fixed(entry).map_err(anyhow::Error::msg)?;
+        network.fixed.entry(key).or_default().push(ip);
+    }
+    Ok(network)
+}
+
+/// The redactor of a run: every resolved secret that text can carry. A
+/// secret that cannot be replaced in text (a number, a boolean, or fewer
+/// than 6 bytes) is named in one warning.
+fn redactor_for(sink: &str, declared: &[ConfigKey], values: &BTreeMap<String, ConfigValue>) -> Redactor {
+    let mut secrets = Vec::new();
+    for key in declared.iter().filter(|k| k.secret) {
+        let Some(value) = values.get(&key.name) else { continue };
+        match value {
+            ConfigValue::String(text) if !Redactor::unredactable(text) => secrets.push(text.clone()),
+            _ => tracing::warn!(
+                "secret `{}` of sink `{sink}` is {}: it cannot be replaced in the sink's messages, so keep it out of them",
+                key.name,
+                if matches!(value, ConfigValue::String(_)) { "shorter than 6 bytes" } else { "not text" }
+            ),
+        }
+    }
+    Redactor::new(secrets)
 }
 
 /// A load setting: the flag, else `LOAD__<KEY>`, else `[load] <key>`, else `default`.
@@ -269,6 +308,14 @@ impl SinkArgs {
             duration,
             Duration::from_secs(1),
         )?;
+        let max_retry_after = load_setting(
+            self.max_retry_after,
+            &sources,
+            "max_retry_after",
+            "a duration (30s, 5m)",
+            duration,
+            crate::load::MAX_RETRY_AFTER,
+        )?;
         let memory_limit =
             load_setting(self.memory_limit, &sources, "memory_limit", "a size (512MiB)", bytes, 1 << 30)?;
         let call_timeout = load_setting(
@@ -320,11 +367,15 @@ impl SinkArgs {
             store_max_memory,
             cache: Some(compile_cache(self.cache_dir.as_deref())),
             inject_header: None,
+            redactor: Default::default(),
+            network: std::sync::Arc::new(network_for(&self.resolve)?),
         };
         let mut runtime = SinkRuntime::load(&component, sandbox.clone())?;
         let Some(spec) = runtime.spec().cloned() else { bail!("sink returned no spec") };
         let name = self.destination.clone().unwrap_or_else(|| spec.name.clone());
         let pipeline_name = pipeline_args.pipeline.clone().unwrap_or_else(|| name.clone());
+        // A sink cannot claim another sink's section by giving its name.
+        sources.check_component_claim(&pipeline_name, &name, &component, &self.project_dir)?;
 
         // Sink settings: flags, then environment and config.toml, then the spec.
         let setting = |keys: &[&str]| sources.sink_setting(&pipeline_name, &name, keys);
@@ -393,6 +444,7 @@ impl SinkArgs {
             }
         }
         let mut values = sources.sink_keys(&pipeline_name, &name, &spec.config, &set)?;
+        sandbox.redactor = redactor_for(&name, &spec.config, &values);
         if let Some(raw) = setting(&["allowed_hosts"]) {
             let entries = config::as_list(&raw).ok_or_else(|| config::setting_error(&raw, "a list of origins"))?;
             for e in entries {
@@ -422,6 +474,7 @@ impl SinkArgs {
             item_format: settings.item_format,
             max_attempts: max_attempts.max(1),
             backoff: retry_backoff,
+            max_retry_after,
             strategy,
             progress: None,
             keep_loaded: load_setting(

@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// bad_lines.jsonl).
     #[arg(long, value_name = "WHAT", default_value = "fail")]
     pub on_bad_line: BadLineArg,
+    /// The most bytes one input record (a line, an array element) may have;
+    /// a longer one stops the read, or is skipped and quarantined as its
+    /// first 4 KiB and its size with --on-bad-line skip [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = crate::cli::units::parse_bytes)]
+    pub max_record_bytes: Option<usize>,
     /// Gzip `jsonl` job files (`.jsonl.gz`); off by default.
     #[arg(long)]
     pub gzip_jobs: bool,
@@ -125,6 +130,7 @@ impl RunArgs {
             rotation: sink.rotation,
             known_fingerprint: fingerprint.as_deref(),
             skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
+            max_record_bytes: self.max_record_bytes.unwrap_or(crate::input::MAX_RECORD_BYTES).max(1),
             gzip: self.gzip_jobs,
             progress: &on_progress,
             threads: self

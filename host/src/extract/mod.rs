@@ -132,6 +132,8 @@ pub struct ExtractOptions<'a> {
     pub known_fingerprint: Option<&'a str>,
     /// Skip malformed lines instead of failing.
     pub skip_bad_lines: bool,
+    /// The most bytes one record may have (`--max-record-bytes`).
+    pub max_record_bytes: usize,
     /// Gzip `jsonl` job files.
     pub gzip: bool,
     /// Called now and then with (records, bytes read).
@@ -187,7 +189,16 @@ pub fn extract(
     settings: &NormalizeSettings,
     options: ExtractOptions<'_>,
 ) -> Result<Extracted, ExtractError> {
-    let ExtractOptions { format, rotation, known_fingerprint, skip_bad_lines, gzip, progress, threads } = options;
+    let ExtractOptions {
+        format,
+        rotation,
+        known_fingerprint,
+        skip_bad_lines,
+        max_record_bytes,
+        gzip,
+        progress,
+        threads,
+    } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;
@@ -216,6 +227,7 @@ pub fn extract(
             source_name: &source_name,
             router: &router,
             skip_bad_lines,
+            max_record_bytes,
             first_chunk: chunks,
         };
         let before = records;
@@ -294,6 +306,7 @@ mod tests {
             rotation: Rotation::default(),
             known_fingerprint: Some("fp"),
             skip_bad_lines: true,
+            max_record_bytes: crate::input::MAX_RECORD_BYTES,
             gzip: false,
             progress: &|_, _| {},
             threads,
@@ -378,6 +391,7 @@ mod tests {
                 rotation: Rotation::default(),
                 known_fingerprint: Some("fp"),
                 skip_bad_lines: false,
+                max_record_bytes: crate::input::MAX_RECORD_BYTES,
                 gzip: false,
                 progress: &|_, _| {},
                 threads,

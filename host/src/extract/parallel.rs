@@ -73,9 +73,19 @@ pub(super) struct Context<'a> {
     pub source_name: &'a str,
     pub router: &'a RecordRouter<'a>,
     pub skip_bad_lines: bool,
+    /// The most bytes one record may have (`--max-record-bytes`).
+    pub max_record_bytes: usize,
     /// The number of this input's first chunk: chunks are numbered across
     /// all the inputs of a load, as root `_dlt_id`s are derived from it.
     pub first_chunk: u64,
+}
+
+impl Context<'_> {
+    /// The record limit of the read: skipping oversized lines when bad
+    /// lines are skipped.
+    pub fn record_limit(&self) -> input::RecordLimit {
+        input::RecordLimit { max_bytes: self.max_record_bytes, skip: self.skip_bad_lines }
+    }
 }
 
 /// Where the read goes and how it is cut.
@@ -122,7 +132,7 @@ pub(super) fn run(
         let reader = std::thread::Builder::new()
             .name("input-reader".into())
             .spawn_scoped(scope, move || {
-                read(source, hasher, bytes_read, chunk_lines, first_chunk, &chunk_tx, &ticket_rx)
+                read(source, hasher, bytes_read, (chunk_lines, cx.record_limit()), first_chunk, &chunk_tx, &ticket_rx)
             })
             .map_err(|e| ExtractError::Thread(e.to_string()))?;
         for i in 0..workers {
@@ -166,6 +176,7 @@ pub(super) fn run_here(
         hasher,
         bytes_read,
         super::CHUNK_LINES,
+        cx.record_limit(),
         |lines| {
             let (normalizer, writer, progress, totals, next) = &mut *state.borrow_mut();
             let chunk = Chunk { index: *next, data: ChunkData::Lines(lines) };
@@ -203,7 +214,7 @@ fn read(
     source: &InputSource,
     hasher: Option<&mut Sha256>,
     bytes_read: &AtomicU64,
-    chunk_lines: usize,
+    (chunk_lines, limit): (usize, input::RecordLimit),
     first_chunk: u64,
     chunk_tx: &SyncSender<Chunk>,
     ticket_rx: &Receiver<()>,
@@ -222,6 +233,7 @@ fn read(
         hasher,
         bytes_read,
         chunk_lines,
+        limit,
         |lines| send(ChunkData::Lines(lines)),
         |record| {
             let mut buf = records.borrow_mut();
@@ -346,6 +358,11 @@ fn normalize_chunk(cx: &Context<'_>, normalizer: &mut Normalizer, chunk: &Chunk)
         ChunkData::Lines(lines) => {
             for (line, range) in &lines.lines {
                 let text = &lines.text[range.clone()];
+                if let Some(bad) = lines.oversized(*line) {
+                    // Only with skip: a longer line stops the read itself.
+                    out.bad_lines.push(bad.clone().into_bad_line(cx.source_name, text));
+                    continue;
+                }
                 if cx.router.push_line(normalizer, text, &mut out.rows) {
                     out.records += 1;
                     continue;

@@ -85,6 +85,19 @@ pub enum InputError {
         /// What the parser expected.
         message: String,
     },
+    /// A record (a line, or an element of an array file) is longer than
+    /// the limit. Reading stops there: nothing of the record is held.
+    #[error(
+        "{source_name}:{line}: a record longer than {limit} bytes; raise the limit with --max-record-bytes, or skip such records with --on-bad-line skip"
+    )]
+    RecordTooLarge {
+        /// The input.
+        source_name: String,
+        /// 1-based line where the record starts.
+        line: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A Parquet input that cannot be read (damaged, or a feature arrow
     /// does not read).
     #[error("{source_name}: cannot read Parquet: {message}")]
@@ -119,6 +132,35 @@ pub struct BadLine {
     pub text: String,
 }
 
+/// The default of [`RecordLimit::max_bytes`]: far above any sane record,
+/// far below what would strain the machine.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// How much of an oversized line is kept when it is skipped (quarantined
+/// with its size; the rest is read and dropped).
+pub const OVERSIZED_HEAD: usize = 4096;
+
+/// The most bytes one record may have, so memory stays flat whatever the
+/// input (a gzip file of a few MB can inflate to gigabytes without a
+/// newline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimit {
+    /// Bytes of one JSON Lines line or array element (`--max-record-bytes`).
+    pub max_bytes: usize,
+    /// Go on past an oversized line (`--on-bad-line skip`): it becomes a
+    /// malformed line holding its first [`OVERSIZED_HEAD`] bytes and its
+    /// size. Otherwise reading stops at once with
+    /// [`InputError::RecordTooLarge`]. (An oversized element of an array
+    /// file always stops the read: the array's structure is lost.)
+    pub skip: bool,
+}
+
+impl Default for RecordLimit {
+    fn default() -> Self {
+        RecordLimit { max_bytes: MAX_RECORD_BYTES, skip: false }
+    }
+}
+
 /// How to read: what to tap. (A malformed line ends the read; callers that
 /// skip such lines read chunks, [`read_chunks`], and parse them themselves.)
 pub struct ReadOptions<'a> {
@@ -126,6 +168,8 @@ pub struct ReadOptions<'a> {
     pub hasher: Option<&'a mut Sha256>,
     /// Raw bytes read so far (for progress).
     pub bytes_read: &'a AtomicU64,
+    /// The most bytes one record may have.
+    pub limit: RecordLimit,
 }
 
 /// Reads every record of `source` and hands it to `each`. An error from
@@ -138,12 +182,12 @@ pub fn read_records<E>(
 where
     E: From<InputError>,
 {
-    let ReadOptions { hasher, bytes_read } = options;
+    let ReadOptions { hasher, bytes_read, limit } = options;
     match open(source, hasher, bytes_read)? {
         Opened::Parquet(path) => parquet::read(path, &mut each),
         Opened::Json { first: None, .. } => Ok(()),
-        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, &mut each),
-        Opened::Json { name, reader, .. } => read_lines(&name, reader, &mut each),
+        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, limit, &mut each),
+        Opened::Json { name, reader, .. } => read_lines(&name, reader, limit, &mut each),
     }
 }
 
@@ -154,6 +198,19 @@ pub struct LineChunk {
     pub text: Vec<u8>,
     /// `(1-based line number, range in text)`; blank lines are left out.
     pub lines: Vec<(u64, std::ops::Range<usize>)>,
+    /// Lines longer than the record limit (with `skip`): the text holds
+    /// their first [`OVERSIZED_HEAD`] bytes, and this what to report.
+    pub oversized: Vec<MalformedLine>,
+}
+
+impl LineChunk {
+    /// What is wrong with `line` when it was too long to keep.
+    pub fn oversized(&self, line: u64) -> Option<&MalformedLine> {
+        if self.oversized.is_empty() {
+            return None;
+        }
+        self.oversized.iter().find(|m| m.line == line)
+    }
 }
 
 /// A chunk is cut at this many bytes even if it has fewer lines: chunks in
@@ -166,11 +223,13 @@ pub const CHUNK_BYTES: usize = 4 << 20;
 /// is still read record by record into `each_record`. `hasher` and
 /// `bytes_read` are fed as by [`read_records`]; malformed lines are the
 /// caller's to handle.
+#[allow(clippy::too_many_arguments)]
 pub fn read_chunks<E>(
     source: &InputSource,
     hasher: Option<&mut Sha256>,
     bytes_read: &AtomicU64,
     lines_per_chunk: usize,
+    limit: RecordLimit,
     each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
     mut each_record: impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E>
@@ -180,8 +239,8 @@ where
     match open(source, hasher, bytes_read)? {
         Opened::Parquet(path) => parquet::read(path, &mut each_record),
         Opened::Json { first: None, .. } => Ok(()),
-        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, &mut each_record),
-        Opened::Json { name, reader, .. } => cut_lines(&name, reader, lines_per_chunk, each_chunk),
+        Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, limit, &mut each_record),
+        Opened::Json { name, reader, .. } => cut_lines(&name, reader, lines_per_chunk, limit, each_chunk),
     }
 }
 
@@ -190,18 +249,20 @@ fn cut_lines<E: From<InputError>>(
     name: &str,
     mut reader: Box<dyn BufRead + '_>,
     lines_per_chunk: usize,
+    limit: RecordLimit,
     mut each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut cutter = LineCutter::new(lines_per_chunk);
+    let mut cutter = LineCutter::new(lines_per_chunk, limit);
+    let too_large = |line| InputError::RecordTooLarge { source_name: name.to_string(), line, limit: limit.max_bytes };
     loop {
         let buf = reader.fill_buf().map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
         if buf.is_empty() {
             break;
         }
         let n = buf.len();
-        cutter.chunk.text.extend_from_slice(buf);
+        cutter.feed(buf);
         reader.consume(n);
-        while let Some(full) = cutter.cut() {
+        while let Some(full) = cutter.cut().map_err(too_large)? {
             each_chunk(full)?;
         }
     }
@@ -219,6 +280,9 @@ struct LineCutter {
     /// The chunk being filled; its text may end in an incomplete line.
     chunk: LineChunk,
     lines_per_chunk: usize,
+    limit: RecordLimit,
+    /// Bytes of an oversized line being dropped (its head is in the text).
+    skipping: Option<u64>,
     /// Where in `chunk.text` the next line starts.
     line_start: usize,
     /// How far `chunk.text` has been searched for newlines.
@@ -228,36 +292,89 @@ struct LineCutter {
 }
 
 impl LineCutter {
-    fn new(lines_per_chunk: usize) -> Self {
+    fn new(lines_per_chunk: usize, limit: RecordLimit) -> Self {
         let lines_per_chunk = lines_per_chunk.max(1);
         LineCutter {
-            chunk: LineChunk { text: Vec::with_capacity(1 << 16), lines: Vec::with_capacity(lines_per_chunk) },
+            chunk: LineChunk {
+                text: Vec::with_capacity(1 << 16),
+                lines: Vec::with_capacity(lines_per_chunk),
+                oversized: Vec::new(),
+            },
             lines_per_chunk,
+            limit,
+            skipping: None,
             line_start: 0,
             searched: 0,
             line_no: 0,
         }
     }
 
+    /// Appends a buffer read from the input. While an oversized line is
+    /// being dropped, its bytes are only counted, up to its newline.
+    fn feed(&mut self, mut buf: &[u8]) {
+        if let Some(seen) = self.skipping.as_mut() {
+            match memchr::memchr(b'\n', buf) {
+                None => {
+                    *seen += buf.len() as u64;
+                    return;
+                }
+                Some(at) => {
+                    let total = *seen + at as u64;
+                    self.end_oversized(total);
+                    self.chunk.text.push(b'\n');
+                    buf = &buf[at + 1..];
+                }
+            }
+        }
+        self.chunk.text.extend_from_slice(buf);
+    }
+
+    /// Notes the oversized line being dropped as malformed, with its size.
+    fn end_oversized(&mut self, total: u64) {
+        self.skipping = None;
+        self.chunk.oversized.push(MalformedLine {
+            line: self.line_no + 1,
+            column: 1,
+            message: format!(
+                "a record of {total} bytes is longer than --max-record-bytes ({}); its first {OVERSIZED_HEAD} bytes are kept",
+                self.limit.max_bytes
+            ),
+        });
+    }
+
     /// Records the lines ended in the text appended since the last call,
     /// and returns the chunk as soon as it is full; the bytes after its last
-    /// line move to the next chunk. Call again until it returns `None`.
-    fn cut(&mut self) -> Option<LineChunk> {
+    /// line move to the next chunk. Call again until it returns `None`. An
+    /// unfinished line past the limit is an error (its line number) unless
+    /// the limit skips: then only its head is kept.
+    fn cut(&mut self) -> Result<Option<LineChunk>, u64> {
         while let Some(at) = memchr::memchr(b'\n', &self.chunk.text[self.searched..]) {
             let end = self.searched + at;
             self.add_line(end);
             self.line_start = end + 1;
             self.searched = end + 1;
             if self.chunk.lines.len() >= self.lines_per_chunk || self.line_start >= CHUNK_BYTES {
-                return Some(self.take_full());
+                return Ok(Some(self.take_full()));
             }
         }
         self.searched = self.chunk.text.len();
-        None
+        let open = self.chunk.text.len() - self.line_start;
+        if self.skipping.is_none() && open > self.limit.max_bytes {
+            if !self.limit.skip {
+                return Err(self.line_no + 1);
+            }
+            self.skipping = Some(open as u64);
+            self.chunk.text.truncate(self.line_start + OVERSIZED_HEAD.min(open));
+            self.searched = self.chunk.text.len();
+        }
+        Ok(None)
     }
 
     /// The last chunk, with a last line that has no newline.
     fn finish(mut self) -> Option<LineChunk> {
+        if let Some(total) = self.skipping {
+            self.end_oversized(total);
+        }
         if self.line_start < self.chunk.text.len() {
             self.add_line(self.chunk.text.len());
         }
@@ -286,7 +403,7 @@ impl LineCutter {
         let mut text = Vec::with_capacity(self.chunk.text.capacity().max(self.line_start + (1 << 16)));
         text.extend_from_slice(&self.chunk.text[self.line_start..]);
         self.chunk.text.truncate(self.line_start);
-        let next = LineChunk { text, lines: Vec::with_capacity(self.lines_per_chunk) };
+        let next = LineChunk { text, lines: Vec::with_capacity(self.lines_per_chunk), oversized: Vec::new() };
         self.searched -= self.line_start;
         self.line_start = 0;
         std::mem::replace(&mut self.chunk, next)
@@ -518,12 +635,16 @@ fn first_non_blank(reader: &mut (dyn BufRead + '_)) -> io::Result<Option<u8>> {
 fn read_lines<E: From<InputError>>(
     name: &str,
     reader: Box<dyn BufRead + '_>,
+    limit: RecordLimit,
     each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     // Parsed as bytes: a bad UTF-8 byte is a malformed line with a column,
     // not an I/O error ending the read; the records borrow from the chunk.
-    cut_lines(name, reader, 1024, |chunk| {
+    cut_lines(name, reader, 1024, limit, |chunk| {
         for (line, range) in &chunk.lines {
+            if let Some(bad) = chunk.oversized(*line) {
+                return Err(bad.clone().into_error(name).into());
+            }
             let value = parse_line(*line, &chunk.text[range.clone()]).map_err(|bad| bad.into_error(name))?;
             line_records(*line, value, &mut *each)?;
         }
@@ -553,9 +674,10 @@ pub fn line_records<'a, E>(
 fn read_array<E: From<InputError>>(
     name: &str,
     mut reader: Box<dyn BufRead + '_>,
+    limit: RecordLimit,
     each: &mut impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut scan = ArrayScan::default();
+    let mut scan = ArrayScan { max_element: limit.max_bytes, ..ArrayScan::default() };
     loop {
         let block = reader.fill_buf().map_err(|error| InputError::Io { source_name: name.to_string(), error })?;
         if block.is_empty() {
@@ -579,6 +701,10 @@ fn read_array<E: From<InputError>>(
                 Step::Bad(message) => {
                     let (line, column) = (scan.line, scan.column);
                     return Err(InputError::Malformed { source_name: name.to_string(), line, column, message }.into());
+                }
+                Step::TooLarge => {
+                    let (line, limit) = (scan.element_start.0, limit.max_bytes);
+                    return Err(InputError::RecordTooLarge { source_name: name.to_string(), line, limit }.into());
                 }
             }
         }
@@ -618,6 +744,8 @@ enum Step {
     Element,
     /// The text is not a JSON array; the message says what was found.
     Bad(String),
+    /// The element is longer than the record limit.
+    TooLarge,
 }
 
 /// Cuts the elements of a top-level array out of a stream of bytes.
@@ -635,6 +763,8 @@ struct ArrayScan {
     /// 1-based position of the byte being read.
     line: u64,
     column: u64,
+    /// The most bytes of one element.
+    max_element: usize,
 }
 
 impl ArrayScan {
@@ -678,14 +808,13 @@ impl ArrayScan {
 
     fn element_byte(&mut self, b: u8) -> Step {
         if self.in_string {
-            self.element.push(b);
             match (self.escaped, b) {
                 (true, _) => self.escaped = false,
                 (false, b'\\') => self.escaped = true,
                 (false, b'"') => self.in_string = false,
                 _ => {}
             }
-            return Step::More;
+            return self.keep(b);
         }
         match b {
             b',' | b']' if self.depth == 0 => {
@@ -696,6 +825,14 @@ impl ArrayScan {
             b'[' | b'{' => self.depth += 1,
             b']' | b'}' => self.depth = self.depth.saturating_sub(1),
             _ => {}
+        }
+        self.keep(b)
+    }
+
+    /// Adds a byte to the element, unless that passes the limit.
+    fn keep(&mut self, b: u8) -> Step {
+        if self.element.len() >= self.max_element {
+            return Step::TooLarge;
         }
         self.element.push(b);
         Step::More
@@ -754,6 +891,7 @@ mod tests {
             None,
             &AtomicU64::new(0),
             7,
+            RecordLimit::default(),
             |chunk| {
                 sizes.push(chunk.lines.len());
                 for (line, range) in &chunk.lines {
@@ -772,7 +910,7 @@ mod tests {
     fn collect(path: &Path) -> Result<Vec<Record<'static>>, InputError> {
         let mut out = Vec::new();
         let bytes = AtomicU64::new(0);
-        let options = ReadOptions { hasher: None, bytes_read: &bytes };
+        let options = ReadOptions { hasher: None, bytes_read: &bytes, limit: RecordLimit::default() };
         read_records(&InputSource::File(path.to_path_buf()), options, |r| {
             out.push(Record { line: r.line, value: r.value.into_owned() });
             Ok::<_, InputError>(())
@@ -870,6 +1008,7 @@ mod tests {
             None,
             &bytes,
             100,
+            RecordLimit::default(),
             |c| {
                 chunks.push(c.lines.iter().map(|(n, _)| *n).collect::<Vec<_>>());
                 Ok::<_, InputError>(())

@@ -11,7 +11,8 @@ use crate::package::parquet::{self, ParquetJobReader};
 use crate::package::reader::JobReader;
 use crate::package::{FileFormat, JobInfo, JobState, Package, PackageError, PipelineDir};
 use crate::runtime::bindings::{BatchContext, Compression, ItemFormat, Items, JobFile, SinkError};
-use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkInstance, SinkRuntime, convert};
+use crate::runtime::guard::{Guarded, LoadCall};
+use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkRuntime, convert};
 
 /// The idempotency key of a batch: the same for the same rows of the same
 /// job of the same package, whatever the attempt, run or batch size.
@@ -35,17 +36,17 @@ enum Outcome {
 struct Slot<'a> {
     runtime: &'a SinkRuntime,
     handle_dir: Option<PathBuf>,
-    instance: Option<SinkInstance>,
+    instance: Option<Guarded>,
 }
 
 impl Slot<'_> {
-    fn get(&mut self) -> Result<&mut SinkInstance, RuntimeError> {
-        if self.instance.as_ref().is_some_and(SinkInstance::worn_out) {
+    fn get(&mut self) -> Result<&mut Guarded, RuntimeError> {
+        if self.instance.as_ref().is_some_and(Guarded::worn_out) {
             // Linear memory never shrinks: start fresh now and then.
             self.instance = None;
         }
         if self.instance.is_none() {
-            self.instance = Some(self.runtime.instance(self.handle_dir.as_deref())?);
+            self.instance = Some(self.runtime.guarded(self.handle_dir.as_deref())?);
         }
         // Just filled above.
         self.instance.as_mut().ok_or_else(|| RuntimeError::Instantiate {
@@ -104,7 +105,7 @@ fn deliver_job(
         }
         .into());
     };
-    let wit_table = convert::table(table);
+    let wit_table = std::sync::Arc::new(convert::table(table));
     let path = package.job_path(job, JobState::Started);
     let load_id = &package.state.load_id;
     let already = shared.ledger.delivered(&job.job_id);
@@ -127,12 +128,12 @@ fn deliver_job(
         let exposed = expose_file(&path, &dir, &job.file_name)?;
         ctx.row_count = job.rows;
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, 0, job.rows);
-        let items = Items::File(JobFile {
+        let items = std::sync::Arc::new(Items::File(JobFile {
             path: format!("{JOB_DIR_GUEST}/{}", job.file_name),
             format: convert::file_format(package.state.file_format),
             compression: if job.file_name.ends_with(".gz") { Compression::Gzip } else { Compression::None },
             row_count: job.rows,
-        });
+        }));
         let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared);
         let _ = std::fs::remove_file(&exposed);
         let rows = match outcome {
@@ -155,6 +156,7 @@ fn deliver_job(
         ctx.row_count = row_count;
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, ctx.start_row, ctx.row_count);
         ctx.attempt = 1;
+        let items = std::sync::Arc::new(items);
         match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared) {
             Outcome::Delivered => {
                 // Durable before the next batch of this job is sent.
@@ -303,12 +305,13 @@ fn finish(
 /// attempts run out. A trap replaces the instance and is retried once.
 fn deliver_batch(
     slot: &mut Slot<'_>,
-    table: &crate::runtime::bindings::TableSchema,
+    table: &std::sync::Arc<crate::runtime::bindings::TableSchema>,
     ctx: &mut BatchContext,
-    items: &Items,
+    items: &std::sync::Arc<Items>,
     options: &LoadOptions,
     shared: &Shared,
 ) -> Outcome {
+    let runtime = slot.runtime;
     let mut traps = 0;
     let mut backoff = options.backoff;
     loop {
@@ -322,17 +325,27 @@ fn deliver_batch(
                 r.retries += 1;
             }
         });
-        let last_error = match instance.load(table, ctx, items) {
+        let call = LoadCall { table: table.clone(), ctx: ctx.clone(), items: items.clone() };
+        let last_error = match instance.load(call) {
             Ok(Ok(())) => return Outcome::Delivered,
             Ok(Err(SinkError::Terminal(message))) => {
-                let message = with_denials(message, instance.take_denials());
+                let message = runtime.sink_text(&with_denials(message, instance.take_denials()));
                 return Outcome::Terminal(format!("sink `{}` refused the batch: {message}", slot.runtime.name()));
             }
             Ok(Err(SinkError::Retry(mut r))) => {
-                r.message = with_denials(r.message, instance.take_denials());
+                r.message = runtime.sink_text(&with_denials(r.message, instance.take_denials()));
                 // Honour the sink's retry-after; otherwise back off
                 // exponentially with jitter so workers do not retry in step.
                 let wait = match r.retry_after_ms {
+                    Some(ms) if Duration::from_millis(ms) > options.max_retry_after => {
+                        tracing::warn!(
+                            job = %ctx.job_id,
+                            "sink `{}` asked to wait {ms} ms before retrying; waiting {:?} (the cap, --max-retry-after)",
+                            slot.runtime.name(),
+                            options.max_retry_after
+                        );
+                        options.max_retry_after
+                    }
                     Some(ms) => Duration::from_millis(ms),
                     None => jitter(backoff),
                 };
@@ -342,6 +355,13 @@ fn deliver_batch(
                 }
                 backoff = backoff.saturating_mul(2);
                 format!("sink `{}` asked to retry: {}", slot.runtime.name(), r.message)
+            }
+            Err(stopped @ CallError::Stopped { .. }) => {
+                // Abandoned on a stop: the batch is not recorded, so the
+                // next run sends it again under the same key.
+                tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, "{stopped}");
+                slot.instance = None;
+                return Outcome::Interrupted;
             }
             Err(trap) => {
                 // A trapped instance can never be entered again.

@@ -52,6 +52,10 @@ pub struct LoadOptions {
     pub max_attempts: u32,
     /// First backoff after a `retry` error; doubles each attempt.
     pub backoff: Duration,
+    /// The longest wait a sink's `retry-after-ms` may ask for
+    /// (`--max-retry-after`, default [`MAX_RETRY_AFTER`]): a sink's number
+    /// is hostile input, and 2^64−1 ms would stall the run forever.
+    pub max_retry_after: Duration,
     /// Which jobs may run at the same time.
     pub strategy: Strategy,
     /// Loaded packages to keep (older ones are deleted unless they failed).
@@ -59,6 +63,9 @@ pub struct LoadOptions {
     /// Called after every delivered batch with the report so far.
     pub progress: Option<ProgressHook>,
 }
+
+/// The default of [`LoadOptions::max_retry_after`]: minutes, not days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A progress callback, called with the load report after each batch.
 #[derive(Clone)]

@@ -56,8 +56,12 @@ pub fn variant_suffix(v: &Node<'_>) -> &'static str {
 /// not fit this column", which makes a variant).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeError {
-    /// dlt refuses integers beyond 64 bits; we do too rather than wrap.
-    #[error("integer {0} does not fit a signed 64-bit bigint (declare the column as decimal or text)")]
+    /// An integer outside the signed 64-bit range meets a bigint column.
+    /// We refuse rather than wrap, round or quietly retype the column
+    /// (docs/normalizer.md says why); a hint takes it exactly.
+    #[error(
+        "integer {0} is outside the signed 64-bit range of a bigint column; declare the column `decimal` (up to 38 digits) or `text` in --schema-hints to load it exactly (docs/normalizer.md)"
+    )]
     IntegerOutOfRange(String),
     /// The value fits neither its column nor the variant column for its
     /// JSON type, which already has another type (dlt stops here too).

@@ -63,6 +63,9 @@ pub enum PackageError {
         /// Pid of the holder.
         holder: String,
     },
+    /// A name from outside (a pipeline's) cannot become a path.
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
     /// A package file is not what we wrote.
     #[error("{path} is damaged: {message}")]
     Damaged {
@@ -167,7 +170,7 @@ pub struct PipelineDir {
 impl PipelineDir {
     /// `<pipelines_dir>/<name>`, created if missing.
     pub fn open(pipelines_dir: &Path, name: &str) -> Result<Self, PackageError> {
-        let root = pipelines_dir.join(name);
+        let root = crate::names::safe_join(pipelines_dir, name, "pipeline name")?;
         for sub in ["load/staging", "load/normalized", "load/loaded", "schemas"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;

@@ -2,6 +2,8 @@
 //! prefixed with the sink's name, so the host's stdout stays free for
 //! machine-readable output. Output beyond a byte cap is dropped (with one
 //! notice), so a chatty or hostile sink cannot flood the terminal or disk.
+//! Each line has the run's secrets replaced and its control characters
+//! escaped (see [`super::text`]) before it is written.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -9,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+use super::text::Redactor;
 
 /// A line-buffered, prefixed, capped writer shared by a Store's stdout and
 /// stderr.
@@ -19,6 +23,7 @@ pub struct GuestLog {
 
 struct LogState {
     prefix: String,
+    redactor: Redactor,
     pending: Vec<u8>,
     written: u64,
     cap: u64,
@@ -27,10 +32,11 @@ struct LogState {
 
 impl GuestLog {
     /// A log writing lines as `[<sink>] <line>` up to `cap` bytes in total.
-    pub fn new(sink: &str, cap: u64) -> Self {
+    pub fn new(sink: &str, cap: u64, redactor: Redactor) -> Self {
         GuestLog {
             inner: Arc::new(Mutex::new(LogState {
                 prefix: format!("[{sink}] "),
+                redactor,
                 pending: Vec::new(),
                 written: 0,
                 cap,
@@ -89,8 +95,26 @@ impl LogState {
         }
         self.written += line.len() as u64;
         out.extend_from_slice(self.prefix.as_bytes());
-        out.extend_from_slice(line);
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        out.extend_from_slice(clean_line(text, &self.redactor).as_bytes());
+        out.push(b'\n');
     }
+}
+
+/// One line of guest output with secrets replaced and control characters
+/// escaped (tabs stay). Lines are already bounded by the output cap.
+fn clean_line(line: &str, redactor: &Redactor) -> String {
+    let redacted = redactor.redact(line);
+    let mut out = String::with_capacity(redacted.len());
+    for c in redacted.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl IsTerminal for GuestLog {

@@ -14,8 +14,10 @@ pub mod bindings;
 pub mod cache;
 pub mod convert;
 pub mod egress;
+pub mod guard;
 pub mod guest_log;
 pub mod state;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,11 @@ pub struct SandboxOptions {
     pub cache: Option<CompileCache>,
     /// A header the host adds to allowed HTTP requests (`auth_header`).
     pub inject_header: Option<egress::InjectedHeader>,
+    /// The run's secrets, replaced in every text that comes from the sink.
+    pub redactor: text::Redactor,
+    /// Name lookups and connections of the sink's HTTP requests (the
+    /// system's, with `--resolve` answers).
+    pub network: Arc<dyn egress::Network>,
 }
 
 impl Default for SandboxOptions {
@@ -105,6 +112,8 @@ impl Default for SandboxOptions {
             store_max_memory: 256 << 20,
             cache: None,
             inject_header: None,
+            redactor: text::Redactor::default(),
+            network: Arc::new(egress::SystemNetwork::default()),
         }
     }
 }
@@ -128,6 +137,15 @@ pub enum RuntimeError {
         /// The component file.
         path: PathBuf,
         /// What wasmtime found missing.
+        message: String,
+    },
+    /// The sink's `spec()` says something the host refuses (a name that is
+    /// not lower snake_case, a bad config key declaration).
+    #[error("sink {path} is refused: {message}")]
+    Spec {
+        /// The component file.
+        path: PathBuf,
+        /// What was refused.
         message: String,
     },
     /// Instantiating failed (for example a granted directory is missing).
@@ -173,6 +191,18 @@ pub enum CallError {
     StackOverflow {
         /// The sink.
         sink: String,
+    },
+    /// A stop was requested (Ctrl-C, SIGTERM) and the call did not end
+    /// within the grace period; it is abandoned, and its batch is sent again
+    /// under the same idempotency key on the next run.
+    #[error(
+        "stopped while sink `{sink}` was still in a call (waited {waited:?}); its batch is sent again, with the same idempotency key, on the next run"
+    )]
+    Stopped {
+        /// The sink.
+        sink: String,
+        /// How long the stop waited.
+        waited: Duration,
     },
     /// Any other trap: a panic, `unreachable`, an out-of-bounds access.
     #[error("sink `{sink}` trapped: {message}")]
@@ -267,9 +297,14 @@ impl SinkRuntime {
         };
         // The name is needed for log prefixes; ask the sink once.
         let spec = rt
-            .instance(None)?
+            .guarded(None)?
             .spec()
             .map_err(|e| RuntimeError::Instantiate { sink: rt.name.clone(), message: e.to_string() })?;
+        crate::names::check_sink_name(&spec.name).map_err(|e| RuntimeError::Spec {
+            path: path.to_path_buf(),
+            message: format!("{e} (it names the pipeline directory, the config section and log lines)"),
+        })?;
+        check_config_keys(&spec.config).map_err(|message| RuntimeError::Spec { path: path.to_path_buf(), message })?;
         rt.name = spec.name.clone();
         rt.spec = Some(spec);
         Ok(rt)
@@ -301,6 +336,13 @@ impl SinkRuntime {
         &self.stats
     }
 
+    /// Text from the sink (an error message, a trap), made safe to print
+    /// and store: secrets replaced, control characters escaped, cut to a
+    /// few KiB (see [`text::sink_text`]).
+    pub fn sink_text(&self, raw: &str) -> String {
+        text::sink_text(raw, &self.sandbox.redactor)
+    }
+
     /// The sandbox options in force.
     pub fn sandbox(&self) -> &SandboxOptions {
         &self.sandbox
@@ -321,7 +363,7 @@ impl SinkRuntime {
     /// [`JOB_DIR_GUEST`] for whole-file delivery.
     pub fn instance(&self, job_dir: Option<&Path>) -> Result<SinkInstance, RuntimeError> {
         let inst_err = |message: String| RuntimeError::Instantiate { sink: self.name.clone(), message };
-        let log = GuestLog::new(&self.name, self.sandbox.max_guest_output);
+        let log = GuestLog::new(&self.name, self.sandbox.max_guest_output, self.sandbox.redactor.clone());
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(log.clone()).stderr(log.clone());
         wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
@@ -348,6 +390,7 @@ impl SinkRuntime {
                 stats: self.stats.http.clone(),
                 denials: denials.clone(),
                 inject: self.sandbox.inject_header.clone(),
+                network: self.sandbox.network.clone(),
             },
             config: self.config.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),
@@ -374,9 +417,78 @@ impl SinkRuntime {
         })
     }
 
+    /// A new instance whose calls run on a thread of their own, bounded
+    /// in wall time whatever the sink does (see [`guard`]).
+    pub fn guarded(&self, job_dir: Option<&Path>) -> Result<guard::Guarded, RuntimeError> {
+        guard::Guarded::start(self.instance(job_dir)?)
+            .map_err(|message| RuntimeError::Instantiate { sink: self.name.clone(), message })
+    }
+
     fn deadline_ticks(&self) -> u64 {
         (self.sandbox.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
+}
+
+/// Checks a sink's config key declarations: each key is a lower
+/// snake_case name of at most 64 characters (it becomes part of an
+/// environment variable name and a TOML key, and is printed), declared
+/// once, not one of the names the host reserves for its own settings, and
+/// its default (if any) has the declared kind. Returns what is wrong,
+/// naming the key.
+pub fn check_config_keys(keys: &[bindings::ConfigKey]) -> Result<(), String> {
+    /// Keys of `[destination.<name>]` that the host reads itself.
+    const RESERVED: [&str; 10] = [
+        "component",
+        "component_sha256",
+        "allowed_hosts",
+        "auth_header",
+        "batch_size",
+        "loader_file_format",
+        "naming_convention",
+        "max_nesting_level",
+        "max_table_nesting",
+        "skip_dlt_columns_and_tables",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys {
+        let shown = crate::names::shown(&key.name);
+        let valid = !key.name.is_empty()
+            && key.name.len() <= crate::names::MAX_SINK_NAME
+            && key.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && key.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(format!(
+                "config key {shown} is not a lower snake_case name of 1 to {} characters (a-z, 0-9, _, starting with a letter)",
+                crate::names::MAX_SINK_NAME
+            ));
+        }
+        if RESERVED.contains(&key.name.as_str()) {
+            return Err(format!(
+                "config key {shown} is a setting the host reads itself; give the sink's key another name"
+            ));
+        }
+        if !seen.insert(key.name.as_str()) {
+            return Err(format!("config key {shown} is declared twice"));
+        }
+        if let Some(default) = &key.default
+            && !default_fits(default, key.value_type)
+        {
+            return Err(format!("config key {shown} has a default of another kind than it declares"));
+        }
+    }
+    Ok(())
+}
+
+/// A default value has its key's declared type.
+fn default_fits(value: &ConfigValue, value_type: bindings::ConfigType) -> bool {
+    use bindings::ConfigType as T;
+    matches!(
+        (value, value_type),
+        (ConfigValue::String(_), T::String)
+            | (ConfigValue::Integer(_), T::Integer)
+            | (ConfigValue::Float(_), T::Float)
+            | (ConfigValue::Boolean(_), T::Boolean)
+    )
 }
 
 /// Links WASI, wasi-http and our `config` import, and checks the component
@@ -478,7 +590,7 @@ impl SinkInstance {
         }
         // The root cause names the trap; the backtrace is for -vv.
         tracing::debug!(sink = %sink, trap = ?e, "sink trapped");
-        let mut message = e.root_cause().to_string();
+        let mut message = text::sink_text(&e.root_cause().to_string(), &self.sandbox.redactor);
         if matches!(e.downcast_ref::<Trap>(), Some(Trap::UnreachableCodeReached)) {
             message.push_str(" (a panic in the sink; its own message is in the [sink] lines above)");
         }

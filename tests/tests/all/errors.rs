@@ -67,3 +67,25 @@ fn on_bad_line_skip_loads_the_rest_and_keeps_the_bad_lines() {
     assert_eq!((lines[0]["line"].clone(), lines[0]["text"].clone()), (json!(2), json!("not json")));
     assert_eq!(lines[1]["line"], 4);
 }
+
+/// An integer in [2^63, 2^64) (or beyond) in a bigint column is refused
+/// before anything is loaded, with file, line, field and value named and
+/// the hint that loads it; with that hint it arrives digit for digit.
+#[test]
+fn integers_beyond_64_bits_are_refused_with_the_hint_that_loads_them() {
+    let s = Scratch::new();
+    let input = s.file("ids.jsonl", "{\"id\": 1}\n{\"id\": 18446744073709551615}\n");
+    let out = s.run_capture(&["--input", input.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for part in ["ids.jsonl:2:", "`id`", "18446744073709551615", "--schema-hints", "decimal"] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(s.captured().is_empty(), "nothing delivered");
+
+    let hints = s.file("hints.toml", "[tables.ids.columns.id]\ndata_type = \"decimal\"\nprecision = 38\nscale = 0\n");
+    let out =
+        s.run_capture(&["--input", input.to_str().expect("utf8"), "--schema-hints", hints.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows_of(&s.captured(), "ids"), vec![json!({"id": "1"}), json!({"id": "18446744073709551615"})]);
+}

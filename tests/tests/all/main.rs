@@ -2,6 +2,7 @@
 //! example sinks built from `guest-examples/`.
 
 mod cli;
+mod compat;
 mod config;
 mod csv;
 mod docs;
@@ -9,6 +10,7 @@ mod doubles;
 mod errors;
 mod formats;
 mod golden;
+mod hostile;
 mod http;
 mod languages;
 mod load;
