@@ -103,6 +103,9 @@ def write_new_file(stem, text):
 
 class WitWorld(wit_world.WitWorld):
     def spec(self):
+        if os.environ.get("FAIL_SPEC"):
+            # For the test that a failing spec() is reported as such.
+            raise ValueError("spec() refused on purpose (FAIL_SPEC)")
         return SinkSpec(
             name="python_sink",
             batch_size=None,

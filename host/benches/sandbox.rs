@@ -42,6 +42,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         known_fingerprint: None,
         skip_bad_lines: false,
         max_record_bytes: host::input::MAX_RECORD_BYTES,
+        save_schema: true,
         gzip: false,
         progress: &|_, _| {},
         threads: 1,

@@ -75,6 +75,7 @@ fn normalize_into(
         known_fingerprint: Some("bench"),
         skip_bad_lines: false,
         max_record_bytes: host::input::MAX_RECORD_BYTES,
+        save_schema: true,
         gzip: false,
         progress: &|_, _| {},
         threads,

@@ -223,6 +223,46 @@ impl ConfigSources {
         Ok(())
     }
 
+    /// Likely typos in the toml files for sink `sink`: a
+    /// `[destination.<x>]` section when none is `<sink>` and `<x>` is
+    /// within two edits of it (`my-sink` for `my_sink`), and keys in its
+    /// section that are neither declared nor host settings (`apikey` for
+    /// `api_key`). Each is a message to warn with.
+    pub fn typo_warnings(&self, sink: &str, declared: &[ConfigKey], host_keys: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (table, path) in [(&self.config, &self.config_path), (&self.secrets, &self.secrets_path)] {
+            let Some(destinations) = table.get("destination").and_then(toml::Value::as_table) else { continue };
+            match destinations.get(sink).and_then(toml::Value::as_table) {
+                Some(section) => {
+                    for key in section.keys() {
+                        let known = declared.iter().any(|k| &k.name == key) || host_keys.contains(&key.as_str());
+                        if !known {
+                            let near = declared
+                                .iter()
+                                .map(|k| k.name.as_str())
+                                .chain(host_keys.iter().copied())
+                                .find(|k| edit_distance(k, key) <= 2);
+                            let hint = near.map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+                            out.push(format!(
+                                "{} [destination.{sink}] {key}: sink `{sink}` declares no such key{hint}",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    for other in destinations.keys().filter(|other| edit_distance(other, sink) <= 2) {
+                        out.push(format!(
+                            "{} has [destination.{other}] but no [destination.{sink}]; did you mean `{sink}`?",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Resolves every key the sink declared. `cli` holds `--set` values.
     pub fn sink_keys(
         &self,
@@ -450,5 +490,34 @@ mod tests {
         let raw = s.sink_setting("p", "sink", &["max_nesting_level", "max_table_nesting"]).expect("alias");
         assert_eq!(as_i64(&raw), Some(2));
         assert_eq!(s.load_setting("workers").and_then(|r| as_i64(&r)), Some(5));
+    }
+}
+
+/// Levenshtein distance of two short names (in characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod typo_tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("my_sink", "my-sink"), 1);
+        assert_eq!(edit_distance("apikey", "api_key"), 1);
+        assert_eq!(edit_distance("capture", "print"), 6);
+        assert_eq!(edit_distance("", "ab"), 2);
     }
 }

@@ -31,7 +31,7 @@ impl CompileArgs {
             .fill(&engine, &bytes)
             .map_err(|e| anyhow::anyhow!("cannot compile {}: {e:#}", self.component.display()))?;
         let what = if outcome.hit { "already cached" } else { "compiled" };
-        println!("{} {what} in {:.1} ms: {}", self.component.display(), outcome.millis, outcome.path.display());
+        outln!("{} {what} in {:.1} ms: {}", self.component.display(), outcome.millis, outcome.path.display());
         Ok(0)
     }
 }
@@ -61,7 +61,7 @@ impl CacheArgs {
         match self.command {
             CacheCommand::Clean => {
                 let (files, bytes) = cache.clean()?;
-                println!("Removed {files} compiled components ({bytes} bytes) from {}", cache.dir().display());
+                outln!("Removed {files} compiled components ({bytes} bytes) from {}", cache.dir().display());
             }
         }
         Ok(0)

@@ -46,7 +46,9 @@ impl FormatArg {
 /// Where the pipeline lives.
 #[derive(Debug, Clone, Args)]
 pub struct PipelineArgs {
-    /// Pipeline name: the folder holding its schema and packages. Default: the sink's name.
+    /// Pipeline name: the folder holding its schema and packages. Default:
+    /// the sink's name (run, normalize, load); for the commands without a
+    /// sink, the only pipeline in the pipelines directory.
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
     /// Where pipelines live. Default: `$DLTHOST_PIPELINES_DIR`, else the
@@ -56,27 +58,77 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    /// Opens the pipeline named by `--pipeline`, which commands without a
-    /// sink (to take the name from) require.
+    /// Opens an existing pipeline for a command without a sink: the one
+    /// `--pipeline` names, else the only one there is. An unknown name, or
+    /// several pipelines and no name, is an error that lists them.
     pub fn open_named(&self, command: &str) -> anyhow::Result<PipelineDir> {
-        let Some(name) = self.pipeline.clone() else {
-            bail!("name the pipeline: host {command} --pipeline NAME");
+        let dir = self.pipelines_dir()?;
+        let existing = existing_pipelines(&dir);
+        let list = || if existing.is_empty() { "none".to_string() } else { existing.join(", ") };
+        let name = match &self.pipeline {
+            Some(name) if existing.contains(name) => name.clone(),
+            Some(name) => bail!("no pipeline `{name}` in {}; the pipelines there: {}", dir.display(), list()),
+            None => match existing.as_slice() {
+                [only] => only.clone(),
+                [] => bail!("no pipelines in {} yet (pass --pipelines-dir DIR if they are elsewhere)", dir.display()),
+                _ => bail!(
+                    "{} holds several pipelines; name one: host {command} --pipeline NAME (one of: {})",
+                    dir.display(),
+                    list()
+                ),
+            },
         };
-        self.open(&name)
+        PipelineDir::open(&dir, &name).with_context(|| format!("cannot open pipeline `{name}` in {}", dir.display()))
     }
 
     /// Opens the pipeline, named `--pipeline` or else `default_name`.
     pub fn open(&self, default_name: &str) -> anyhow::Result<PipelineDir> {
-        let dir = match &self.pipelines_dir {
+        let dir = self.pipelines_dir()?;
+        let name = self.pipeline.as_deref().unwrap_or(default_name);
+        PipelineDir::open(&dir, name).with_context(|| format!("cannot open pipeline `{name}` in {}", dir.display()))
+    }
+
+    fn pipelines_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.pipelines_dir {
             Some(d) => d.clone(),
             None => match dirs::data_dir() {
                 Some(d) => d.join("dlthost").join("pipelines"),
                 None => bail!("no per-user data directory on this system; pass --pipelines-dir DIR"),
             },
-        };
-        let name = self.pipeline.as_deref().unwrap_or(default_name);
-        PipelineDir::open(&dir, name).with_context(|| format!("cannot open pipeline `{name}` in {}", dir.display()))
+        })
     }
+}
+
+/// The pipelines in `dir`, by name. A directory whose name this release
+/// refuses is never skipped in silence: a warning gives the command that
+/// renames it.
+fn existing_pipelines(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !entry.path().join("load").is_dir() {
+            continue;
+        }
+        let raw = entry.file_name().to_string_lossy().into_owned();
+        match crate::names::check_component(&raw, "pipeline name") {
+            Ok(_) => names.push(raw),
+            Err(e) => {
+                let fixed: String = raw
+                    .trim_start_matches('.')
+                    .chars()
+                    .map(|c| if c.is_control() || c == '\\' { '_' } else { c })
+                    .collect();
+                let fixed = if fixed.is_empty() { "pipeline".to_string() } else { fixed };
+                tracing::warn!(
+                    "{} is not used: {e}. Rename it with: mv {} {}",
+                    entry.path().display(),
+                    shell_word(&entry.path().display().to_string()),
+                    shell_word(&dir.join(fixed).display().to_string())
+                );
+            }
+        }
+    }
+    names.sort();
+    names
 }
 
 /// The sink, its sandbox and its settings for this run. Every setting here
@@ -187,6 +239,10 @@ pub struct SinkArgs {
     /// directory (`~/.cache/dlthost/components` on Linux).
     #[arg(long, value_name = "DIR", env = "DLTHOST_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A dry run (`host normalize`): the sink's spec is read, its keys are
+    /// not resolved, so it works before any secret exists.
+    #[arg(skip)]
+    pub dry_run: bool,
 }
 
 /// A loaded sink with its settings.
@@ -443,7 +499,26 @@ impl SinkArgs {
                 bail!("--set {key}: sink `{name}` declares no such key (it declares: {})", declared_names(&spec));
             }
         }
-        let mut values = sources.sink_keys(&pipeline_name, &name, &spec.config, &set)?;
+        const HOST_KEYS: [&str; 10] = [
+            "component",
+            "component_sha256",
+            "allowed_hosts",
+            "auth_header",
+            "batch_size",
+            "loader_file_format",
+            "naming_convention",
+            "max_nesting_level",
+            "max_table_nesting",
+            "skip_dlt_columns_and_tables",
+        ];
+        for warning in sources.typo_warnings(&name, &spec.config, &HOST_KEYS) {
+            tracing::warn!("{warning}");
+        }
+        let mut values = if self.dry_run {
+            BTreeMap::new()
+        } else {
+            sources.sink_keys(&pipeline_name, &name, &spec.config, &set)?
+        };
         sandbox.redactor = redactor_for(&name, &spec.config, &values);
         if let Some(raw) = setting(&["allowed_hosts"]) {
             let entries = config::as_list(&raw).ok_or_else(|| config::setting_error(&raw, "a list of origins"))?;
@@ -559,20 +634,66 @@ fn parse_env(arg: &str) -> (String, String) {
 }
 
 /// Prints the human summary of a load on stderr.
-pub fn print_summary(sink: &str, report: &LoadReport, resume_hint: &str) {
+pub fn print_summary(sink: &str, report: &LoadReport, pipeline: &PipelineDir, command: &str) {
     let rows = report.rows();
     let rate = if report.elapsed_secs > 0.0 { rows as f64 / report.elapsed_secs } else { 0.0 };
-    eprintln!(
-        "Loaded {rows} rows into `{sink}` in {:.2}s ({rate:.0} rows/s, {} calls, {} retries)",
-        report.elapsed_secs, report.calls, report.retries
-    );
+    let terminal: Vec<&crate::load::JobFailure> = report.terminal_failures().collect();
+    let stopped: Vec<&crate::load::JobFailure> = report.failures.iter().filter(|f| !f.terminal).collect();
+    let tables = |fs: &[&crate::load::JobFailure]| {
+        let mut names: Vec<String> = fs.iter().map(|f| format!("`{}`", f.table)).collect();
+        names.dedup();
+        names.join(", ")
+    };
+    let left = |fs: &[&crate::load::JobFailure]| fs.iter().map(|f| f.rows_left).sum::<u64>();
+    // The first line says what failed, never a success when something did.
+    if !terminal.is_empty() {
+        eprintln!(
+            "FAILED: {} rows of {} were not delivered: {} job{} failed terminally ({rows} other rows were delivered into `{sink}`)",
+            left(&terminal),
+            tables(&terminal),
+            terminal.len(),
+            if terminal.len() == 1 { "" } else { "s" },
+        );
+    } else if !stopped.is_empty() {
+        eprintln!(
+            "STOPPED: {} rows of {} were not delivered yet: the sink kept asking to retry ({rows} rows were delivered into `{sink}`)",
+            left(&stopped),
+            tables(&stopped),
+        );
+    } else if report.interrupted {
+        eprintln!("INTERRUPTED: {rows} rows were delivered into `{sink}` before the stop");
+    }
+    if terminal.is_empty() && stopped.is_empty() && !report.interrupted {
+        eprintln!(
+            "Loaded {rows} rows into `{sink}` in {:.2}s ({rate:.0} rows/s, {} calls, {} retries)",
+            report.elapsed_secs, report.calls, report.retries
+        );
+    } else {
+        eprintln!("  {rows} rows in {:.2}s, {} calls, {} retries", report.elapsed_secs, report.calls, report.retries);
+    }
     for (table, t) in &report.tables {
         eprintln!("  {table}: {} rows, {} jobs", t.rows, t.jobs);
     }
     for p in &report.packages_loaded {
-        eprintln!("  package: {}", p.display());
+        let failed = std::fs::read_to_string(p.join("package_completed.json")).is_ok_and(|s| s.contains("failed"));
+        if failed {
+            eprintln!("  package with failed jobs (not done): {}", p.display());
+        } else {
+            eprintln!("  package: {}", p.display());
+        }
     }
-    for f in &report.failures {
+    if let Some(load_id) = &report.skipped_lines_package {
+        // Wherever the package is now: pending, or loaded.
+        let file = [pipeline.loaded_dir(), pipeline.normalized_dir()]
+            .iter()
+            .map(|d| d.join(load_id).join("bad_lines.jsonl"))
+            .find(|f| f.is_file());
+        if let Some(file) = file {
+            let n = report.skipped_lines;
+            eprintln!("  skipped {n} malformed line{}, kept in {}", if n == 1 { "" } else { "s" }, file.display());
+        }
+    }
+    for f in report.failures.iter().chain(&report.earlier_failures) {
         let what = if f.terminal { "failed (moved to failed_jobs/)" } else { "stopped" };
         eprintln!(
             "error: job {} of table `{}` {what} at rows {}..{}: {}",
@@ -583,29 +704,71 @@ pub fn print_summary(sink: &str, report: &LoadReport, resume_hint: &str) {
             f.error
         );
     }
-    if report.interrupted {
-        eprintln!("Interrupted: every confirmed batch is recorded. Resume with: {resume_hint}");
+    if !terminal.is_empty() {
+        let dir = pipeline.root().parent().map(|d| d.display().to_string()).unwrap_or_default();
+        eprintln!("Fix the sink (or its settings), then send the failed jobs again with:");
+        let program = std::env::args().next().map(|p| shell_word(&p)).unwrap_or_else(|| "host".into());
+        eprintln!(
+            "  {program} retry-failed --pipeline {} --pipelines-dir {}",
+            shell_word(pipeline.name()),
+            shell_word(&dir)
+        );
+        eprintln!("  {command}");
+    } else if report.interrupted {
+        eprintln!("Interrupted: every confirmed batch is recorded. Resume with: {command}");
     } else if !report.packages_pending.is_empty() {
-        eprintln!("hint: resume where it stopped with: {resume_hint}");
+        eprintln!("hint: resume where it stopped with: {command}");
     }
 }
 
 /// Prints a load's result (JSON on stdout with `--json`, the summary on
 /// stderr unless quiet) and returns the exit code. Shared by `run` and `load`.
-pub fn finish_load(sink: &str, report: &LoadReport, json: bool, quiet: bool) -> u8 {
+pub fn finish_load(sink: &str, report: &LoadReport, pipeline: &PipelineDir, json: bool, quiet: bool) -> u8 {
+    let code = super::exit_code(report);
     if json {
-        match serde_json::to_string_pretty(report) {
-            Ok(s) => println!("{s}"),
+        match json_summary(report, code) {
+            Ok(s) => outln!("{s}"),
             Err(e) => eprintln!("error: cannot print the summary: {e}"),
         }
     }
     if !quiet {
-        print_summary(sink, report, &this_command());
+        print_summary(sink, report, pipeline, &this_command());
     }
-    super::exit_code(report)
+    code
+}
+
+/// The version of the `--json` summary's shape; changes to it are
+/// additive, and its fields are documented in docs/json-summary.md.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// The `--json` summary: the report, its schema version, the exit code and
+/// the outcome in one word.
+fn json_summary(report: &LoadReport, code: u8) -> serde_json::Result<String> {
+    let mut doc = serde_json::to_value(report)?;
+    if let Some(fields) = doc.as_object_mut() {
+        let outcome = match code {
+            0 => "delivered",
+            super::EXIT_INTERRUPTED => "interrupted",
+            super::EXIT_TERMINAL => "terminal_failures",
+            _ => "retryable_failures",
+        };
+        fields.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
+        fields.insert("exit_code".into(), code.into());
+        fields.insert("outcome".into(), outcome.into());
+    }
+    serde_json::to_string_pretty(&doc)
+}
+
+/// `word` quoted for a shell when it needs it.
+pub fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// The command line that was used, for "resume with" hints.
 pub fn this_command() -> String {
-    std::env::args().map(|a| if a.contains(' ') { format!("'{a}'") } else { a }).collect::<Vec<_>>().join(" ")
+    std::env::args().map(|a| shell_word(&a)).collect::<Vec<_>>().join(" ")
 }

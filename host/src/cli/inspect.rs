@@ -111,20 +111,20 @@ impl InspectArgs {
             imports,
         };
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(0);
         }
         let unset = |o: Option<String>| o.unwrap_or_else(|| "not set (config or dlt's default)".into());
-        println!("sink {}", report.name);
-        println!("  batch size:        {}", unset(report.batch_size.map(|b| b.to_string())));
-        println!("  file format:       {}", unset(report.loader_file_format.map(str::to_string)));
-        println!("  naming convention: {}", unset(report.naming_convention.clone()));
-        println!("  max nesting level: {}", unset(report.max_nesting_level.map(|n| n.to_string())));
-        println!("  skip _dlt columns: {}", unset(report.skip_dlt_columns_and_tables.map(|b| b.to_string())));
-        println!("  items:             {}", report.item_format);
-        println!("config keys:");
+        outln!("sink {}", report.name);
+        outln!("  batch size:        {}", unset(report.batch_size.map(|b| b.to_string())));
+        outln!("  file format:       {}", unset(report.loader_file_format.map(str::to_string)));
+        outln!("  naming convention: {}", unset(report.naming_convention.clone()));
+        outln!("  max nesting level: {}", unset(report.max_nesting_level.map(|n| n.to_string())));
+        outln!("  skip _dlt columns: {}", unset(report.skip_dlt_columns_and_tables.map(|b| b.to_string())));
+        outln!("  items:             {}", report.item_format);
+        outln!("config keys:");
         if report.config.is_empty() {
-            println!("  (none)");
+            outln!("  (none)");
         }
         for k in &report.config {
             let mut flags = vec![k.r#type.to_string()];
@@ -135,11 +135,11 @@ impl InspectArgs {
             if let Some(d) = &k.default {
                 flags.push(format!("default {d}"));
             }
-            println!("  {} ({})", k.name, flags.join(", "));
+            outln!("  {} ({})", k.name, flags.join(", "));
         }
-        println!("capabilities it imports:");
+        outln!("capabilities it imports:");
         for c in &report.capabilities {
-            println!("  {c}");
+            outln!("  {c}");
         }
         Ok(0)
     }

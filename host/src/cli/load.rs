@@ -31,6 +31,6 @@ impl LoadArgs {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
         load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
-        Ok(finish_load(sink.runtime.name(), &report, self.json, quiet))
+        Ok(finish_load(sink.runtime.name(), &report, pipeline, self.json, quiet))
     }
 }

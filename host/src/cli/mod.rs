@@ -1,8 +1,37 @@
 //! The command line: argument parsing, output, exit codes.
 //!
 //! Results and `--json` documents go to stdout; progress, logs and guest
-//! output go to stderr. Exit codes: 0 ok, 1 the load failed (jobs failed or
-//! retries exhausted), 2 usage, input or configuration error.
+//! output go to stderr. Every command and mode ends with one of these
+//! exit codes (the README has the same table):
+//!
+//! | code | meaning | what to do |
+//! |---|---|---|
+//! | 0 | everything was delivered | — |
+//! | 1 | stopped on retryable failures (`retry` errors, timeouts, traps) after the attempts ran out | run the same command again: it resumes |
+//! | 2 | usage, input or configuration error; nothing was loaded | fix the command, the input or the settings |
+//! | 3 | terminal failures: jobs are in `failed_jobs/` (also when a rerun finds its input's package with failed jobs) | fix the sink, then `host retry-failed` and the same command |
+//! | 130 | interrupted (Ctrl-C, SIGTERM); every confirmed batch is recorded | run the same command again |
+//!
+//! When several apply, the highest of 3 and 1 wins, and 130 wins over both.
+//! Codes changed in this release: a terminal failure was 1, it is 3.
+
+/// `println!` that never panics: a closed stdout (`host status | head -1`)
+/// ends the output quietly, and the command goes on to its own exit code.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line to stdout, ignoring a closed pipe (see `outln!`).
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+}
 
 mod cache;
 mod common;
@@ -18,10 +47,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code when the load itself failed.
+/// Exit code when the load stopped on retryable failures (a rerun resumes).
 pub const EXIT_LOAD_FAILED: u8 = 1;
 /// Exit code for usage, input and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when jobs failed terminally (fixed with `host retry-failed`).
+pub const EXIT_TERMINAL: u8 = 3;
 
 /// Load JSON data into a WebAssembly sink, the way dlt's `@dlt.destination` does.
 #[derive(Debug, Parser)]
@@ -75,10 +106,12 @@ pub enum Command {
 /// Exit code when the user interrupted the load.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// 0 when everything was delivered, 130 when interrupted, else 1.
+/// The exit code of a load (see the table at the top of this module).
 pub fn exit_code(report: &crate::load::LoadReport) -> u8 {
     if report.interrupted {
         EXIT_INTERRUPTED
+    } else if report.terminal_failures().next().is_some() {
+        EXIT_TERMINAL
     } else if report.ok() {
         0
     } else {
@@ -138,12 +171,9 @@ pub fn main() -> ExitCode {
         Command::DropPending(args) => args.execute(),
         Command::RetryFailed(args) => args.execute(),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "host",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "host", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             Ok(0)
         }
     };

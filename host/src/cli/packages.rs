@@ -60,16 +60,22 @@ impl PackagesArgs {
             all.push(listed(&pkg, if failed { "failed" } else { "loaded" }));
         }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?);
             return Ok(0);
         }
         if all.is_empty() {
-            println!("No packages in {}.", pipeline.root().display());
+            outln!("No packages in {}.", pipeline.root().display());
         }
         for p in &all {
-            println!(
+            outln!(
                 "{:<20} {:<8} {:>9} rows  jobs: {} new, {} started, {} completed, {} failed",
-                p.load_id, p.state, p.rows, p.jobs_new, p.jobs_started, p.jobs_completed, p.jobs_failed
+                p.load_id,
+                p.state,
+                p.rows,
+                p.jobs_new,
+                p.jobs_started,
+                p.jobs_completed,
+                p.jobs_failed
             );
         }
         Ok(0)
@@ -95,20 +101,20 @@ impl DropPendingArgs {
         let _lock = pipeline.lock()?;
         let pending = pipeline.pending()?;
         if pending.is_empty() {
-            println!("No pending packages.");
+            outln!("No pending packages.");
             return Ok(0);
         }
         for pkg in pending {
             let rows: u64 = pkg.state.jobs.iter().map(|j| j.rows).sum();
             if self.yes {
-                println!("Dropped package {} ({rows} rows).", pkg.state.load_id);
+                outln!("Dropped package {} ({rows} rows).", pkg.state.load_id);
                 pkg.discard()?;
             } else {
-                println!("Would drop package {} ({rows} rows).", pkg.state.load_id);
+                outln!("Would drop package {} ({rows} rows).", pkg.state.load_id);
             }
         }
         if !self.yes {
-            println!("Nothing deleted: add --yes to drop these packages.");
+            outln!("Nothing deleted: add --yes to drop these packages.");
         }
         Ok(0)
     }
@@ -138,13 +144,13 @@ impl RetryFailedArgs {
                 continue;
             }
             let moved = pipeline.retry_failed(&path)?;
-            println!("Package {id}: {moved} failed jobs back in new_jobs/; it is pending again.");
+            outln!("Package {id}: {moved} failed jobs back in new_jobs/; it is pending again.");
             total += moved;
         }
         if total == 0 {
-            println!("No failed jobs to retry.");
+            outln!("No failed jobs to retry.");
         } else {
-            println!("Run `host load` (or `host run` again) to deliver them; delivery resumes at the failed batch.");
+            outln!("Run `host load` (or `host run` again) to deliver them; delivery resumes at the failed batch.");
         }
         Ok(0)
     }

@@ -13,7 +13,7 @@ use super::progress::Progress;
 use crate::extract::{self, ExtractOptions, InputSpec};
 use crate::input::InputSource;
 use crate::load::{self, LoadReport, ProgressHook};
-use crate::package::Package;
+use crate::package::{Package, PipelineDir};
 
 /// `--on-bad-line` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +30,8 @@ pub enum BadLineArg {
     after_help = "Examples:\n  host run --component print.wasm --input events.jsonl\n  cat rows.jsonl | host run --component capture.wasm --input - --table rows --dir ./out::/out"
 )]
 pub struct RunArgs {
-    /// Input files (JSON Lines or a JSON array, optionally gzip); `-` reads stdin.
+    /// Input files: JSON Lines, a JSON array (either optionally gzip) or
+    /// Parquet (any codec), detected by content; `-` reads stdin.
     #[arg(long, value_name = "PATH", required = true)]
     pub input: Vec<PathBuf>,
     /// Root table name. Default: the input file's name without extensions
@@ -61,6 +62,10 @@ pub struct RunArgs {
     /// Load the input even if the same input was loaded before.
     #[arg(long)]
     pub force: bool,
+    /// `host normalize` only: keep the package pending (a later `host load`
+    /// delivers it) and the grown schema; by default a dry run keeps nothing.
+    #[arg(long)]
+    pub keep: bool,
     /// Print the run summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -78,12 +83,18 @@ impl RunArgs {
         self.execute_mode(quiet, true)
     }
 
-    /// `host normalize`: steps 2 only, then print the tables a sink would get.
-    pub fn execute_normalize_only(self, quiet: bool) -> anyhow::Result<u8> {
+    /// `host normalize`: steps 2 only, then print the tables a sink would
+    /// get. A dry run: it needs the sink's spec, not its secrets, and keeps
+    /// nothing unless `--keep`.
+    pub fn execute_normalize_only(mut self, quiet: bool) -> anyhow::Result<u8> {
+        self.sink.dry_run = true;
         self.execute_mode(quiet, false)
     }
 
     fn execute_mode(self, quiet: bool, load: bool) -> anyhow::Result<u8> {
+        if load && self.keep {
+            bail!("--keep is for `host normalize` (a run always keeps its package until it is delivered)");
+        }
         let inputs = self.inputs()?;
         let sink = self.sink.open(&self.pipeline)?;
         let pipeline = &sink.pipeline;
@@ -97,7 +108,7 @@ impl RunArgs {
             }
             load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
             if !report.ok() {
-                return Ok(self.finish(sink.runtime.name(), &report, quiet));
+                return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
             }
         }
 
@@ -109,12 +120,8 @@ impl RunArgs {
             && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
             && !self.force
         {
-            if !quiet {
-                eprintln!(
-                    "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
-                );
-            }
-            return Ok(self.finish(sink.runtime.name(), &report, quiet));
+            already_loaded(pipeline, &load_id, &mut report, quiet)?;
+            return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
         }
         let total_bytes: u64 = inputs
             .iter()
@@ -130,6 +137,7 @@ impl RunArgs {
             rotation: sink.rotation,
             known_fingerprint: fingerprint.as_deref(),
             skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
+            save_schema: load || self.keep,
             max_record_bytes: self.max_record_bytes.unwrap_or(crate::input::MAX_RECORD_BYTES).max(1),
             gzip: self.gzip_jobs,
             progress: &on_progress,
@@ -149,12 +157,8 @@ impl RunArgs {
                     && !self.force
                 {
                     Package::open(path)?.discard()?;
-                    if !quiet {
-                        eprintln!(
-                            "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
-                        );
-                    }
-                    return Ok(self.finish(sink.runtime.name(), &report, quiet));
+                    already_loaded(pipeline, &load_id, &mut report, quiet)?;
+                    return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
                 }
                 if !quiet {
                     eprintln!(
@@ -165,10 +169,12 @@ impl RunArgs {
                     );
                 }
                 if extracted.bad_lines > 0 {
+                    report.skipped_lines = extracted.bad_lines;
+                    report.skipped_lines_package = path.file_name().map(|n| n.to_string_lossy().into_owned());
                     eprintln!(
-                        "warning: skipped {} malformed lines; they are in {}",
+                        "warning: skipped {} malformed line{}; the summary says where they are kept",
                         extracted.bad_lines,
-                        path.join("bad_lines.jsonl").display()
+                        if extracted.bad_lines == 1 { "" } else { "s" }
                     );
                 }
             }
@@ -177,7 +183,16 @@ impl RunArgs {
 
         if !load {
             if let Some(path) = &extracted.package {
-                print_tables(&Package::open(path)?, self.json)?;
+                let package = Package::open(path)?;
+                print_tables(&package, self.json)?;
+                if self.keep {
+                    eprintln!("The package is pending in {}; `host load` delivers it.", path.display());
+                } else {
+                    package.discard()?;
+                    eprintln!(
+                        "Dry run: nothing was kept (no package, the pipeline's schema unchanged); pass --keep to leave the package pending for `host load`."
+                    );
+                }
             }
             return Ok(0);
         }
@@ -196,11 +211,11 @@ impl RunArgs {
         let loaded = load::load_pending(&sink.runtime, pipeline, &options, &mut report);
         bar.finish();
         loaded?;
-        Ok(self.finish(sink.runtime.name(), &report, quiet))
+        Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet))
     }
 
-    fn finish(&self, sink: &str, report: &LoadReport, quiet: bool) -> u8 {
-        finish_load(sink, report, self.json, quiet)
+    fn finish(&self, sink: &str, report: &LoadReport, pipeline: &PipelineDir, quiet: bool) -> u8 {
+        finish_load(sink, report, pipeline, self.json, quiet)
     }
 
     fn inputs(&self) -> anyhow::Result<Vec<InputSpec>> {
@@ -223,6 +238,41 @@ impl RunArgs {
     }
 }
 
+/// The input was loaded before, as package `load_id`. When jobs of that
+/// package failed, its rows were not all delivered: they go into the
+/// report (the run then exits 3, with the commands that retry them), and
+/// `--force` is not offered, as it would send the delivered jobs again.
+fn already_loaded(pipeline: &PipelineDir, load_id: &str, report: &mut LoadReport, quiet: bool) -> anyhow::Result<()> {
+    let failed = pipeline.failed_jobs(load_id)?;
+    if failed.is_empty() {
+        if !quiet {
+            eprintln!(
+                "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
+            );
+        }
+        return Ok(());
+    }
+    for (job, error) in failed {
+        report.earlier_failures.push(crate::load::JobFailure {
+            load_id: load_id.to_string(),
+            job_id: job.job_id.clone(),
+            table: job.table.clone(),
+            start_row: 0,
+            row_count: job.rows,
+            terminal: true,
+            rows_left: job.rows,
+            error: error.strip_prefix("terminal: ").unwrap_or(&error).to_string(),
+        });
+    }
+    if !quiet {
+        eprintln!(
+            "This input was loaded before (package {load_id}), but {} of its jobs failed and were not delivered; nothing was sent now.",
+            report.earlier_failures.len()
+        );
+    }
+    Ok(())
+}
+
 /// Prints the tables and columns of a package (what a sink would receive).
 fn print_tables(pkg: &Package, json: bool) -> anyhow::Result<()> {
     let tables: Vec<&crate::schema::Table> =
@@ -235,12 +285,12 @@ fn print_tables(pkg: &Package, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({"name": t.name, "parent": t.parent, "rows": rows, "columns": t.columns})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     for t in tables {
         let rows: u64 = pkg.state.jobs.iter().filter(|j| j.table == t.name).map(|j| j.rows).sum();
-        println!(
+        outln!(
             "table {} ({rows} rows{})",
             t.name,
             t.parent.as_ref().map(|p| format!(", child of {p}")).unwrap_or_default()
@@ -257,9 +307,8 @@ fn print_tables(pkg: &Package, json: bool) -> anyhow::Result<()> {
                 hints.push("primary key");
             }
             let hints = if hints.is_empty() { String::new() } else { format!("  ({})", hints.join(", ")) };
-            println!("  {:<30} {}{hints}", c.name, c.data_type.name());
+            outln!("  {:<30} {}{hints}", c.name, c.data_type.name());
         }
     }
-    println!("The package is pending in {}; `host load` delivers it.", pkg.dir().display());
     Ok(())
 }

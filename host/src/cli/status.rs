@@ -1,10 +1,11 @@
-//! `host status`: per pending package and job, rows delivered and left,
-//! failed attempts and the last error.
+//! `host status`: per pending package, and per loaded package with failed
+//! jobs, each job's rows delivered and left, failed attempts and the last
+//! error; and the commands that finish them.
 
 use clap::Args;
 use serde::Serialize;
 
-use super::common::PipelineArgs;
+use super::common::{PipelineArgs, shell_word};
 use crate::ledger::Ledger;
 use crate::package::JobState;
 
@@ -15,7 +16,7 @@ pub struct StatusArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
-    /// The pipeline (`--pipeline` is required: there is no sink to name it).
+    /// The pipeline (default: the only one in the pipelines directory).
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -39,11 +40,14 @@ pub struct JobStatus {
     pub last_error: Option<String>,
 }
 
-/// One pending package.
+/// One package that is not done.
 #[derive(Debug, Serialize)]
 pub struct PackageStatus {
     /// Load id.
     pub load_id: String,
+    /// `pending` (in `normalized/`; a load delivers it) or `failed` (in
+    /// `loaded/` with failed jobs; `host retry-failed` puts them back).
+    pub state: &'static str,
     /// Jobs.
     pub jobs: Vec<JobStatus>,
 }
@@ -53,7 +57,14 @@ impl StatusArgs {
     pub fn execute(self) -> anyhow::Result<u8> {
         let pipeline = self.pipeline.open_named("status")?;
         let mut packages = Vec::new();
-        for pkg in pipeline.pending()? {
+        let mut failed_dirs = Vec::new();
+        for (dir, failed) in pipeline.loaded()? {
+            if failed {
+                failed_dirs.push(crate::package::Package::open(&dir)?);
+            }
+        }
+        let pending = pipeline.pending()?;
+        for (pkg, state) in pending.iter().map(|p| (p, "pending")).chain(failed_dirs.iter().map(|p| (p, "failed"))) {
             let progress = Ledger::read(pkg.dir())?;
             let jobs = pkg
                 .state
@@ -68,37 +79,57 @@ impl StatusArgs {
                         Some(JobState::Failed) => "failed",
                         None => "missing",
                     };
+                    let exception =
+                        pkg.dir().join(JobState::Failed.dir_name()).join(format!("{}.exception", job.file_name));
+                    let last_error =
+                        std::fs::read_to_string(exception).ok().map(|e| e.trim().to_string()).or(p.last_error);
+                    let delivered = if state == "completed" { job.rows } else { p.delivered };
                     JobStatus {
                         job_id: job.job_id.clone(),
                         table: job.table.clone(),
                         state,
-                        delivered: p.delivered,
-                        left: job.rows.saturating_sub(p.delivered),
+                        delivered,
+                        left: job.rows.saturating_sub(delivered),
                         failed_attempts: p.failed_attempts,
-                        last_error: p.last_error,
+                        last_error,
                     }
                 })
                 .collect();
-            packages.push(PackageStatus { load_id: pkg.state.load_id.clone(), jobs });
+            packages.push(PackageStatus { load_id: pkg.state.load_id.clone(), state, jobs });
         }
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&packages)?);
+            outln!("{}", serde_json::to_string_pretty(&packages)?);
             return Ok(0);
         }
         if packages.is_empty() {
-            println!("No pending packages in {}.", pipeline.root().display());
+            outln!("No pending or failed packages in {}: everything was delivered.", pipeline.root().display());
         }
         for p in &packages {
-            println!("package {}", p.load_id);
+            outln!("package {} ({})", p.load_id, p.state);
             for j in &p.jobs {
-                println!(
+                outln!(
                     "  {:<40} {:<9} delivered {:>8}  left {:>8}  failed attempts {}",
-                    j.job_id, j.state, j.delivered, j.left, j.failed_attempts
+                    j.job_id,
+                    j.state,
+                    j.delivered,
+                    j.left,
+                    j.failed_attempts
                 );
                 if let Some(e) = &j.last_error {
-                    println!("    last error: {e}");
+                    outln!("    last error: {e}");
                 }
             }
+        }
+        let dir = pipeline.root().parent().map(|d| d.display().to_string()).unwrap_or_default();
+        let where_ = format!("--pipeline {} --pipelines-dir {}", shell_word(pipeline.name()), shell_word(&dir));
+        if !failed_dirs.is_empty() {
+            outln!(
+                "Failed jobs are not delivered. Fix the sink, then: host retry-failed {where_} && host load --component SINK {where_}"
+            );
+        } else if !pending.is_empty() {
+            outln!(
+                "Pending packages are delivered by: host load --component SINK {where_} (or the same `host run` again)"
+            );
         }
         Ok(0)
     }

@@ -134,6 +134,9 @@ pub struct ExtractOptions<'a> {
     pub skip_bad_lines: bool,
     /// The most bytes one record may have (`--max-record-bytes`).
     pub max_record_bytes: usize,
+    /// Store the grown schema as the pipeline's (off for a dry run that
+    /// keeps nothing).
+    pub save_schema: bool,
     /// Gzip `jsonl` job files.
     pub gzip: bool,
     /// Called now and then with (records, bytes read).
@@ -195,6 +198,7 @@ pub fn extract(
         known_fingerprint,
         skip_bad_lines,
         max_record_bytes,
+        save_schema,
         gzip,
         progress,
         threads,
@@ -262,7 +266,7 @@ pub fn extract(
         writer.quarantine(&bad_lines)?;
     }
     let package = writer.finish(&schema, &fingerprint)?;
-    if package.is_some() {
+    if package.is_some() && save_schema {
         pipeline.save_schema(&schema)?;
     }
     Ok(Extracted { fingerprint, package, records, rows: written, bad_lines: bad_lines.len() as u64 })
@@ -307,6 +311,7 @@ mod tests {
             known_fingerprint: Some("fp"),
             skip_bad_lines: true,
             max_record_bytes: crate::input::MAX_RECORD_BYTES,
+            save_schema: true,
             gzip: false,
             progress: &|_, _| {},
             threads,
@@ -392,6 +397,7 @@ mod tests {
                 known_fingerprint: Some("fp"),
                 skip_bad_lines: false,
                 max_record_bytes: crate::input::MAX_RECORD_BYTES,
+                save_schema: true,
                 gzip: false,
                 progress: &|_, _| {},
                 threads,

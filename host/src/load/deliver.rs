@@ -283,6 +283,7 @@ fn finish(
         start_row: ctx.start_row,
         row_count: ctx.row_count,
         terminal,
+        rows_left: job.rows.saturating_sub(ctx.start_row),
         error,
     };
     match outcome {

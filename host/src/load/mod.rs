@@ -114,6 +114,8 @@ pub struct JobFailure {
     pub row_count: u64,
     /// Terminal (moved to failed_jobs/) or retries exhausted (still pending).
     pub terminal: bool,
+    /// Rows of the job not delivered.
+    pub rows_left: u64,
     /// The last error.
     pub error: String,
 }
@@ -131,6 +133,13 @@ pub struct LoadReport {
     pub store_replacements: u64,
     /// Jobs that did not complete.
     pub failures: Vec<JobFailure>,
+    /// Malformed input lines skipped by this run (`--on-bad-line skip`).
+    pub skipped_lines: u64,
+    /// The package whose `bad_lines.jsonl` holds them.
+    pub skipped_lines_package: Option<String>,
+    /// Jobs that failed terminally in an earlier run, of the package whose
+    /// input this run found already loaded: not delivered, nothing sent.
+    pub earlier_failures: Vec<JobFailure>,
     /// Packages finished in this load, with where they are now.
     pub packages_loaded: Vec<PathBuf>,
     /// Packages still pending after this load.
@@ -189,7 +198,16 @@ impl LoadReport {
 
     /// True when every job completed.
     pub fn ok(&self) -> bool {
-        self.failures.is_empty() && !self.interrupted && self.packages_pending.is_empty()
+        self.failures.is_empty()
+            && self.earlier_failures.is_empty()
+            && !self.interrupted
+            && self.packages_pending.is_empty()
+    }
+
+    /// Jobs whose rows were not delivered because they failed terminally,
+    /// in this run or (for input found already loaded) an earlier one.
+    pub fn terminal_failures(&self) -> impl Iterator<Item = &JobFailure> {
+        self.failures.iter().filter(|f| f.terminal).chain(&self.earlier_failures)
     }
 }
 

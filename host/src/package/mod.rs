@@ -183,6 +183,11 @@ impl PipelineDir {
         &self.root
     }
 
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Where packages are written before they are complete.
     pub fn staging_dir(&self) -> PathBuf {
         self.root.join("load/staging")
@@ -318,6 +323,25 @@ impl PipelineDir {
             fs::rename(package_dir, &target).map_err(io_err("move package", package_dir))?;
         }
         Ok(moved)
+    }
+
+    /// The failed jobs of loaded package `load_id` (empty when it has none
+    /// or is not in `loaded/`), each with its last error.
+    pub fn failed_jobs(&self, load_id: &str) -> Result<Vec<(JobInfo, String)>, PackageError> {
+        let dir = self.loaded_dir().join(load_id);
+        if !dir.join(STATE_FILE).is_file() {
+            return Ok(Vec::new());
+        }
+        let pkg = Package::open(&dir)?;
+        let mut out = Vec::new();
+        for job in &pkg.state.jobs {
+            if pkg.job_state(job) == Some(JobState::Failed) {
+                let exception = dir.join(JobState::Failed.dir_name()).join(format!("{}.exception", job.file_name));
+                let error = fs::read_to_string(exception).unwrap_or_default().trim().to_string();
+                out.push((job.clone(), error));
+            }
+        }
+        Ok(out)
     }
 
     /// Pending packages, oldest first.

@@ -24,6 +24,9 @@ pub struct GuestLog {
 struct LogState {
     prefix: String,
     redactor: Redactor,
+    /// The last line the guest printed during the current call (cleaned),
+    /// for the message of a trap: a panic's or an exception's own words.
+    last: Option<String>,
     pending: Vec<u8>,
     written: u64,
     cap: u64,
@@ -37,6 +40,7 @@ impl GuestLog {
             inner: Arc::new(Mutex::new(LogState {
                 prefix: format!("[{sink}] "),
                 redactor,
+                last: None,
                 pending: Vec::new(),
                 written: 0,
                 cap,
@@ -64,6 +68,18 @@ impl GuestLog {
         }
     }
 
+    /// Forgets the last line (at the start of a call).
+    pub fn start_call(&self) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.last = None;
+        }
+    }
+
+    /// The last line the guest printed during this call, if any.
+    pub fn last_line(&self) -> Option<String> {
+        self.inner.lock().ok().and_then(|s| s.last.clone())
+    }
+
     /// Writes out a last line without a newline (at the end of a call).
     pub fn flush(&self) {
         let Ok(mut s) = self.inner.lock() else { return };
@@ -78,8 +94,25 @@ impl GuestLog {
     }
 }
 
+/// Lines a guest's runtime prints after a panic that mean nothing for a
+/// sink: the host cannot pass `RUST_BACKTRACE` to it, and the backtrace is
+/// in the trap with `-vv`.
+fn is_runtime_hint(line: &str) -> bool {
+    line.starts_with("note: run with `RUST_BACKTRACE")
+        || line.starts_with("note: Some details are omitted")
+        || line == "stack backtrace:"
+}
+
 impl LogState {
     fn emit(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line));
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        if is_runtime_hint(text) {
+            return;
+        }
+        if !text.trim().is_empty() {
+            self.last = Some(super::text::sink_text(text.trim(), &self.redactor));
+        }
         if self.written + line.len() as u64 > self.cap {
             if !self.truncated {
                 self.truncated = true;

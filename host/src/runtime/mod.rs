@@ -257,6 +257,7 @@ impl SinkRuntime {
         let load_err = |message: String| RuntimeError::Load { path: path.to_path_buf(), message };
         let engine = engine(sandbox.fuel.is_some()).map_err(|e| load_err(format!("{e:#}")))?;
         let bytes = std::fs::read(path).map_err(|e| load_err(e.to_string()))?;
+        check_component_header(&bytes).map_err(load_err)?;
         let (component, compiled) = match &sandbox.cache {
             Some(cache) => cache.load_or_compile(&engine, &bytes).map_err(|e| load_err(format!("{e:#}")))?,
             None => {
@@ -295,11 +296,12 @@ impl SinkRuntime {
             ticker_stop,
             ticker: Some(ticker),
         };
-        // The name is needed for log prefixes; ask the sink once.
+        // The name is needed for log prefixes; ask the sink once. (Until
+        // then the sink is called `sink`.)
         let spec = rt
             .guarded(None)?
             .spec()
-            .map_err(|e| RuntimeError::Instantiate { sink: rt.name.clone(), message: e.to_string() })?;
+            .map_err(|e| RuntimeError::Spec { path: path.to_path_buf(), message: format!("its spec() failed: {e}") })?;
         crate::names::check_sink_name(&spec.name).map_err(|e| RuntimeError::Spec {
             path: path.to_path_buf(),
             message: format!("{e} (it names the pipeline directory, the config section and log lines)"),
@@ -429,6 +431,24 @@ impl SinkRuntime {
     }
 }
 
+/// A WebAssembly component starts with `\0asm` and layer 1 in its
+/// header; a core module has layer 0; the text format starts with `(`.
+/// Anything else is not a component (wasmtime would try to read it as
+/// text, and say so in WAT terms).
+fn check_component_header(bytes: &[u8]) -> Result<(), String> {
+    // The text format (WAT) is read too, as wasmtime does.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(') {
+        return Ok(());
+    }
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(
+            "a core WebAssembly module, not a component: build the sink for wasm32-wasip2 (or with componentize-py / componentize-js)".into(),
+        ),
+        _ => Err("not a WebAssembly component (its bytes do not start with \\0asm)".into()),
+    }
+}
+
 /// Checks a sink's config key declarations: each key is a lower
 /// snake_case name of at most 64 characters (it becomes part of an
 /// environment variable name and a TOML key, and is printed), declared
@@ -525,6 +545,7 @@ pub struct SinkInstance {
 
 impl SinkInstance {
     fn before_call(&mut self) -> Result<(), CallError> {
+        self.log.start_call();
         self.store.set_epoch_deadline(self.deadline);
         if let Some(fuel) = self.sandbox.fuel {
             self.store
@@ -591,8 +612,14 @@ impl SinkInstance {
         // The root cause names the trap; the backtrace is for -vv.
         tracing::debug!(sink = %sink, trap = ?e, "sink trapped");
         let mut message = text::sink_text(&e.root_cause().to_string(), &self.sandbox.redactor);
-        if matches!(e.downcast_ref::<Trap>(), Some(Trap::UnreachableCodeReached)) {
-            message.push_str(" (a panic in the sink; its own message is in the [sink] lines above)");
+        // A panic or an uncaught exception prints its own words last: they
+        // say more than `unreachable`.
+        match self.log.last_line() {
+            Some(last) => message.push_str(&format!("; the sink's last output line: {last}")),
+            None if matches!(e.downcast_ref::<Trap>(), Some(Trap::UnreachableCodeReached)) => {
+                message.push_str(" (a panic or an uncaught exception in the sink)")
+            }
+            None => {}
         }
         CallError::Trap { sink, message }
     }

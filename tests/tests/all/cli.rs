@@ -61,13 +61,13 @@ fn a_component_of_another_world_is_refused_with_a_hint() {
 }
 
 #[test]
-fn normalize_is_a_dry_run_that_shows_tables_and_leaves_a_pending_package() {
+fn normalize_with_keep_shows_tables_and_leaves_a_pending_package() {
     let s = Scratch::new();
     let input = s.file("people.jsonl", "{\"id\":1,\"address\":{\"city\":\"X\"},\"tags\":[\"a\",\"b\"]}\n");
     let out = run(s.command(
         "normalize",
         "capture",
-        &["--input", input.to_str().expect("utf8"), "--max-nesting-level", "1", "--json"],
+        &["--input", input.to_str().expect("utf8"), "--max-nesting-level", "1", "--json", "--keep"],
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     let tables: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -197,7 +197,7 @@ fn an_endless_retry_after_waits_only_the_cap() {
 fn huge_sink_messages_are_cut_everywhere() {
     let s = Scratch::new();
     let out = mixed_run(&s, &["HUGE_MESSAGE=67108864"], &["--max-attempts", "1", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "a terminal failure: {}", stderr(&out));
     assert!(out.stderr.len() < 64 << 10, "stderr is {} bytes", out.stderr.len());
     assert!(out.stdout.len() < 64 << 10, "--json is {} bytes", out.stdout.len());
     assert!(stderr(&out).contains("[cut to 4096 bytes of 67108864]"), "says how much was cut");
@@ -297,7 +297,7 @@ fn every_form_of_a_loopback_address_behind_a_name_is_refused() {
         ];
         let out = e2e::run(s.command("run", "faulty", &args));
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{form}: {err}");
+        assert_eq!(out.status.code(), Some(3), "{form}: {err}");
         assert!(err.contains("local addresses must be allowed explicitly"), "{form}: {err}");
     }
     assert_eq!(api.received.lock().expect("lock").requests, 0, "nothing reached the server");

@@ -64,7 +64,7 @@ fn a_400_fails_the_job_terminally_with_the_response_body() {
     let s = Scratch::new();
     let api = ApiServer::start(Faults { bad_request_at: Some(4), ..Faults::default() });
     let out = post(&s, &api, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("HTTP 400: bad request: row 7 has no id"), "{err}");
     assert!(err.contains("rows 150..200"), "names the batch: {err}");
@@ -187,7 +187,7 @@ fn the_python_http_sink_retries_503s_and_fails_on_a_400() {
     let s = Scratch::new();
     let api = ApiServer::start(Faults { bad_request_at: Some(4), ..Faults::default() });
     let out = post_with(&s, &api, &sink, "PYTHON_HTTP_SINK", &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("HTTP 400: bad request: row 7 has no id"), "{}", stderr(&out));
     assert_eq!(ids(&api.rows("orders")), (0..150).collect::<Vec<_>>(), "batches before the 400 stay delivered");
 }

@@ -14,6 +14,7 @@ mod hostile;
 mod http;
 mod languages;
 mod load;
+mod operator;
 mod packages;
 mod print;
 mod resume;

@@ -43,7 +43,7 @@ fn failed_jobs_can_be_retried_and_packages_listed() {
         "--env",
         "TERMINAL_TABLE=bad",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "a terminal failure");
     let listed = host(&s, &["packages", "--pipeline", "faulty", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("json");
     assert_eq!(listed[0]["state"], "failed");
@@ -63,7 +63,7 @@ fn retention_keeps_the_newest_packages_and_every_failed_one() {
     let bad = s.file("bad.jsonl", &numbered(1, "b"));
     assert_eq!(
         s.run_faulty(&["--input", bad.to_str().expect("utf8"), "--env", "TERMINAL_TABLE=bad"]).status.code(),
-        Some(1)
+        Some(3)
     );
     for i in 0..5 {
         let f = s.file(&format!("t{i}.jsonl"), &numbered(i + 1, "x"));
@@ -82,7 +82,7 @@ fn drop_pending_asks_for_yes() {
     let s = Scratch::new();
     let input = s.file("t.jsonl", &numbered(3, "x"));
     let out = s.run_faulty(&["--input", input.to_str().expect("utf8"), "--env", "RETRY_ROW=0", "--max-attempts", "1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "retries ran out");
     let dry = host(&s, &["drop-pending", "--pipeline", "faulty"]);
     assert!(String::from_utf8_lossy(&dry.stdout).contains("add --yes"));
     assert_eq!(std::fs::read_dir(s.pipeline("faulty").join("load/normalized")).expect("dir").count(), 1);

@@ -63,7 +63,7 @@ fn terminal_error_fails_the_job_and_the_others_finish() {
     let good = s.file("good.jsonl", &numbered(20, "g"));
     let bad = s.file("bad.jsonl", &numbered(5, "b"));
     let out = s.run_faulty(&["--input", path_arg(&good), "--input", path_arg(&bad), "--env", "TERMINAL_TABLE=bad"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("injected terminal error for table bad"), "{}", stderr(&out));
     assert_eq!(ids(&rows_of(&s.captured(), "good")), (0..20).collect::<Vec<_>>());
     assert!(rows_of(&s.captured(), "bad").is_empty());
@@ -103,7 +103,7 @@ fn a_trap_replaces_the_store_and_is_retried_once() {
     let s = Scratch::new();
     let input = s.file("t.jsonl", &numbered(10, "x"));
     let out = s.run_faulty(&["--input", path_arg(&input), "--batch-size", "2", "--json", "--env", "PANIC_ROW=5"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "two traps fail the job terminally: {}", stderr(&out));
     assert!(stderr(&out).contains("trapped"), "{}", stderr(&out));
     assert_eq!(summary(&out)["store_replacements"], 2);
     assert_eq!(ids(&rows_of(&s.captured(), "t")), [0, 1, 2, 3]);
