@@ -499,19 +499,7 @@ impl SinkArgs {
                 bail!("--set {key}: sink `{name}` declares no such key (it declares: {})", declared_names(&spec));
             }
         }
-        const HOST_KEYS: [&str; 10] = [
-            "component",
-            "component_sha256",
-            "allowed_hosts",
-            "auth_header",
-            "batch_size",
-            "loader_file_format",
-            "naming_convention",
-            "max_nesting_level",
-            "max_table_nesting",
-            "skip_dlt_columns_and_tables",
-        ];
-        for warning in sources.typo_warnings(&name, &spec.config, &HOST_KEYS) {
+        for warning in sources.typo_warnings(&name, &spec.config, &crate::runtime::HOST_SECTION_KEYS) {
             tracing::warn!("{warning}");
         }
         let mut values = if self.dry_run {

@@ -449,6 +449,21 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Keys of `[destination.<name>]` that the host reads itself; a sink may
+/// not declare a key of the same name.
+pub const HOST_SECTION_KEYS: [&str; 10] = [
+    "component",
+    "component_sha256",
+    "allowed_hosts",
+    "auth_header",
+    "batch_size",
+    "loader_file_format",
+    "naming_convention",
+    "max_nesting_level",
+    "max_table_nesting",
+    "skip_dlt_columns_and_tables",
+];
+
 /// Checks a sink's config key declarations: each key is a lower
 /// snake_case name of at most 64 characters (it becomes part of an
 /// environment variable name and a TOML key, and is printed), declared
@@ -456,19 +471,6 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
 /// its default (if any) has the declared kind. Returns what is wrong,
 /// naming the key.
 pub fn check_config_keys(keys: &[bindings::ConfigKey]) -> Result<(), String> {
-    /// Keys of `[destination.<name>]` that the host reads itself.
-    const RESERVED: [&str; 10] = [
-        "component",
-        "component_sha256",
-        "allowed_hosts",
-        "auth_header",
-        "batch_size",
-        "loader_file_format",
-        "naming_convention",
-        "max_nesting_level",
-        "max_table_nesting",
-        "skip_dlt_columns_and_tables",
-    ];
     let mut seen = std::collections::BTreeSet::new();
     for key in keys {
         let shown = crate::names::shown(&key.name);
@@ -482,7 +484,7 @@ pub fn check_config_keys(keys: &[bindings::ConfigKey]) -> Result<(), String> {
                 crate::names::MAX_SINK_NAME
             ));
         }
-        if RESERVED.contains(&key.name.as_str()) {
+        if HOST_SECTION_KEYS.contains(&key.name.as_str()) {
             return Err(format!(
                 "config key {shown} is a setting the host reads itself; give the sink's key another name"
             ));
