@@ -71,6 +71,10 @@ pub enum Record {
         /// The error.
         error: String,
     },
+    /// A run started loading this package: failed attempts after it are
+    /// the last run's. (Ledgers of earlier releases have none: all their
+    /// attempts count as the last run's.)
+    Run,
 }
 
 /// Per-job progress read from the ledger.
@@ -78,8 +82,10 @@ pub enum Record {
 pub struct JobProgress {
     /// Rows delivered.
     pub delivered: u64,
-    /// Failed calls recorded.
+    /// Failed calls recorded since the last run started.
     pub failed_attempts: u64,
+    /// Failed calls recorded over all runs.
+    pub failed_attempts_total: u64,
     /// The last error, if any.
     pub last_error: Option<String>,
 }
@@ -187,7 +193,13 @@ fn apply(progress: &mut HashMap<String, JobProgress>, r: Record) {
         Record::Failed { job, error, .. } => {
             let p = progress.entry(job).or_default();
             p.failed_attempts += 1;
+            p.failed_attempts_total += 1;
             p.last_error = Some(error);
+        }
+        Record::Run => {
+            for p in progress.values_mut() {
+                p.failed_attempts = 0;
+            }
         }
     }
 }

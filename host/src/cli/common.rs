@@ -685,7 +685,7 @@ pub fn print_summary(sink: &str, report: &LoadReport, pipeline: &PipelineDir, co
         let what = if f.terminal { "failed (moved to failed_jobs/)" } else { "stopped" };
         eprintln!(
             "error: job {} of table `{}` {what} at rows {}..{}: {}",
-            f.job_id,
+            crate::package::writer::shown_job_id(&f.job_id),
             f.table,
             f.start_row,
             f.start_row + f.row_count,

@@ -61,11 +61,11 @@ impl InspectArgs {
         let has = |prefix: &str| imports.iter().any(|i| i.starts_with(prefix));
         let mut capabilities = Vec::new();
         for (prefix, what) in [
-            ("wasi:filesystem", "filesystem (only directories granted with --dir)"),
-            ("wasi:http/outgoing-handler", "HTTP (only hosts allowed with --allow-host / allowed_hosts)"),
-            ("dlthost:destination/config", "config (its declared keys)"),
-            ("wasi:cli/environment", "environment (only variables passed with --env)"),
-            ("wasi:sockets", "sockets (always denied)"),
+            ("wasi:filesystem", "filesystem: nothing unless you grant a directory with --dir"),
+            ("wasi:http/outgoing-handler", "HTTP: nothing unless you allow a host with --allow-host / allowed_hosts"),
+            ("dlthost:destination/config", "config: its declared keys"),
+            ("wasi:cli/environment", "environment: nothing unless you pass variables with --env"),
+            ("wasi:sockets", "sockets: always denied"),
         ] {
             if has(prefix) {
                 capabilities.push(what);
@@ -137,7 +137,10 @@ impl InspectArgs {
             }
             outln!("  {} ({})", k.name, flags.join(", "));
         }
-        outln!("capabilities it imports:");
+        // A component may import an interface its language runtime links
+        // without ever using it (componentize-js imports wasi:filesystem):
+        // what it can reach is what you grant.
+        outln!("interfaces it imports, and what each reaches:");
         for c in &report.capabilities {
             outln!("  {c}");
         }

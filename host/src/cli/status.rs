@@ -34,8 +34,10 @@ pub struct JobStatus {
     pub delivered: u64,
     /// Rows left.
     pub left: u64,
-    /// Failed calls recorded.
+    /// Failed calls of the last run.
     pub failed_attempts: u64,
+    /// Failed calls over all runs.
+    pub failed_attempts_total: u64,
     /// Last error.
     pub last_error: Option<String>,
 }
@@ -91,6 +93,7 @@ impl StatusArgs {
                         delivered,
                         left: job.rows.saturating_sub(delivered),
                         failed_attempts: p.failed_attempts,
+                        failed_attempts_total: p.failed_attempts_total,
                         last_error,
                     }
                 })
@@ -108,12 +111,13 @@ impl StatusArgs {
             outln!("package {} ({})", p.load_id, p.state);
             for j in &p.jobs {
                 outln!(
-                    "  {:<40} {:<9} delivered {:>8}  left {:>8}  failed attempts {}",
-                    j.job_id,
+                    "  {:<40} {:<9} delivered {:>8}  left {:>8}  failed attempts {} (last run), {} (all runs)",
+                    crate::package::writer::shown_job_id(&j.job_id),
                     j.state,
                     j.delivered,
                     j.left,
-                    j.failed_attempts
+                    j.failed_attempts,
+                    j.failed_attempts_total
                 );
                 if let Some(e) = &j.last_error {
                     outln!("    last error: {e}");

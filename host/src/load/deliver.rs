@@ -340,7 +340,7 @@ fn deliver_batch(
                 let wait = match r.retry_after_ms {
                     Some(ms) if Duration::from_millis(ms) > options.max_retry_after => {
                         tracing::warn!(
-                            job = %ctx.job_id,
+                            job = %crate::package::writer::shown_job_id(&ctx.job_id),
                             "sink `{}` asked to wait {ms} ms before retrying; waiting {:?} (the cap, --max-retry-after)",
                             slot.runtime.name(),
                             options.max_retry_after
@@ -350,7 +350,7 @@ fn deliver_batch(
                     Some(ms) => Duration::from_millis(ms),
                     None => jitter(backoff),
                 };
-                tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
+                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
                 if ctx.attempt < options.max_attempts {
                     sleep_unless_stopped(wait);
                 }
@@ -360,7 +360,7 @@ fn deliver_batch(
             Err(stopped @ CallError::Stopped { .. }) => {
                 // Abandoned on a stop: the batch is not recorded, so the
                 // next run sends it again under the same key.
-                tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, "{stopped}");
+                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, "{stopped}");
                 slot.instance = None;
                 return Outcome::Interrupted;
             }
@@ -368,7 +368,7 @@ fn deliver_batch(
                 // A trapped instance can never be entered again.
                 slot.instance = None;
                 shared.with_report(|r| r.store_replacements += 1);
-                tracing::warn!(job = %ctx.job_id, start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
+                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
                 if matches!(trap, CallError::Timeout { .. }) {
                     // A slow destination is transient: back off like `retry`.
                     sleep_unless_stopped(jitter(backoff));

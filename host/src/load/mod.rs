@@ -242,6 +242,8 @@ fn load_package(
     report: &mut LoadReport,
 ) -> Result<(), LoadError> {
     let ledger = Ledger::open(package.dir())?;
+    // Attempts after this mark are this run's (`host status`).
+    ledger.append(crate::ledger::Record::Run)?;
     let mut queue = VecDeque::new();
     for job in &package.state.jobs {
         match package.job_state(job) {

@@ -325,11 +325,42 @@ pub fn safe_file_name(name: &str) -> String {
     out
 }
 
+/// A job id as people read it: its table part decoded (`my table.1a2b.jsonl`
+/// for `my%20table.1a2b.jsonl`), so logs and `host status` show table names
+/// as written. `--json` keeps the id itself. Undecodable text stays as is.
+pub fn shown_job_id(job_id: &str) -> String {
+    let bytes = job_id.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| job_id.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::normalize::Normalizer;
     use crate::package::Package;
+
+    #[test]
+    fn job_ids_are_shown_with_their_table_names() {
+        let id = format!("{}.1a2b3c.jsonl", safe_file_name("my table▶x"));
+        assert_eq!(shown_job_id(&id), "my table▶x.1a2b3c.jsonl");
+        assert_eq!(shown_job_id("plain.1a.jsonl"), "plain.1a.jsonl");
+        assert_eq!(shown_job_id("bad%ZZ%"), "bad%ZZ%");
+    }
 
     #[test]
     fn safe_names_are_reversible_or_hashed() {

@@ -270,4 +270,38 @@ fn the_smaller_rough_edges() {
         "{}",
         stderr(&out)
     );
+
+    // `host status` shows the last run's failed attempts and the total, and
+    // job ids with their table names as written.
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", &numbered(4, "x"));
+    let args = [
+        "--input",
+        path(&input),
+        "--table",
+        "my table",
+        "--env",
+        "RETRY_ROW=2",
+        "--max-attempts",
+        "2",
+        "--retry-backoff",
+        "1ms",
+    ];
+    for _ in 0..2 {
+        assert_eq!(s.run_faulty(&args).status.code(), Some(1));
+    }
+    let out = host(&s, &["status", "--pipeline", "faulty"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("failed attempts 2 (last run), 4 (all runs)"), "{text}");
+    assert!(text.contains("my table.") && !text.contains("my%20table"), "{text}");
+
+    // `inspect` says what an imported interface reaches: nothing ungranted.
+    let out = run({
+        let mut c = Command::new(e2e::host_bin());
+        c.arg("inspect").arg(e2e::js_sink()).env("DLTHOST_CACHE_DIR", repo_root().join("target/test-cache"));
+        c
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("filesystem: nothing unless you grant a directory with --dir"), "{text}");
 }

@@ -232,7 +232,7 @@ fn a_torn_ledger_record_replays_one_batch_and_other_damage_is_an_error() {
     std::fs::write(&ledger, text.replacen("\"rows\":3", "\"rows\":6", 1)).expect("damage");
     let out = s.run_faulty(&base);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("damaged at line 1"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("damaged at line"), "{}", stderr(&out));
     assert_eq!(s.captured().len(), 2, "nothing sent on a damaged ledger");
 }
 
