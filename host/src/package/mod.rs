@@ -382,7 +382,13 @@ pub struct Package {
 impl Package {
     /// Opens the package in `dir`.
     pub fn open(dir: &Path) -> Result<Self, PackageError> {
-        let state = read_json(&dir.join(STATE_FILE))?;
+        let state: PackageState = read_json(&dir.join(STATE_FILE))?;
+        // Job file names become paths: each must be one plain name, so no
+        // edited state file can point the host outside the package.
+        for job in &state.jobs {
+            crate::names::check_component(&job.file_name, "job file name")
+                .map_err(|e| PackageError::Damaged { path: dir.join(STATE_FILE), message: e.to_string() })?;
+        }
         let schema = read_json(&dir.join(SCHEMA_FILE))?;
         Ok(Package { dir: dir.to_path_buf(), state, schema })
     }

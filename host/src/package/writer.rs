@@ -401,6 +401,14 @@ mod tests {
         let w = PackageWriter::create(&pipeline, "2.2", &settings, FileFormat::Jsonl).expect("writer");
         drop(w);
         assert!(!pipeline.staging_dir().join("2.2").exists());
+
+        // A state file edited to point a job outside the package is refused.
+        let state = path.join("load_package_state.json");
+        let text = std::fs::read_to_string(&state).expect("state");
+        let edited = text.replace(&pkg.state.jobs[0].file_name, "../../../escape.jsonl");
+        std::fs::write(&state, edited).expect("edit");
+        let err = Package::open(&path).expect_err("refused").to_string();
+        assert!(err.contains("job file name") && err.contains("is refused"), "{err}");
     }
 
     /// A parquet file's schema is fixed by its first row group: a column that
