@@ -10,8 +10,11 @@ use std::path::{Component, Path, PathBuf};
 
 /// The longest sink name (the WIT asks for lower snake_case).
 pub const MAX_SINK_NAME: usize = 64;
-/// The longest name of one path component we make from outside text.
+/// The longest pipeline name (one path component).
 pub const MAX_COMPONENT: usize = 128;
+/// The longest file name most file systems take, in bytes (job file
+/// names, which embed a table name, may be this long).
+pub const MAX_FILE_NAME: usize = 255;
 
 /// A name the host refuses, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,9 +58,19 @@ pub fn check_sink_name(name: &str) -> Result<&str, NameError> {
 /// empty, not `.` or `..` or starting with `.`, no `/` or `\`, no control
 /// character, at most [`MAX_COMPONENT`] bytes.
 pub fn check_component<'a>(name: &'a str, what: &'static str) -> Result<&'a str, NameError> {
+    check_name(name, what, MAX_COMPONENT)
+}
+
+/// Like [`check_component`], for a file name of up to [`MAX_FILE_NAME`]
+/// bytes.
+pub fn check_file_name<'a>(name: &'a str, what: &'static str) -> Result<&'a str, NameError> {
+    check_name(name, what, MAX_FILE_NAME)
+}
+
+fn check_name<'a>(name: &'a str, what: &'static str, max: usize) -> Result<&'a str, NameError> {
     let refuse = |why: &str| NameError { what, shown: shown(name), why: why.to_string() };
-    if name.is_empty() || name.len() > MAX_COMPONENT {
-        return Err(refuse(&format!("it must have 1 to {MAX_COMPONENT} bytes")));
+    if name.is_empty() || name.len() > max {
+        return Err(refuse(&format!("it must have 1 to {max} bytes")));
     }
     if name.starts_with('.') {
         return Err(refuse("it must not start with `.`"));

@@ -386,7 +386,7 @@ impl Package {
         // Job file names become paths: each must be one plain name, so no
         // edited state file can point the host outside the package.
         for job in &state.jobs {
-            crate::names::check_component(&job.file_name, "job file name")
+            crate::names::check_file_name(&job.file_name, "job file name")
                 .map_err(|e| PackageError::Damaged { path: dir.join(STATE_FILE), message: e.to_string() })?;
         }
         let schema = read_json(&dir.join(SCHEMA_FILE))?;

@@ -402,6 +402,10 @@ mod tests {
         drop(w);
         assert!(!pipeline.staging_dir().join("2.2").exists());
 
+        // Job file names of the longest table names are taken.
+        let long = format!("{}.{}.0.jsonl", safe_file_name(&"k▶".repeat(200)), "0123456789");
+        assert!(long.len() > 128 && crate::names::check_file_name(&long, "job file name").is_ok(), "{}", long.len());
+
         // A state file edited to point a job outside the package is refused.
         let state = path.join("load_package_state.json");
         let text = std::fs::read_to_string(&state).expect("state");
