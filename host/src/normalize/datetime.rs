@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::schema::TIMESTAMP_RANGE;
+use crate::schema::time::{days_from_civil, is_leap};
 
 const MICROS_PER_SEC: i64 = 1_000_000;
 /// Python's datetime range ([`TIMESTAMP_RANGE`]) in whole seconds:
@@ -46,7 +47,7 @@ pub fn text_to_timestamp(s: &str) -> Option<i64> {
         return Some(p.micros);
     }
     // Not a date: Python's float() of it, as Unix seconds.
-    let secs = super::types::python_float(s)?;
+    let secs = super::python::python_float(s)?;
     seconds_to_micros(secs)
 }
 
@@ -398,58 +399,11 @@ fn finish(days: i64, secs_of_day: i64, time: bool) -> Option<Parsed> {
     Some(Parsed { time, micros: secs * MICROS_PER_SEC })
 }
 
-fn is_leap(y: i32) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-/// Days since 1970-01-01 of a valid calendar date (years 1–9999).
-#[inline]
-pub fn days_from_civil(y: i32, m: u32, d: u32) -> Option<i64> {
-    const DAYS_IN_MONTH: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 {
-        return None;
-    }
-    let month_days = DAYS_IN_MONTH[m as usize - 1] + u32::from(m == 2 && is_leap(y));
-    if d > month_days {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil, in unsigned arithmetic: from year
-    // 1 on, the shifted year (March-based) is never negative.
-    let y = y as u32 - u32::from(m <= 2);
-    let (era, yoe) = (y / 400, y % 400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(i64::from(era) * 146_097 + i64::from(doe) - 719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const JAN2_030405: i64 = 1_704_164_645_000_000;
-
-    /// Every date of years 1–9999 is one day after the one before it, from
-    /// 0001-01-01 (719,162 days before 1970), and no other date is valid.
-    #[test]
-    fn days_from_civil_counts_every_day() {
-        let mut expected = -719_162;
-        for y in 1..=9999 {
-            for m in 1..=12 {
-                for d in 1..=31 {
-                    let valid = chrono::NaiveDate::from_ymd_opt(y, m, d).is_some();
-                    assert_eq!(days_from_civil(y, m, d), valid.then_some(expected), "{y}-{m}-{d}");
-                    expected += i64::from(valid);
-                }
-                assert_eq!(days_from_civil(y, m, 0), None);
-            }
-            assert_eq!(days_from_civil(y, 0, 1), None);
-            assert_eq!(days_from_civil(y, 13, 1), None);
-        }
-        assert_eq!(days_from_civil(1970, 1, 1), Some(0));
-        assert_eq!(days_from_civil(0, 1, 1), None);
-        assert_eq!(days_from_civil(10_000, 1, 1), None);
-    }
 
     /// The one-go reader of the usual form agrees with the general one on
     /// every text of that shape it takes, and refuses the same ones.

@@ -10,6 +10,7 @@ mod fast;
 mod fields;
 pub mod hints;
 pub mod naming;
+pub mod python;
 mod row_id;
 pub mod types;
 

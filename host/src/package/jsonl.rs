@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike};
 
+use crate::schema::time::{format_date, format_time, format_timestamp, timestamp_digits};
+
 use crate::schema::{DataType, Table, Value};
 
 /// Writes one row as a JSON object line. `values` are `(column index,
@@ -87,71 +89,6 @@ fn write_value(out: &mut impl Write, value: &Value) -> io::Result<()> {
         Value::Time(t) => write!(out, "\"{}\"", format_time(*t)),
         Value::Binary(b) => write!(out, "\"{}\"", base64::engine::general_purpose::STANDARD.encode(b)),
     }
-}
-
-/// RFC 3339 UTC with exactly six fraction digits. Hand-formatted: this runs
-/// for every timestamp cell, and chrono's formatter is several times slower.
-pub fn format_timestamp(us: i64) -> String {
-    let mut buf = [0u8; 29];
-    match timestamp_digits(us, &mut buf) {
-        Some(quoted) => String::from_utf8_lossy(&quoted[1..quoted.len() - 1]).into_owned(),
-        None => DateTime::from_timestamp_micros(us)
-            .map_or_else(|| us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
-    }
-}
-
-/// `"YYYY-MM-DDTHH:MM:SS.ffffffZ"` (quoted) in `buf`, for years 0–9999;
-/// `None` outside them.
-fn timestamp_digits(us: i64, buf: &mut [u8; 29]) -> Option<&[u8]> {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    if !(0..=9999).contains(&y) {
-        return None;
-    }
-    fn put(buf: &mut [u8], mut v: i64) {
-        for b in buf.iter_mut().rev() {
-            *b = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    }
-    *buf = *b"\"0000-00-00T00:00:00.000000Z\"";
-    put(&mut buf[1..5], y);
-    put(&mut buf[6..8], i64::from(m));
-    put(&mut buf[9..11], i64::from(d));
-    put(&mut buf[12..14], rem / 3600);
-    put(&mut buf[15..17], rem / 60 % 60);
-    put(&mut buf[18..20], rem % 60);
-    put(&mut buf[21..27], micros);
-    Some(&buf[..])
-}
-
-/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `YYYY-MM-DD`.
-pub fn format_date(days: i32) -> String {
-    NaiveDate::from_ymd_opt(1970, 1, 1)
-        .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days))))
-        .map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string())
-}
-
-/// `HH:MM:SS.ffffff`.
-pub fn format_time(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    format!("{:02}:{:02}:{:02}.{:06}", secs / 3600, (secs / 60) % 60, secs % 60, us.rem_euclid(1_000_000))
 }
 
 /// A job file line that does not match its table's schema.
@@ -389,17 +326,6 @@ mod tests {
             let back = read_row(std::str::from_utf8(&again).expect("utf8").trim_end(), &table).expect("read");
             assert_eq!(back[0], Value::Double(d), "{text}");
             assert_eq!(format!("{:?}", back[0]), format!("{:?}", Value::Double(d)), "sign of zero kept: {text}");
-        }
-    }
-
-    #[test]
-    fn timestamps_format_like_chrono() {
-        for us in
-            [0i64, -1, 1_704_164_645_000_001, 951_782_400_000_000, -62_135_596_800_000_000, 253_402_300_799_999_999]
-        {
-            let want =
-                DateTime::from_timestamp_micros(us).expect("in range").format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-            assert_eq!(format_timestamp(us), want, "{us}");
         }
     }
 

@@ -96,10 +96,10 @@ impl Typed {
     pub fn text(&self) -> String {
         use base64::Engine as _;
         match self {
-            Typed::Date(days) => crate::package::jsonl::format_date(*days),
+            Typed::Date(days) => crate::schema::time::format_date(*days),
             Typed::Time(us) => python_time(*us),
             Typed::Timestamp(us) => {
-                let date = crate::package::jsonl::format_date(us.div_euclid(86_400_000_000) as i32);
+                let date = crate::schema::time::format_date(us.div_euclid(86_400_000_000) as i32);
                 format!("{date}T{}+00:00", python_time(us.rem_euclid(86_400_000_000)))
             }
             Typed::Decimal { digits, .. } => digits.clone(),
