@@ -58,6 +58,25 @@ fn ensure_wasm_target() {
     }
 }
 
+/// The environment switch that skips the tests needing the Python and
+/// JavaScript guest toolchains, for a fast local loop (`.ci/run` refuses it).
+pub const SKIP_FOREIGN: &str = "DLTHOST_SKIP_FOREIGN_TOOLCHAINS";
+
+/// True (and says so on stderr) when `what` must be skipped because
+/// [`SKIP_FOREIGN`] is `1`. A skipped test never passes silently: it prints
+/// that it was skipped.
+pub fn foreign_skipped(what: &str) -> bool {
+    let skip = std::env::var(SKIP_FOREIGN).is_ok_and(|v| v == "1");
+    if skip {
+        // Straight to the process's stderr: the test harness's capture
+        // would hide an `eprintln!` of a passing test.
+        use std::io::Write as _;
+        let line = format!("skipped: {what} needs the Python/JavaScript guest toolchains ({SKIP_FOREIGN}=1)\n");
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+    skip
+}
+
 /// Runs `scripts/guest-tools.sh` once per test run: installs the pinned
 /// componentize-py and componentize-js into `target/tools` if missing. A
 /// failure fails the tests (a missing tool is not a reason to skip).
