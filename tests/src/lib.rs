@@ -264,6 +264,25 @@ impl Scratch {
         self.pipelines().join(name)
     }
 
+    /// Waits until the faulty sink of a run started with `HOLD_ROW` holds
+    /// its batch (it wrote `.holding` in the output directory); fails if the
+    /// run ends first. The test then acts at a point it chose, and lets the
+    /// sink go on with [`Scratch::release`].
+    pub fn wait_for_hold(&self, child: &mut std::process::Child) {
+        let marker = self.out().join(".holding");
+        while !marker.exists() {
+            if let Some(status) = child.try_wait().expect("poll") {
+                panic!("the run ended ({status}) before the sink held its batch");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Lets a held faulty sink go on.
+    pub fn release(&self) {
+        std::fs::write(self.out().join(".release"), b"").expect("release");
+    }
+
     /// Every capture file written so far, sorted by table, job and start row.
     pub fn captured(&self) -> Vec<Value> {
         read_capture(&self.out())

@@ -161,12 +161,8 @@ fn sigterm_ends_a_run_whose_sink_sleeps_in_a_host_call() {
         .spawn()
         .expect("spawn");
     // The call is in flight once the sink holds; it will then sleep 200 s.
-    let marker = s.out().join(".holding");
-    while !marker.exists() {
-        assert!(child.try_wait().expect("poll").is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::fs::write(s.out().join(".release"), b"").expect("release");
+    s.wait_for_hold(&mut child);
+    s.release();
     let started = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill").success());
     let out = child.wait_with_output().expect("wait");

@@ -138,33 +138,16 @@ fn a_second_run_on_a_locked_pipeline_fails_at_once() {
     let mut held =
         s.command("run", "faulty", &["--input", path_arg(&input), "--batch-size", "1", "--env", "HOLD_ROW=0"]);
     let mut child = held.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
-    wait_for_hold(&s, &mut child);
+    s.wait_for_hold(&mut child);
     let started = Instant::now();
     let out = s.run_faulty(&["--input", path_arg(&input)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("locked by another host process (pid {})", child.id())), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(30), "fails at once, not after the first run");
-    release(&s);
+    s.release();
     let first = child.wait_with_output().expect("wait");
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(ids(&rows_of(&s.captured(), "t")), (0..6).collect::<Vec<_>>());
-}
-
-/// Waits until the faulty sink of a run started with `HOLD_ROW` holds its
-/// batch (it wrote `.holding`); fails if the run ends first.
-fn wait_for_hold(s: &Scratch, child: &mut std::process::Child) {
-    let marker = s.out().join(".holding");
-    while !marker.exists() {
-        if let Some(status) = child.try_wait().expect("poll") {
-            panic!("the run ended ({status}) before the sink held its batch");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Lets a held faulty sink go on.
-fn release(s: &Scratch) {
-    std::fs::write(s.out().join(".release"), b"").expect("release");
 }
 
 #[test]
@@ -177,10 +160,10 @@ fn sigterm_stops_cleanly_and_the_rerun_finishes_without_duplicates() {
     let mut cmd = s.command("run", "faulty", &held);
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     // Rows 0..3 are delivered and the call for row 3 is in flight.
-    wait_for_hold(&s, &mut child);
+    s.wait_for_hold(&mut child);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
-    release(&s);
+    s.release();
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("Resume with"), "{}", stderr(&out));
