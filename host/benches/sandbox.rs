@@ -15,12 +15,11 @@ use std::time::Instant;
 
 use host::extract::{self, ExtractOptions, InputSpec};
 use host::input::InputSource;
-use host::load::{self, LoadOptions, LoadReport, Strategy};
+use host::load::{self, LoadOptions, LoadReport};
 use host::normalize::NormalizeSettings;
 use host::package::reader::JobReader;
 use host::package::writer::Rotation;
 use host::package::{FileFormat, JobState, PipelineDir};
-use host::runtime::bindings::ItemFormat;
 use host::runtime::cache::CompileCache;
 use host::runtime::{SandboxOptions, SinkRuntime, convert};
 
@@ -41,7 +40,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         rotation: Rotation { max_items: Some(rows.div_ceil(jobs)), max_bytes: None },
         known_fingerprint: None,
         skip_bad_lines: false,
-        max_record_bytes: host::input::MAX_RECORD_BYTES,
+        max_record_bytes: host::input::RecordLimit::default().max_bytes,
         save_schema: true,
         gzip: false,
         progress: &|_, _| {},
@@ -104,14 +103,10 @@ fn main() -> anyhow::Result<()> {
         let options = LoadOptions {
             workers,
             batch_size: BATCH,
-            max_batch_bytes: None,
-            item_format: ItemFormat::Rows,
             max_attempts: 1,
             backoff: std::time::Duration::from_millis(10),
-            max_retry_after: load::MAX_RETRY_AFTER,
-            strategy: Strategy::Parallel,
             keep_loaded: 1,
-            progress: None,
+            ..LoadOptions::default()
         };
         let mut report = LoadReport::default();
         let started = Instant::now();

@@ -74,7 +74,7 @@ fn normalize_into(
         rotation: Rotation::default(),
         known_fingerprint: Some("bench"),
         skip_bad_lines: false,
-        max_record_bytes: host::input::MAX_RECORD_BYTES,
+        max_record_bytes: host::input::RecordLimit::default().max_bytes,
         save_schema: true,
         gzip: false,
         progress: &|_, _| {},

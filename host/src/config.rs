@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::catalog::{Scope, Setting};
 use crate::runtime::bindings::{ConfigKey, ConfigType, ConfigValue};
 
 /// A configuration problem the user must fix.
@@ -82,6 +83,16 @@ pub enum ConfigError {
         /// The value found (or `<secret>`).
         found: String,
     },
+}
+
+/// The destination whose sections and environment names a run reads:
+/// `[destination.<name>]`, `<PIPELINE>__DESTINATION__<NAME>__<KEY>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The destination's name (`--destination`, else the sink's).
+    pub name: &'a str,
 }
 
 /// A raw value before coercion, with where it came from.
@@ -158,17 +169,24 @@ impl ConfigSources {
         })
     }
 
-    /// A load setting (`workers`, ...): `LOAD__<KEY>`, then `[load]` in config.toml.
-    pub fn load_setting(&self, key: &str) -> Option<Raw> {
-        self.env_value(&[format!("LOAD__{}", key.to_ascii_uppercase())])
-            .or_else(|| self.toml_value(false, &["load"], key))
-    }
-
-    /// A data-writer setting (`file_max_items`, ...): `DATA_WRITER__<KEY>`,
-    /// then `[data_writer]` in config.toml (dlt's names).
-    pub fn data_writer_setting(&self, key: &str) -> Option<Raw> {
-        self.env_value(&[format!("DATA_WRITER__{}", key.to_ascii_uppercase())])
-            .or_else(|| self.toml_value(false, &["data_writer"], key))
+    /// Where `setting` is set outside the command line, by its
+    /// [`Scope`]: the environment first, then `.dlt/config.toml`; `None`
+    /// when neither sets it. A sink setting needs the `destination` whose
+    /// section it reads (`None` here finds nothing).
+    pub fn setting(&self, setting: &Setting, destination: Option<&Destination<'_>>) -> Option<Raw> {
+        let keys: Vec<&str> = std::iter::once(setting.key).chain(setting.aliases.iter().copied()).collect();
+        let up = |k: &str| k.to_ascii_uppercase();
+        match setting.scope {
+            Scope::Sink => destination.and_then(|d| self.sink_setting(d.pipeline, d.name, &keys)),
+            Scope::Load => keys.iter().find_map(|k| {
+                self.env_value(&[format!("LOAD__{}", up(k))]).or_else(|| self.toml_value(false, &["load"], k))
+            }),
+            Scope::DataWriter => keys.iter().find_map(|k| {
+                self.env_value(&[format!("DATA_WRITER__{}", up(k))])
+                    .or_else(|| self.toml_value(false, &["data_writer"], k))
+            }),
+            Scope::Flag => None,
+        }
     }
 
     /// The component configured for destination `name`.
@@ -409,6 +427,7 @@ pub fn setting_error(raw: &Raw, expected: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog;
 
     fn key(name: &str, t: ConfigType, secret: bool, required: bool, default: Option<ConfigValue>) -> ConfigKey {
         ConfigKey { name: name.into(), value_type: t, secret, required, default }
@@ -487,9 +506,11 @@ mod tests {
     fn settings_and_load_settings() {
         let (_d, s) =
             sources("[destination.sink]\nmax_table_nesting = 2\n[load]\nworkers = 3\n", "", &[("LOAD__WORKERS", "5")]);
-        let raw = s.sink_setting("p", "sink", &["max_nesting_level", "max_table_nesting"]).expect("alias");
+        let sink = Destination { pipeline: "p", name: "sink" };
+        let raw = s.setting(&catalog::MAX_NESTING_LEVEL, Some(&sink)).expect("alias");
         assert_eq!(as_i64(&raw), Some(2));
-        assert_eq!(s.load_setting("workers").and_then(|r| as_i64(&r)), Some(5));
+        assert_eq!(s.setting(&catalog::MAX_NESTING_LEVEL, None), None, "a sink setting needs its section");
+        assert_eq!(s.setting(&catalog::WORKERS, None).and_then(|r| as_i64(&r)), Some(5));
     }
 }
 

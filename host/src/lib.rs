@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod extract;
@@ -28,6 +29,7 @@ pub mod load;
 pub mod names;
 pub mod normalize;
 pub mod package;
+pub mod pipeline;
 pub mod runtime;
 pub mod schema;
 pub mod settings;

@@ -35,13 +35,13 @@ pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
 
 mod cache;
 mod common;
+mod flags;
 mod inspect;
 mod load;
 mod packages;
 mod progress;
 mod run;
 mod status;
-mod units;
 
 use std::process::ExitCode;
 

@@ -4,16 +4,20 @@
 //! was already packaged or loaded is not packaged again.
 
 use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use anyhow::bail;
 use clap::Args;
 
 use super::common::{PipelineArgs, SinkArgs, finish_load};
+use super::flags::ReadFlags;
 use super::progress::Progress;
-use crate::extract::{self, ExtractOptions, InputSpec};
+use crate::config::ConfigSources;
+use crate::extract::InputSpec;
 use crate::input::InputSource;
-use crate::load::{self, LoadReport, ProgressHook};
-use crate::package::{Package, PipelineDir};
+use crate::load::LoadReport;
+use crate::pipeline::{self, AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunRequest, TableRows};
+use crate::settings::Resolver;
 
 /// `--on-bad-line` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,11 +51,9 @@ pub struct RunArgs {
     /// bad_lines.jsonl).
     #[arg(long, value_name = "WHAT", default_value = "fail")]
     pub on_bad_line: BadLineArg,
-    /// The most bytes one input record (a line, an array element) may have;
-    /// a longer one stops the read, or is skipped and quarantined as its
-    /// first 4 KiB and its size with --on-bad-line skip [default: 64MiB].
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::units::parse_bytes)]
-    pub max_record_bytes: Option<usize>,
+    /// The settings of reading input (`--max-record-bytes`).
+    #[command(flatten)]
+    pub read: ReadFlags,
     /// Gzip `jsonl` job files (`.jsonl.gz`); off by default.
     #[arg(long)]
     pub gzip_jobs: bool,
@@ -80,142 +82,53 @@ pub struct RunArgs {
 impl RunArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
-        self.execute_mode(quiet, true)
+        self.execute_mode(quiet, Mode::Load)
     }
 
-    /// `host normalize`: steps 2 only, then print the tables a sink would
-    /// get. A dry run: it needs the sink's spec, not its secrets, and keeps
-    /// nothing unless `--keep`.
+    /// `host normalize`: package the input, then print the tables a sink
+    /// would get. A dry run: it needs the sink's spec, not its secrets, and
+    /// keeps nothing unless `--keep`.
     pub fn execute_normalize_only(mut self, quiet: bool) -> anyhow::Result<u8> {
         self.sink.dry_run = true;
-        self.execute_mode(quiet, false)
+        let keep = self.keep;
+        self.execute_mode(quiet, Mode::DryRun { keep })
     }
 
-    fn execute_mode(self, quiet: bool, load: bool) -> anyhow::Result<u8> {
-        if load && self.keep {
+    fn execute_mode(self, quiet: bool, mode: Mode) -> anyhow::Result<u8> {
+        if mode == Mode::Load && self.keep {
             bail!("--keep is for `host normalize` (a run always keeps its package until it is delivered)");
         }
-        let inputs = self.inputs()?;
+        let request = self.request(mode)?;
         let sink = self.sink.open(&self.pipeline)?;
-        let pipeline = &sink.pipeline;
-        let _lock = pipeline.lock()?;
-        let mut report = LoadReport::default();
-
-        // 1. Finish what an earlier run left pending.
-        if load && !pipeline.pending()?.is_empty() {
-            if !quiet {
-                eprintln!("Resuming pending packages first.");
-            }
-            load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
-            if !report.ok() {
-                return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
-            }
+        let outcome = pipeline::run(&sink, &request, Arc::new(Screen::new(quiet)))?;
+        let sink_name = sink.runtime.name();
+        if let Some(already) = &outcome.already_loaded {
+            print_already_loaded(already, quiet);
+        } else if outcome.normalized.is_none() && !quiet {
+            eprintln!("No rows in the input; nothing new to load.");
         }
-
-        // 2. Package the input, unless it is already loaded.
-        let normalize = &sink.settings.normalize;
-        let format = sink.settings.loader_file_format;
-        let fingerprint = extract::fingerprint_files(&inputs, normalize, format)?;
-        if let Some(fp) = &fingerprint
-            && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
-            && !self.force
-        {
-            already_loaded(pipeline, &load_id, &mut report, quiet)?;
-            return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
-        }
-        let total_bytes: u64 = inputs
-            .iter()
-            .filter_map(|i| match &i.source {
-                InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-                InputSource::Stdin => None,
-            })
-            .sum();
-        let bar = Progress::new("normalizing", quiet, (total_bytes > 0).then_some(total_bytes), true);
-        let on_progress = |records: u64, bytes: u64| bar.update(bytes, || format!("{records} records"));
-        let options = ExtractOptions {
-            format,
-            rotation: sink.rotation,
-            known_fingerprint: fingerprint.as_deref(),
-            skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
-            save_schema: load || self.keep,
-            max_record_bytes: self.max_record_bytes.unwrap_or(crate::input::MAX_RECORD_BYTES).max(1),
-            gzip: self.gzip_jobs,
-            progress: &on_progress,
-            threads: self
-                .normalize_threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
-                .max(1),
-        };
-        let extracted = extract::extract(pipeline, &inputs, normalize, options);
-        bar.finish();
-        let extracted = extracted?;
-        match &extracted.package {
-            None if !quiet => eprintln!("No rows in the input; nothing new to load."),
-            Some(path) => {
-                // Stdin's fingerprint is only known after reading it.
-                if let Some(load_id) = pipeline.loaded_fingerprint(&extracted.fingerprint)?
-                    && !self.force
-                {
-                    Package::open(path)?.discard()?;
-                    already_loaded(pipeline, &load_id, &mut report, quiet)?;
-                    return Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet));
-                }
-                if !quiet {
-                    eprintln!(
-                        "Normalized {} records into {} rows: {}",
-                        extracted.records,
-                        extracted.rows,
-                        path.display()
-                    );
-                }
-                if extracted.bad_lines > 0 {
-                    report.skipped_lines = extracted.bad_lines;
-                    report.skipped_lines_package = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                    eprintln!(
-                        "warning: skipped {} malformed line{}; the summary says where they are kept",
-                        extracted.bad_lines,
-                        if extracted.bad_lines == 1 { "" } else { "s" }
-                    );
-                }
-            }
-            None => {}
-        }
-
-        if !load {
-            if let Some(path) = &extracted.package {
-                let package = Package::open(path)?;
-                print_tables(&package, self.json)?;
-                if self.keep {
-                    eprintln!("The package is pending in {}; `host load` delivers it.", path.display());
-                } else {
-                    package.discard()?;
-                    eprintln!(
-                        "Dry run: nothing was kept (no package, the pipeline's schema unchanged); pass --keep to leave the package pending for `host load`."
-                    );
-                }
-            }
+        if let Some(dry) = &outcome.dry_run {
+            print_tables(&dry.tables, self.json)?;
+            print_dry_run_end(dry);
             return Ok(0);
         }
-
-        // 3. Load it.
-        let rows: u64 = pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
-        let mut options = sink.load.clone();
-        let bar = std::sync::Arc::new(Progress::new("loading", quiet, Some(rows), false));
-        let shown = bar.clone();
-        options.progress = Some(ProgressHook(std::sync::Arc::new(move |r: &LoadReport| {
-            let done = r.rows();
-            shown.update(done, || {
-                r.tables.iter().map(|(t, s)| format!("{t}: {}", s.rows)).collect::<Vec<_>>().join(", ")
-            });
-        })));
-        let loaded = load::load_pending(&sink.runtime, pipeline, &options, &mut report);
-        bar.finish();
-        loaded?;
-        Ok(self.finish(sink.runtime.name(), &report, pipeline, quiet))
+        Ok(finish_load(sink_name, &outcome.report, &sink.pipeline, self.json, quiet))
     }
 
-    fn finish(&self, sink: &str, report: &LoadReport, pipeline: &PipelineDir, quiet: bool) -> u8 {
-        finish_load(sink, report, pipeline, self.json, quiet)
+    /// What to read, and how: the library's request.
+    fn request(&self, mode: Mode) -> anyhow::Result<RunRequest> {
+        let resolver = Resolver::new(&self.read.0, &EMPTY);
+        Ok(RunRequest {
+            inputs: self.inputs()?,
+            mode,
+            force: self.force,
+            skip_bad_lines: self.on_bad_line == BadLineArg::Skip,
+            max_record_bytes: resolver.max_record_bytes()?,
+            gzip_jobs: self.gzip_jobs,
+            normalize_threads: self
+                .normalize_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)),
+        })
     }
 
     fn inputs(&self) -> anyhow::Result<Vec<InputSpec>> {
@@ -238,58 +151,127 @@ impl RunArgs {
     }
 }
 
-/// The input was loaded before, as package `load_id`. When jobs of that
-/// package failed, its rows were not all delivered: they go into the
-/// report (the run then exits 3, with the commands that retry them), and
-/// `--force` is not offered, as it would send the delivered jobs again.
-fn already_loaded(pipeline: &PipelineDir, load_id: &str, report: &mut LoadReport, quiet: bool) -> anyhow::Result<()> {
-    let failed = pipeline.failed_jobs(load_id)?;
-    if failed.is_empty() {
-        if !quiet {
+/// No config sources: the settings of reading input are flags only.
+static EMPTY: LazyLock<ConfigSources> = LazyLock::new(ConfigSources::default);
+
+/// Progress of a run on stderr: a bar per phase and the lines between.
+struct Screen {
+    quiet: bool,
+    bar: Mutex<Option<Progress>>,
+}
+
+impl Screen {
+    fn new(quiet: bool) -> Self {
+        Screen { quiet, bar: Mutex::new(None) }
+    }
+
+    fn show(&self, progress: Option<Progress>) {
+        if let Ok(mut bar) = self.bar.lock() {
+            if let Some(old) = bar.take() {
+                old.finish();
+            }
+            *bar = progress;
+        }
+    }
+
+    fn with_bar(&self, f: impl FnOnce(&Progress)) {
+        if let Ok(bar) = self.bar.lock()
+            && let Some(bar) = bar.as_ref()
+        {
+            f(bar);
+        }
+    }
+}
+
+impl Observer for Screen {
+    fn resuming(&self) {
+        if !self.quiet {
+            eprintln!("Resuming pending packages first.");
+        }
+    }
+
+    fn normalizing(&self, total_bytes: Option<u64>) {
+        self.show(Some(Progress::new("normalizing", self.quiet, total_bytes, true)));
+    }
+
+    fn normalize_progress(&self, records: u64, bytes: u64) {
+        self.with_bar(|bar| bar.update(bytes, || format!("{records} records")));
+    }
+
+    fn normalize_done(&self) {
+        self.show(None);
+    }
+
+    fn normalized(&self, n: &Normalized) {
+        if !self.quiet {
+            eprintln!("Normalized {} records into {} rows: {}", n.records, n.rows, n.package.display());
+        }
+        if n.bad_lines > 0 {
             eprintln!(
-                "This input was already loaded (package {load_id}); nothing to do. Use --force to load it again."
+                "warning: skipped {} malformed line{}; the summary says where they are kept",
+                n.bad_lines,
+                if n.bad_lines == 1 { "" } else { "s" }
             );
         }
-        return Ok(());
     }
-    for (job, error) in failed {
-        report.earlier_failures.push(crate::load::JobFailure {
-            load_id: load_id.to_string(),
-            job_id: job.job_id.clone(),
-            table: job.table.clone(),
-            start_row: 0,
-            row_count: job.rows,
-            terminal: true,
-            rows_left: job.rows,
-            error: error.strip_prefix("terminal: ").unwrap_or(&error).to_string(),
+
+    fn loading(&self, rows: u64) {
+        self.show(Some(Progress::new("loading", self.quiet, Some(rows), false)));
+    }
+
+    fn load_progress(&self, r: &LoadReport) {
+        self.with_bar(|bar| {
+            bar.update(r.rows(), || {
+                r.tables.iter().map(|(t, s)| format!("{t}: {}", s.rows)).collect::<Vec<_>>().join(", ")
+            })
         });
     }
-    if !quiet {
+
+    fn load_done(&self) {
+        self.show(None);
+    }
+}
+
+/// The one message for input that was loaded before. When jobs of that
+/// package failed, the summary lists them and `--force` is not offered
+/// (it would send the delivered jobs again).
+fn print_already_loaded(already: &AlreadyLoaded, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let load_id = &already.load_id;
+    if already.failed_jobs == 0 {
+        eprintln!("This input was already loaded (package {load_id}); nothing to do. Use --force to load it again.");
+    } else {
         eprintln!(
             "This input was loaded before (package {load_id}), but {} of its jobs failed and were not delivered; nothing was sent now.",
-            report.earlier_failures.len()
+            already.failed_jobs
         );
     }
-    Ok(())
+}
+
+fn print_dry_run_end(dry: &DryRun) {
+    match &dry.kept {
+        Some(path) => eprintln!("The package is pending in {}; `host load` delivers it.", path.display()),
+        None => eprintln!(
+            "Dry run: nothing was kept (no package, the pipeline's schema unchanged); pass --keep to leave the package pending for `host load`."
+        ),
+    }
 }
 
 /// Prints the tables and columns of a package (what a sink would receive).
-fn print_tables(pkg: &Package, json: bool) -> anyhow::Result<()> {
-    let tables: Vec<&crate::schema::Table> =
-        pkg.schema.tables.iter().filter(|t| pkg.state.jobs.iter().any(|j| j.table == t.name)).collect();
+fn print_tables(tables: &[TableRows], json: bool) -> anyhow::Result<()> {
     if json {
         let doc: Vec<serde_json::Value> = tables
             .iter()
-            .map(|t| {
-                let rows: u64 = pkg.state.jobs.iter().filter(|j| j.table == t.name).map(|j| j.rows).sum();
+            .map(|TableRows { table: t, rows }| {
                 serde_json::json!({"name": t.name, "parent": t.parent, "rows": rows, "columns": t.columns})
             })
             .collect();
         outln!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    for t in tables {
-        let rows: u64 = pkg.state.jobs.iter().filter(|j| j.table == t.name).map(|j| j.rows).sum();
+    for TableRows { table: t, rows } in tables {
         outln!(
             "table {} ({rows} rows{})",
             t.name,

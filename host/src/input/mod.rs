@@ -132,17 +132,14 @@ pub struct BadLine {
     pub text: String,
 }
 
-/// The default of [`RecordLimit::max_bytes`]: far above any sane record,
-/// far below what would strain the machine.
-pub const MAX_RECORD_BYTES: usize = 64 << 20;
-
 /// How much of an oversized line is kept when it is skipped (quarantined
 /// with its size; the rest is read and dropped).
 pub const OVERSIZED_HEAD: usize = 4096;
 
 /// The most bytes one record may have, so memory stays flat whatever the
 /// input (a gzip file of a few MB can inflate to gigabytes without a
-/// newline).
+/// newline). The default (`--max-record-bytes` in `catalog`) is far above
+/// any sane record and far below what would strain the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLimit {
     /// Bytes of one JSON Lines line or array element (`--max-record-bytes`).
@@ -153,12 +150,6 @@ pub struct RecordLimit {
     /// [`InputError::RecordTooLarge`]. (An oversized element of an array
     /// file always stops the read: the array's structure is lost.)
     pub skip: bool,
-}
-
-impl Default for RecordLimit {
-    fn default() -> Self {
-        RecordLimit { max_bytes: MAX_RECORD_BYTES, skip: false }
-    }
 }
 
 /// How to read: what to tap. (A malformed line ends the read; callers that

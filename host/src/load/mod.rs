@@ -53,8 +53,8 @@ pub struct LoadOptions {
     /// First backoff after a `retry` error; doubles each attempt.
     pub backoff: Duration,
     /// The longest wait a sink's `retry-after-ms` may ask for
-    /// (`--max-retry-after`, default [`MAX_RETRY_AFTER`]): a sink's number
-    /// is hostile input, and 2^64−1 ms would stall the run forever.
+    /// (`--max-retry-after`): a sink's number is hostile input, and
+    /// 2^64−1 ms would stall the run forever.
     pub max_retry_after: Duration,
     /// Which jobs may run at the same time.
     pub strategy: Strategy,
@@ -63,9 +63,6 @@ pub struct LoadOptions {
     /// Called after every delivered batch with the report so far.
     pub progress: Option<ProgressHook>,
 }
-
-/// The default of [`LoadOptions::max_retry_after`]: minutes, not days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// A progress callback, called with the load report after each batch.
 #[derive(Clone)]

@@ -57,7 +57,8 @@ pub struct DirGrant {
 }
 
 /// What a sink may use and how much. Everything not granted here is
-/// invisible to it.
+/// invisible to it. `SandboxOptions::default()` has the limits of
+/// `catalog` (it is made in `settings`) and grants nothing.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// Directories granted read-write (`--dir`). Default: none.
@@ -68,23 +69,22 @@ pub struct SandboxOptions {
     /// Allowed HTTP origins (`--allow-host`). Default: none.
     pub allowed_hosts: Vec<AllowedHost>,
     /// Sum of all linear memories of one instance, in bytes
-    /// (`--memory-limit`, default 1 GiB).
+    /// (`--memory-limit`).
     pub memory_limit: usize,
-    /// Wall-clock limit of one call (`--call-timeout`, default 300 s); also
+    /// Wall-clock limit of one call (`--call-timeout`); also
     /// caps HTTP connect and response timeouts.
     pub call_timeout: Duration,
-    /// Fuel (roughly, wasm instructions) per call (`--fuel`, default off):
+    /// Fuel (roughly, wasm instructions) per call (`--fuel`; `None` = unlimited):
     /// a deterministic budget, for tests and replays.
     pub fuel: Option<u64>,
-    /// Cap on guest stdout+stderr bytes per instance (`--max-guest-output`,
-    /// default 16 MiB).
+    /// Cap on guest stdout+stderr bytes per instance (`--max-guest-output`).
     pub max_guest_output: u64,
-    /// Replace an instance after this many calls (`--store-max-batches`,
-    /// default 10000): linear memory never shrinks, so long-lived instances
-    /// of garbage-collected guests creep up.
+    /// Replace an instance after this many calls (`--store-max-batches`):
+    /// linear memory never shrinks, so long-lived instances of
+    /// garbage-collected guests creep up.
     pub store_max_batches: u64,
     /// Replace an instance once its memory passes this many bytes
-    /// (`--store-max-memory`, default 256 MiB).
+    /// (`--store-max-memory`).
     pub store_max_memory: usize,
     /// Where compiled components are cached (`--cache-dir`); `None` compiles
     /// every time.
@@ -96,26 +96,6 @@ pub struct SandboxOptions {
     /// Name lookups and connections of the sink's HTTP requests (the
     /// system's, with `--resolve` answers).
     pub network: Arc<dyn egress::Network>,
-}
-
-impl Default for SandboxOptions {
-    fn default() -> Self {
-        SandboxOptions {
-            dirs: Vec::new(),
-            env: Vec::new(),
-            allowed_hosts: Vec::new(),
-            memory_limit: 1 << 30,
-            call_timeout: Duration::from_secs(300),
-            fuel: None,
-            max_guest_output: 16 << 20,
-            store_max_batches: 10_000,
-            store_max_memory: 256 << 20,
-            cache: None,
-            inject_header: None,
-            redactor: text::Redactor::default(),
-            network: Arc::new(egress::SystemNetwork::default()),
-        }
-    }
 }
 
 /// Failure to compile or instantiate a sink.
@@ -449,21 +429,6 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Keys of `[destination.<name>]` that the host reads itself; a sink may
-/// not declare a key of the same name.
-pub const HOST_SECTION_KEYS: [&str; 10] = [
-    "component",
-    "component_sha256",
-    "allowed_hosts",
-    "auth_header",
-    "batch_size",
-    "loader_file_format",
-    "naming_convention",
-    "max_nesting_level",
-    "max_table_nesting",
-    "skip_dlt_columns_and_tables",
-];
-
 /// Checks a sink's config key declarations: each key is a lower
 /// snake_case name of at most 64 characters (it becomes part of an
 /// environment variable name and a TOML key, and is printed), declared
@@ -484,7 +449,7 @@ pub fn check_config_keys(keys: &[bindings::ConfigKey]) -> Result<(), String> {
                 crate::names::MAX_SINK_NAME
             ));
         }
-        if HOST_SECTION_KEYS.contains(&key.name.as_str()) {
+        if crate::catalog::is_host_section_key(&key.name) {
             return Err(format!(
                 "config key {shown} is a setting the host reads itself; give the sink's key another name"
             ));

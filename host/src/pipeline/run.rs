@@ -1,0 +1,273 @@
+//! `run`: the order that keeps reruns safe.
+//!
+//! 1. Finish what an earlier run left pending (a rerun after a crash
+//!    resumes before it reads anything new).
+//! 2. Fingerprint the input before reading it; if a package of the same
+//!    input was loaded, send nothing.
+//! 3. Package the input; stdin's fingerprint is known only now, so check
+//!    again and drop the fresh package if that input was loaded.
+//! 4. Load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{PipelineError, Sink};
+use crate::extract::{self, ExtractOptions, InputSpec};
+use crate::input::InputSource;
+use crate::load::{self, JobFailure, LoadReport, ProgressHook};
+use crate::package::{Package, PipelineDir};
+use crate::schema::Table;
+
+/// Deliver the input, or only show what a sink would get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Package and load (`host run`).
+    Load,
+    /// Package only (`host normalize`): a dry run that keeps the package
+    /// pending and the grown schema only when `keep`.
+    DryRun {
+        /// Keep the package pending for `host load`.
+        keep: bool,
+    },
+}
+
+/// What to read and how.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The inputs, each with its table.
+    pub inputs: Vec<InputSpec>,
+    /// Load or dry run.
+    pub mode: Mode,
+    /// Package and load the input even if it was loaded before.
+    pub force: bool,
+    /// Skip malformed lines (kept in the package) instead of failing.
+    pub skip_bad_lines: bool,
+    /// The largest input record, in bytes.
+    pub max_record_bytes: usize,
+    /// Gzip jsonl job files.
+    pub gzip_jobs: bool,
+    /// Threads that parse and normalize.
+    pub normalize_threads: usize,
+}
+
+/// The input had been loaded before; nothing was sent for it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlreadyLoaded {
+    /// The package that loaded it.
+    pub load_id: String,
+    /// Jobs of that package that failed terminally (their rows are in the
+    /// report's `earlier_failures`).
+    pub failed_jobs: usize,
+}
+
+/// The package this run wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    /// Input records read.
+    pub records: u64,
+    /// Rows written, over all tables.
+    pub rows: u64,
+    /// The package directory (pending).
+    pub package: PathBuf,
+    /// Malformed lines skipped and kept in the package.
+    pub bad_lines: u64,
+}
+
+/// A table of a dry run's package.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRows {
+    /// The table and its columns.
+    pub table: Table,
+    /// Its rows in the package.
+    pub rows: u64,
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRun {
+    /// The tables a sink would get, with their rows.
+    pub tables: Vec<TableRows>,
+    /// The pending package, when kept.
+    pub kept: Option<PathBuf>,
+}
+
+/// The result of [`run`]. Its `report` decides the exit code.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    /// What was delivered and what failed.
+    pub report: LoadReport,
+    /// Set when the input had been loaded before.
+    pub already_loaded: Option<AlreadyLoaded>,
+    /// The new package, when one was written and kept.
+    pub normalized: Option<Normalized>,
+    /// A dry run's findings.
+    pub dry_run: Option<DryRun>,
+}
+
+/// Hears about a run as it goes, to draw progress. Every method does
+/// nothing by default.
+pub trait Observer: Send + Sync {
+    /// Pending packages are loaded before the input is read.
+    fn resuming(&self) {}
+    /// Reading starts; `total_bytes` of files (none for stdin).
+    fn normalizing(&self, _total_bytes: Option<u64>) {}
+    /// Records and bytes read so far.
+    fn normalize_progress(&self, _records: u64, _bytes: u64) {}
+    /// Reading ended (also on an error).
+    fn normalize_done(&self) {}
+    /// A package was written and will be loaded.
+    fn normalized(&self, _normalized: &Normalized) {}
+    /// Loading starts: rows pending over all packages.
+    fn loading(&self, _rows: u64) {}
+    /// After each delivered batch: the report so far.
+    fn load_progress(&self, _report: &LoadReport) {}
+    /// Loading ended (also on an error).
+    fn load_done(&self) {}
+}
+
+/// An observer that hears nothing.
+impl Observer for () {}
+
+/// Runs the pipeline of `sink` on `request`; see the module doc for the
+/// order. Errors are those of opening, reading and packaging: a job that
+/// fails is in the outcome's report, not an error.
+pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Result<RunOutcome, PipelineError> {
+    let pipeline = &sink.pipeline;
+    let _lock = pipeline.lock()?;
+    let loading = request.mode == Mode::Load;
+    let mut outcome = RunOutcome::default();
+    if loading && !pipeline.pending()?.is_empty() {
+        observer.resuming();
+        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut outcome.report)?;
+        if !outcome.report.ok() {
+            return Ok(outcome);
+        }
+    }
+    let normalize = &sink.settings.normalize;
+    let format = sink.settings.loader_file_format;
+    let fingerprint = extract::fingerprint_files(&request.inputs, normalize, format)?;
+    if let Some(fp) = &fingerprint
+        && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
+        && !request.force
+    {
+        outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
+        return Ok(outcome);
+    }
+    let Some(package) = package_input(sink, request, fingerprint.as_deref(), &observer, &mut outcome)? else {
+        return Ok(outcome);
+    };
+    match request.mode {
+        Mode::DryRun { keep } => outcome.dry_run = Some(dry_run(&package, keep)?),
+        Mode::Load => {
+            let rows: u64 = pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
+            observer.loading(rows);
+            let mut options = sink.load.clone();
+            let shown = observer.clone();
+            options.progress = Some(ProgressHook(Arc::new(move |r: &LoadReport| shown.load_progress(r))));
+            let loaded = load::load_pending(&sink.runtime, pipeline, &options, &mut outcome.report);
+            observer.load_done();
+            loaded?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Step 3: reads the input into a new pending package. `None` when there
+/// was nothing to package, or the package was dropped because its input
+/// (stdin, fingerprinted while read) had been loaded before.
+fn package_input(
+    sink: &Sink,
+    request: &RunRequest,
+    fingerprint: Option<&str>,
+    observer: &Arc<dyn Observer>,
+    outcome: &mut RunOutcome,
+) -> Result<Option<PathBuf>, PipelineError> {
+    let pipeline = &sink.pipeline;
+    let total_bytes: u64 = request
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.source {
+            InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            InputSource::Stdin => None,
+        })
+        .sum();
+    observer.normalizing((total_bytes > 0).then_some(total_bytes));
+    let progress = |records: u64, bytes: u64| observer.normalize_progress(records, bytes);
+    let options = ExtractOptions {
+        format: sink.settings.loader_file_format,
+        rotation: sink.rotation,
+        known_fingerprint: fingerprint,
+        skip_bad_lines: request.skip_bad_lines,
+        save_schema: request.mode != (Mode::DryRun { keep: false }),
+        max_record_bytes: request.max_record_bytes,
+        gzip: request.gzip_jobs,
+        progress: &progress,
+        threads: request.normalize_threads.max(1),
+    };
+    let extracted = extract::extract(pipeline, &request.inputs, &sink.settings.normalize, options);
+    observer.normalize_done();
+    let extracted = extracted?;
+    let Some(path) = extracted.package else { return Ok(None) };
+    if let Some(load_id) = pipeline.loaded_fingerprint(&extracted.fingerprint)?
+        && !request.force
+    {
+        Package::open(&path)?.discard()?;
+        outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
+        return Ok(None);
+    }
+    let normalized = Normalized {
+        records: extracted.records,
+        rows: extracted.rows,
+        package: path.clone(),
+        bad_lines: extracted.bad_lines,
+    };
+    if extracted.bad_lines > 0 {
+        outcome.report.skipped_lines = extracted.bad_lines;
+        outcome.report.skipped_lines_package = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    observer.normalized(&normalized);
+    outcome.normalized = Some(normalized);
+    Ok(Some(path))
+}
+
+/// The input was loaded before, as package `load_id`. When jobs of that
+/// package failed, its rows were not all delivered: they go into the
+/// report's `earlier_failures` (the run then ends as a terminal failure).
+fn already_loaded(
+    pipeline: &PipelineDir,
+    load_id: String,
+    report: &mut LoadReport,
+) -> Result<AlreadyLoaded, PipelineError> {
+    let failed = pipeline.failed_jobs(&load_id)?;
+    for (job, error) in &failed {
+        report.earlier_failures.push(JobFailure {
+            load_id: load_id.clone(),
+            job_id: job.job_id.clone(),
+            table: job.table.clone(),
+            start_row: 0,
+            row_count: job.rows,
+            terminal: true,
+            rows_left: job.rows,
+            error: error.strip_prefix("terminal: ").unwrap_or(error).to_string(),
+        });
+    }
+    Ok(AlreadyLoaded { load_id, failed_jobs: failed.len() })
+}
+
+/// A dry run's tables; the package is discarded unless `keep`.
+fn dry_run(path: &std::path::Path, keep: bool) -> Result<DryRun, PipelineError> {
+    let package = Package::open(path)?;
+    let rows = |table: &str| package.state.jobs.iter().filter(|j| j.table == table).map(|j| j.rows).sum();
+    let tables = package
+        .schema
+        .tables
+        .iter()
+        .filter(|t| package.state.jobs.iter().any(|j| j.table == t.name))
+        .map(|t| TableRows { table: t.clone(), rows: rows(&t.name) })
+        .collect();
+    if keep {
+        return Ok(DryRun { tables, kept: Some(path.to_path_buf()) });
+    }
+    package.discard()?;
+    Ok(DryRun { tables, kept: None })
+}
