@@ -45,6 +45,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         gzip: false,
         progress: &|_, _| {},
         threads: 1,
+        cancel: &host::stop::Cancel::default(),
     };
     extract::extract(&pipeline, &inputs, &settings, options)?;
     Ok(pipeline)

@@ -79,6 +79,7 @@ fn normalize_into(
         gzip: false,
         progress: &|_, _| {},
         threads,
+        cancel: &host::stop::Cancel::default(),
     };
     extract::extract(pipeline, &inputs, &settings(0), options)?;
     Ok(())
@@ -128,12 +129,11 @@ fn normalize_pass(
         produced += out.len() as u64;
         Ok(())
     };
+    let cancel = host::stop::Cancel::default();
     input::read_chunks(
         source,
-        None,
-        counter,
+        ReadOptions { hasher: None, bytes_read: counter, limit: input::RecordLimit::default(), cancel: &cancel },
         host::extract::CHUNK_LINES,
-        input::RecordLimit::default(),
         |chunk| chunk.lines.iter().try_for_each(|(line, range)| normalize_line(&chunk.text[range.clone()], *line)),
         |_| Err(anyhow::anyhow!("the benchmark input is JSON Lines")),
     )?;
@@ -156,7 +156,9 @@ fn main() -> anyhow::Result<()> {
     let source = InputSource::File(input.to_path_buf());
 
     let counter = AtomicU64::new(0);
-    let read_options = || ReadOptions { hasher: None, bytes_read: &counter, limit: input::RecordLimit::default() };
+    let cancel = host::stop::Cancel::default();
+    let read_options =
+        || ReadOptions { hasher: None, bytes_read: &counter, limit: input::RecordLimit::default(), cancel: &cancel };
     // Records in the input: counted by the parse stage, else by a pass that
     // only counts lines (the generated input has one record per line).
     let mut rows = 0u64;
@@ -176,10 +178,8 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         input::read_chunks(
             &source,
-            None,
-            &counter,
+            read_options(),
             host::extract::CHUNK_LINES,
-            input::RecordLimit::default(),
             |c| count(c.lines.len()),
             |_| count(1),
         )?;

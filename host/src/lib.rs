@@ -11,11 +11,13 @@
 //! runtime    batches             → the sink component, one Store per worker
 //! ```
 //!
-//! `extract` ties input → normalize → package together; `stop` is the
-//! stop request every phase reads; `names` checks names from outside and
-//! makes the only paths built from them; `settings` merges
-//! what the sink asks for with the user's overrides; `cli` is the binary's
-//! front end.
+//! `extract` ties input → normalize → package together; `catalog`
+//! describes every setting once and `settings` resolves them; `pipeline`
+//! holds the library's operations (`Sink::open`, `run`) that the CLI, the
+//! benchmarks and the tests call; `stop` is the stop handle every phase
+//! reads; `names` checks names from outside and makes the only paths built
+//! from them; `cli` is the binary's front end. docs/architecture.md has
+//! the allowed dependencies between them, which `layers` below enforces.
 
 #![deny(missing_docs)]
 

@@ -21,6 +21,7 @@ use crate::package::FileFormat;
 use crate::package::writer::Rotation;
 use crate::runtime::bindings::{ItemFormat, SinkSpec};
 use crate::runtime::{SandboxOptions, egress, text};
+use crate::stop::Cancel;
 
 /// Settings in force for a run's sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +153,7 @@ impl<'a> Resolver<'a> {
             inject_header: None,
             redactor: text::Redactor::default(),
             network: Arc::new(egress::SystemNetwork::default()),
+            cancel: Cancel::default(),
         })
     }
 
@@ -192,6 +194,7 @@ impl<'a> Resolver<'a> {
             strategy,
             keep_loaded: self.get(&KEEP_LOADED_PACKAGES)?,
             progress: None,
+            cancel: Cancel::default(),
         })
     }
 

@@ -13,6 +13,7 @@ use crate::pipeline::{Sink, SinkRequest};
 use crate::runtime::DirGrant;
 use crate::runtime::cache::{self, CompileCache};
 use crate::runtime::egress::AllowedHost;
+use crate::stop::Cancel;
 
 /// Where the pipeline lives.
 #[derive(Debug, Clone, Args)]
@@ -159,7 +160,7 @@ pub struct SinkArgs {
 impl SinkArgs {
     /// The request these arguments make: plain values, nothing read yet
     /// but the directory grants' existence and `--env KEY`'s host value.
-    pub fn request(&self, pipeline: &PipelineArgs) -> anyhow::Result<SinkRequest> {
+    pub fn request(&self, pipeline: &PipelineArgs, cancel: &Cancel) -> anyhow::Result<SinkRequest> {
         let set = self
             .set
             .iter()
@@ -182,12 +183,13 @@ impl SinkArgs {
             resolve: self.resolve.clone(),
             cache: Some(compile_cache(self.cache_dir.as_deref())),
             dry_run: self.dry_run,
+            cancel: cancel.clone(),
         })
     }
 
     /// Opens the sink (see [`Sink::open`]).
-    pub fn open(&self, pipeline: &PipelineArgs) -> anyhow::Result<Sink> {
-        Ok(Sink::open(&self.request(pipeline)?)?)
+    pub fn open(&self, pipeline: &PipelineArgs, cancel: &Cancel) -> anyhow::Result<Sink> {
+        Ok(Sink::open(&self.request(pipeline, cancel)?)?)
     }
 }
 

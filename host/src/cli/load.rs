@@ -4,6 +4,7 @@ use clap::Args;
 
 use super::common::{PipelineArgs, SinkArgs, finish_load};
 use crate::load::{self, LoadReport};
+use crate::stop::Cancel;
 
 /// Arguments of `host load`.
 #[derive(Debug, Args)]
@@ -22,8 +23,8 @@ pub struct LoadArgs {
 
 impl LoadArgs {
     /// Runs the command; returns the exit code.
-    pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
-        let sink = self.sink.open(&self.pipeline)?;
+    pub fn execute(self, quiet: bool, cancel: &Cancel) -> anyhow::Result<u8> {
+        let sink = self.sink.open(&self.pipeline, cancel)?;
         let pipeline = &sink.pipeline;
         let _lock = pipeline.lock()?;
         let mut report = LoadReport::default();

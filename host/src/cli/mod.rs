@@ -47,6 +47,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::stop::Cancel;
+
 /// Exit code when the load stopped on retryable failures (a rerun resumes).
 pub const EXIT_LOAD_FAILED: u8 = 1;
 /// Exit code for usage, input and configuration errors.
@@ -119,11 +121,11 @@ pub fn exit_code(report: &crate::load::LoadReport) -> u8 {
     }
 }
 
-/// First Ctrl-C or SIGTERM: stop handing out batches and finish cleanly.
-/// A second one exits at once with 130.
-fn install_signal_handlers() {
+/// First Ctrl-C or SIGTERM: request the stop of `cancel` (stop handing
+/// out batches, finish cleanly). A second one exits at once with 130.
+fn install_signal_handlers(cancel: &Cancel) {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = crate::load::STOP.clone();
+    let stop = cancel.flag();
     for sig in [SIGINT, SIGTERM] {
         let _ = signal_hook::flag::register_conditional_shutdown(sig, i32::from(EXIT_INTERRUPTED), stop.clone());
         let _ = signal_hook::flag::register(sig, stop.clone());
@@ -156,13 +158,14 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     // Only commands that load stop cleanly on the first signal; for the
     // others the default (exit at once) is right.
+    let cancel = Cancel::new();
     if matches!(cli.command, Command::Run(_) | Command::Normalize(_) | Command::Load(_)) {
-        install_signal_handlers();
+        install_signal_handlers(&cancel);
     }
     let result = match cli.command {
-        Command::Run(args) => args.execute(cli.quiet),
-        Command::Normalize(args) => args.execute_normalize_only(cli.quiet),
-        Command::Load(args) => args.execute(cli.quiet),
+        Command::Run(args) => args.execute(cli.quiet, &cancel),
+        Command::Normalize(args) => args.execute_normalize_only(cli.quiet, &cancel),
+        Command::Load(args) => args.execute(cli.quiet, &cancel),
         Command::Status(args) => args.execute(),
         Command::Compile(args) => args.execute(),
         Command::Cache(args) => args.execute(),
@@ -179,7 +182,7 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) if crate::load::stop_requested() => {
+        Err(e) if cancel.is_cancelled() => {
             eprintln!("Interrupted: {e:#}. Nothing was packaged; run the same command again.");
             ExitCode::from(EXIT_INTERRUPTED)
         }

@@ -18,6 +18,7 @@ use crate::input::InputSource;
 use crate::load::LoadReport;
 use crate::pipeline::{self, AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunRequest, TableRows};
 use crate::settings::Resolver;
+use crate::stop::Cancel;
 
 /// `--on-bad-line` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,25 +82,25 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// Runs the command; returns the exit code.
-    pub fn execute(self, quiet: bool) -> anyhow::Result<u8> {
-        self.execute_mode(quiet, Mode::Load)
+    pub fn execute(self, quiet: bool, cancel: &Cancel) -> anyhow::Result<u8> {
+        self.execute_mode(quiet, Mode::Load, cancel)
     }
 
     /// `host normalize`: package the input, then print the tables a sink
     /// would get. A dry run: it needs the sink's spec, not its secrets, and
     /// keeps nothing unless `--keep`.
-    pub fn execute_normalize_only(mut self, quiet: bool) -> anyhow::Result<u8> {
+    pub fn execute_normalize_only(mut self, quiet: bool, cancel: &Cancel) -> anyhow::Result<u8> {
         self.sink.dry_run = true;
         let keep = self.keep;
-        self.execute_mode(quiet, Mode::DryRun { keep })
+        self.execute_mode(quiet, Mode::DryRun { keep }, cancel)
     }
 
-    fn execute_mode(self, quiet: bool, mode: Mode) -> anyhow::Result<u8> {
+    fn execute_mode(self, quiet: bool, mode: Mode, cancel: &Cancel) -> anyhow::Result<u8> {
         if mode == Mode::Load && self.keep {
             bail!("--keep is for `host normalize` (a run always keeps its package until it is delivered)");
         }
         let request = self.request(mode)?;
-        let sink = self.sink.open(&self.pipeline)?;
+        let sink = self.sink.open(&self.pipeline, cancel)?;
         let outcome = pipeline::run(&sink, &request, Arc::new(Screen::new(quiet)))?;
         let sink_name = sink.runtime.name();
         if let Some(already) = &outcome.already_loaded {

@@ -15,6 +15,7 @@ use crate::input::{self, BadLine, InputError, InputSource, Record};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
 use crate::package::writer::{PackageWriter, Rotation};
 use crate::package::{FileFormat, PackageError, PipelineDir};
+use crate::stop::Cancel;
 
 /// One input and the table its records go to (raw, before naming).
 #[derive(Debug, Clone)]
@@ -144,6 +145,8 @@ pub struct ExtractOptions<'a> {
     /// Threads that parse and normalize (1: this thread only). The result
     /// does not depend on it, except for the numbering of root `_dlt_id`s.
     pub threads: usize,
+    /// The run's stop request: reading ends, and nothing is committed.
+    pub cancel: &'a Cancel,
 }
 
 /// Lines (or records) per chunk when normalizing on several threads.
@@ -202,6 +205,7 @@ pub fn extract(
         gzip,
         progress,
         threads,
+        cancel,
     } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
@@ -233,10 +237,11 @@ pub fn extract(
             skip_bad_lines,
             max_record_bytes,
             first_chunk: chunks,
+            cancel,
         };
         let before = records;
         let report = |done: u64| {
-            if crate::stop::stop_requested() {
+            if cancel.is_cancelled() {
                 return Err(ExtractError::Interrupted);
             }
             progress(before + done, bytes_read.load(std::sync::atomic::Ordering::Relaxed));
@@ -315,6 +320,7 @@ mod tests {
             gzip: false,
             progress: &|_, _| {},
             threads,
+            cancel: &crate::stop::Cancel::default(),
         };
         let done = extract(&pipeline, &inputs, &settings(), options).map_err(|e| e.to_string())?;
         let pkg = pipeline.pending().map_err(|e| e.to_string())?.remove(0);
@@ -372,6 +378,37 @@ mod tests {
         assert_eq!(extract_with(&input, 2).expect_err("too big"), one);
     }
 
+    /// A stop requested through the handle (no process-wide flag) ends
+    /// the read on every thread count, and nothing is committed.
+    #[test]
+    fn a_cancelled_extract_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.jsonl");
+        let text: String = (0..(CHUNK_LINES * 3)).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+        std::fs::write(&input, text).expect("write input");
+        let cancel = crate::stop::Cancel::new();
+        cancel.cancel();
+        let inputs = [InputSpec { source: InputSource::File(input), table: "t".into(), table_from_field: None }];
+        for threads in [1, 2] {
+            let pipeline = PipelineDir::open(dir.path(), &format!("p{threads}")).expect("pipeline");
+            let options = ExtractOptions {
+                format: FileFormat::Jsonl,
+                rotation: Rotation::default(),
+                known_fingerprint: Some("fp"),
+                skip_bad_lines: false,
+                max_record_bytes: crate::input::RecordLimit::default().max_bytes,
+                save_schema: true,
+                gzip: false,
+                progress: &|_, _| {},
+                threads,
+                cancel: &cancel,
+            };
+            let err = extract(&pipeline, &inputs, &settings(), options).expect_err("stopped");
+            assert!(matches!(err, ExtractError::Interrupted), "{threads}: {err}");
+            assert!(pipeline.pending().expect("pending").is_empty(), "{threads}: nothing committed");
+        }
+    }
+
     /// Root `_dlt_id`s derive from chunk numbers, so chunks are numbered
     /// across all the inputs of a load: ids stay unique whatever the thread
     /// count, and for records of a JSON array as for lines.
@@ -401,6 +438,7 @@ mod tests {
                 gzip: false,
                 progress: &|_, _| {},
                 threads,
+                cancel: &crate::stop::Cancel::default(),
             };
             extract(&pipeline, &inputs, &keep_ids, options).expect("extracts");
             let pkg = pipeline.pending().expect("pending").remove(0);

@@ -28,6 +28,7 @@ use crate::input::{self, BadLine, InputSource, LineChunk, Record};
 use crate::normalize::{NormalizeSettings, Normalizer, Row};
 use crate::package::writer::PackageWriter;
 use crate::schema::Schema;
+use crate::stop::Cancel;
 
 /// Chunks in flight (read, queued, being normalized or waiting to be
 /// committed) per worker: bounds memory whatever the input size.
@@ -78,6 +79,8 @@ pub(super) struct Context<'a> {
     /// The number of this input's first chunk: chunks are numbered across
     /// all the inputs of a load, as root `_dlt_id`s are derived from it.
     pub first_chunk: u64,
+    /// The run's stop request.
+    pub cancel: &'a Cancel,
 }
 
 impl Context<'_> {
@@ -85,6 +88,15 @@ impl Context<'_> {
     /// lines are skipped.
     pub fn record_limit(&self) -> input::RecordLimit {
         input::RecordLimit { max_bytes: self.max_record_bytes, skip: self.skip_bad_lines }
+    }
+
+    /// How to read this input: the record limit and the stop request.
+    pub fn read_options<'r>(
+        &'r self,
+        hasher: Option<&'r mut Sha256>,
+        bytes_read: &'r AtomicU64,
+    ) -> input::ReadOptions<'r> {
+        input::ReadOptions { hasher, bytes_read, limit: self.record_limit(), cancel: self.cancel }
     }
 }
 
@@ -132,7 +144,7 @@ pub(super) fn run(
         let reader = std::thread::Builder::new()
             .name("input-reader".into())
             .spawn_scoped(scope, move || {
-                read(source, hasher, bytes_read, (chunk_lines, cx.record_limit()), first_chunk, &chunk_tx, &ticket_rx)
+                read(source, cx.read_options(hasher, bytes_read), chunk_lines, first_chunk, &chunk_tx, &ticket_rx)
             })
             .map_err(|e| ExtractError::Thread(e.to_string()))?;
         for i in 0..workers {
@@ -173,10 +185,8 @@ pub(super) fn run_here(
     let mut rows = Vec::new();
     input::read_chunks(
         source,
-        hasher,
-        bytes_read,
+        cx.read_options(hasher, bytes_read),
         super::CHUNK_LINES,
-        cx.record_limit(),
         |lines| {
             let (normalizer, writer, progress, totals, next) = &mut *state.borrow_mut();
             let chunk = Chunk { index: *next, data: ChunkData::Lines(lines) };
@@ -212,9 +222,8 @@ pub(super) fn run_here(
 /// The reader thread: cuts the input into chunks, one ticket each.
 fn read(
     source: &InputSource,
-    hasher: Option<&mut Sha256>,
-    bytes_read: &AtomicU64,
-    (chunk_lines, limit): (usize, input::RecordLimit),
+    options: input::ReadOptions<'_>,
+    chunk_lines: usize,
     first_chunk: u64,
     chunk_tx: &SyncSender<Chunk>,
     ticket_rx: &Receiver<()>,
@@ -230,10 +239,8 @@ fn read(
     let records = std::cell::RefCell::new(Vec::new());
     input::read_chunks(
         source,
-        hasher,
-        bytes_read,
+        options,
         chunk_lines,
-        limit,
         |lines| send(ChunkData::Lines(lines)),
         |record| {
             let mut buf = records.borrow_mut();

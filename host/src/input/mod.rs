@@ -19,6 +19,8 @@ pub mod parquet;
 pub use json::{Node, Typed};
 use sha2::{Digest, Sha256};
 
+use crate::stop::Cancel;
+
 /// Where records come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputSource {
@@ -161,6 +163,8 @@ pub struct ReadOptions<'a> {
     pub bytes_read: &'a AtomicU64,
     /// The most bytes one record may have.
     pub limit: RecordLimit,
+    /// The run's stop request: a wait for stdin or a FIFO ends when it is set.
+    pub cancel: &'a Cancel,
 }
 
 /// Reads every record of `source` and hands it to `each`. An error from
@@ -173,8 +177,8 @@ pub fn read_records<E>(
 where
     E: From<InputError>,
 {
-    let ReadOptions { hasher, bytes_read, limit } = options;
-    match open(source, hasher, bytes_read)? {
+    let ReadOptions { hasher, bytes_read, limit, cancel } = options;
+    match open(source, hasher, bytes_read, cancel)? {
         Opened::Parquet(path) => parquet::read(path, &mut each),
         Opened::Json { first: None, .. } => Ok(()),
         Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, limit, &mut each),
@@ -211,23 +215,20 @@ pub const CHUNK_BYTES: usize = 4 << 20;
 /// Like [`read_records`], but a JSON Lines input is handed to `each_chunk`
 /// unparsed, `lines_per_chunk` lines (or [`CHUNK_BYTES`]) at a time, so the caller can
 /// parse chunks in parallel ([`parse_line`]). A JSON array or Parquet file
-/// is still read record by record into `each_record`. `hasher` and
-/// `bytes_read` are fed as by [`read_records`]; malformed lines are the
-/// caller's to handle.
-#[allow(clippy::too_many_arguments)]
+/// is still read record by record into `each_record`. `options` are used
+/// as by [`read_records`]; malformed lines are the caller's to handle.
 pub fn read_chunks<E>(
     source: &InputSource,
-    hasher: Option<&mut Sha256>,
-    bytes_read: &AtomicU64,
+    options: ReadOptions<'_>,
     lines_per_chunk: usize,
-    limit: RecordLimit,
     each_chunk: impl FnMut(LineChunk) -> Result<(), E>,
     mut each_record: impl FnMut(Record<'_>) -> Result<(), E>,
 ) -> Result<(), E>
 where
     E: From<InputError>,
 {
-    match open(source, hasher, bytes_read)? {
+    let ReadOptions { hasher, bytes_read, limit, cancel } = options;
+    match open(source, hasher, bytes_read, cancel)? {
         Opened::Parquet(path) => parquet::read(path, &mut each_record),
         Opened::Json { first: None, .. } => Ok(()),
         Opened::Json { name, reader, first: Some(b'[') } => read_array(&name, reader, limit, &mut each_record),
@@ -452,6 +453,7 @@ fn open<'a>(
     source: &'a InputSource,
     hasher: Option<&'a mut Sha256>,
     bytes_read: &'a AtomicU64,
+    cancel: &Cancel,
 ) -> Result<Opened<'a>, InputError> {
     if let InputSource::File(path) = source
         && parquet::is_parquet(path)
@@ -468,9 +470,9 @@ fn open<'a>(
         InputSource::File(p) => {
             let file = File::open(p).map_err(io_err)?;
             // A FIFO (or any other non-regular file) can block forever.
-            if file.metadata().is_ok_and(|m| m.is_file()) { Box::new(file) } else { Pump::start(file) }
+            if file.metadata().is_ok_and(|m| m.is_file()) { Box::new(file) } else { Pump::start(file, cancel.clone()) }
         }
-        InputSource::Stdin => Pump::start(io::stdin()),
+        InputSource::Stdin => Pump::start(io::stdin(), cancel.clone()),
     };
     let raw: Box<dyn Read + 'a> = Box::new(CountingReader { inner: raw, count: bytes_read });
     let raw: Box<dyn Read + 'a> = match hasher {
@@ -502,6 +504,7 @@ struct Pump {
     block: Vec<u8>,
     at: usize,
     ended: bool,
+    cancel: Cancel,
 }
 
 impl Pump {
@@ -512,7 +515,7 @@ impl Pump {
 
     /// Starts the reading thread; if no thread can be started, `inner` is
     /// read directly.
-    fn start<R: Read + Send + 'static>(inner: R) -> Box<dyn Read> {
+    fn start<R: Read + Send + 'static>(inner: R, cancel: Cancel) -> Box<dyn Read> {
         let (tx, blocks) = sync_channel(Self::BLOCKS);
         let inner = std::sync::Arc::new(std::sync::Mutex::new(Some(inner)));
         let for_thread = inner.clone();
@@ -538,7 +541,7 @@ impl Pump {
             }
         });
         match spawned {
-            Ok(_) => Box::new(Pump { blocks, block: Vec::new(), at: 0, ended: false }),
+            Ok(_) => Box::new(Pump { blocks, block: Vec::new(), at: 0, ended: false, cancel }),
             Err(_) => match inner.lock().ok().and_then(|mut slot| slot.take()) {
                 Some(inner) => Box::new(inner),
                 None => Box::new(io::empty()),
@@ -556,7 +559,7 @@ impl Read for Pump {
             match self.blocks.recv_timeout(Self::POLL) {
                 Ok(Ok(block)) => (self.block, self.at) = (block, 0),
                 Ok(Err(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout) if crate::stop::stop_requested() => {
+                Err(RecvTimeoutError::Timeout) if self.cancel.is_cancelled() => {
                     return Err(io::Error::other("reading stopped by a signal"));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -877,12 +880,12 @@ mod tests {
         file.write_all(&text).expect("write");
         let source = InputSource::File(file.path().to_path_buf());
         let (mut got, mut sizes) = (Vec::new(), Vec::new());
+        let bytes = AtomicU64::new(0);
+        let cancel = Cancel::default();
         read_chunks(
             &source,
-            None,
-            &AtomicU64::new(0),
+            ReadOptions { hasher: None, bytes_read: &bytes, limit: RecordLimit::default(), cancel: &cancel },
             7,
-            RecordLimit::default(),
             |chunk| {
                 sizes.push(chunk.lines.len());
                 for (line, range) in &chunk.lines {
@@ -901,7 +904,8 @@ mod tests {
     fn collect(path: &Path) -> Result<Vec<Record<'static>>, InputError> {
         let mut out = Vec::new();
         let bytes = AtomicU64::new(0);
-        let options = ReadOptions { hasher: None, bytes_read: &bytes, limit: RecordLimit::default() };
+        let options =
+            ReadOptions { hasher: None, bytes_read: &bytes, limit: RecordLimit::default(), cancel: &Cancel::default() };
         read_records(&InputSource::File(path.to_path_buf()), options, |r| {
             out.push(Record { line: r.line, value: r.value.into_owned() });
             Ok::<_, InputError>(())
@@ -994,12 +998,11 @@ mod tests {
         std::fs::write(&p, format!("{}\n{}", long.repeat(10), "{\"a\":1}\n".repeat(5))).expect("write");
         let bytes = AtomicU64::new(0);
         let mut chunks = Vec::new();
+        let cancel = Cancel::default();
         read_chunks(
             &InputSource::File(p),
-            None,
-            &bytes,
+            ReadOptions { hasher: None, bytes_read: &bytes, limit: RecordLimit::default(), cancel: &cancel },
             100,
-            RecordLimit::default(),
             |c| {
                 chunks.push(c.lines.iter().map(|(n, _)| *n).collect::<Vec<_>>());
                 Ok::<_, InputError>(())

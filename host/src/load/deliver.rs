@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{JobFailure, LoadError, LoadOptions, Shared, stop_requested};
+use super::{JobFailure, LoadError, LoadOptions, Shared};
 use crate::ledger::Record;
 use crate::package::parquet::{self, ParquetJobReader};
 use crate::package::reader::JobReader;
@@ -13,6 +13,7 @@ use crate::package::{FileFormat, JobInfo, JobState, Package, PackageError, Pipel
 use crate::runtime::bindings::{BatchContext, Compression, ItemFormat, Items, JobFile, SinkError};
 use crate::runtime::guard::{Guarded, LoadCall};
 use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkRuntime, convert};
+use crate::stop::Cancel;
 
 /// The idempotency key of a batch: the same for the same rows of the same
 /// job of the same package, whatever the attempt, run or batch size.
@@ -148,7 +149,7 @@ fn deliver_job(
 
     let mut batches = Batches::open(package, table, &path, already, options)?;
     loop {
-        if stop_requested() {
+        if options.cancel.is_cancelled() {
             return finish(package, job, &ctx, Outcome::Interrupted, shared, 0);
         }
         let Some((start_row, row_count, items)) = batches.next()? else { break };
@@ -352,7 +353,7 @@ fn deliver_batch(
                 };
                 tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
                 if ctx.attempt < options.max_attempts {
-                    sleep_unless_stopped(wait);
+                    sleep_unless_stopped(wait, &options.cancel);
                 }
                 backoff = backoff.saturating_mul(2);
                 format!("sink `{}` asked to retry: {}", slot.runtime.name(), r.message)
@@ -371,7 +372,7 @@ fn deliver_batch(
                 tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
                 if matches!(trap, CallError::Timeout { .. }) {
                     // A slow destination is transient: back off like `retry`.
-                    sleep_unless_stopped(jitter(backoff));
+                    sleep_unless_stopped(jitter(backoff), &options.cancel);
                     backoff = backoff.saturating_mul(2);
                 } else {
                     traps += 1;
@@ -406,9 +407,9 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// Sleeps `d`, waking early when a stop is requested.
-fn sleep_unless_stopped(d: Duration) {
+fn sleep_unless_stopped(d: Duration, cancel: &Cancel) {
     let until = std::time::Instant::now() + d;
-    while !stop_requested() {
+    while !cancel.is_cancelled() {
         let now = std::time::Instant::now();
         if now >= until {
             break;

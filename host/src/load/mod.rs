@@ -24,7 +24,7 @@ use crate::runtime::bindings::ItemFormat;
 
 pub use deliver::idempotency_key;
 
-pub use crate::stop::{STOP, stop_requested};
+use crate::stop::Cancel;
 
 /// Loading failed for a reason other than the sink (disk, damaged package).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,8 @@ pub struct LoadOptions {
     pub keep_loaded: usize,
     /// Called after every delivered batch with the report so far.
     pub progress: Option<ProgressHook>,
+    /// The run's stop request: no batch is handed out once it is set.
+    pub cancel: Cancel,
 }
 
 /// A progress callback, called with the load report after each batch.
@@ -220,8 +222,8 @@ pub fn load_pending(
     let started = Instant::now();
     for package in pipeline.pending()? {
         load_package(runtime, pipeline, package, options, report)?;
-        if !report.packages_pending.is_empty() || stop_requested() {
-            report.interrupted |= stop_requested();
+        if !report.packages_pending.is_empty() || options.cancel.is_cancelled() {
+            report.interrupted |= options.cancel.is_cancelled();
             break;
         }
     }
@@ -270,6 +272,7 @@ fn load_package(
         ledger,
         progress: options.progress.clone(),
         strategy: options.strategy,
+        cancel: options.cancel.clone(),
         busy_tables: Mutex::new(Vec::new()),
         wake: std::sync::Condvar::new(),
     };
@@ -322,6 +325,8 @@ struct Shared {
     progress: Option<ProgressHook>,
     /// Which jobs may run at once.
     strategy: Strategy,
+    /// The run's stop request.
+    cancel: Cancel,
     /// Tables with a job running (table-sequential).
     busy_tables: Mutex<Vec<String>>,
     /// Wakes workers waiting for a table to become free.
@@ -335,7 +340,8 @@ impl Shared {
     fn next_job(&self) -> Option<JobInfo> {
         let mut queue = self.queue.lock().ok()?;
         loop {
-            if stop_requested() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) || queue.is_empty() {
+            if self.cancel.is_cancelled() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) || queue.is_empty()
+            {
                 return None;
             }
             if self.strategy != Strategy::TableSequential {
@@ -404,6 +410,7 @@ mod tests {
             ledger: Ledger::open(dir).expect("ledger"),
             progress: None,
             strategy,
+            cancel: Cancel::default(),
             busy_tables: Mutex::new(Vec::new()),
             wake: std::sync::Condvar::new(),
         }

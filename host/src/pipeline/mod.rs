@@ -27,6 +27,7 @@ use crate::runtime::egress::{AllowedHost, InjectedHeader, SystemNetwork};
 use crate::runtime::text::Redactor;
 use crate::runtime::{DirGrant, RuntimeError, SandboxOptions, SinkRuntime};
 use crate::settings::{FlagValues, Resolver, SinkSettings};
+use crate::stop::Cancel;
 
 /// Opening a sink or running a pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,8 @@ pub struct SinkRequest {
     pub cache: Option<CompileCache>,
     /// A dry run: the sink's keys are not resolved (no secrets needed).
     pub dry_run: bool,
+    /// The stop request the sink's calls, its load and its runs obey.
+    pub cancel: Cancel,
 }
 
 /// An opened sink: compiled, configured, with its settings and pipeline.
@@ -112,6 +115,8 @@ pub struct Sink {
     pub pipeline: PipelineDir,
     /// Job file rotation.
     pub rotation: Rotation,
+    /// The stop request of [`SinkRequest::cancel`].
+    pub cancel: Cancel,
 }
 
 impl Sink {
@@ -128,6 +133,7 @@ impl Sink {
             allowed_hosts: req.allowed_hosts.clone(),
             cache: req.cache.clone(),
             network: Arc::new(network_for(&req.resolve)?),
+            cancel: req.cancel.clone(),
             ..flags.sandbox()?
         };
         let mut runtime = SinkRuntime::load(&component, sandbox.clone())?;
@@ -146,14 +152,14 @@ impl Sink {
         runtime.set_sandbox(sandbox);
         runtime.set_config(values);
 
-        let load = resolver.load(&settings)?;
+        let load = LoadOptions { cancel: req.cancel.clone(), ..resolver.load(&settings)? };
         let rotation = resolver.rotation()?;
         let pipeline = PipelineDir::open(&req.pipelines_dir, &pipeline_name).map_err(|source| PipelineError::Open {
             name: pipeline_name.clone(),
             dir: req.pipelines_dir.clone(),
             source,
         })?;
-        Ok(Sink { runtime, settings, load, pipeline, rotation })
+        Ok(Sink { runtime, settings, load, pipeline, rotation, cancel: req.cancel.clone() })
     }
 }
 

@@ -203,6 +203,7 @@ fn package_input(
         gzip: request.gzip_jobs,
         progress: &progress,
         threads: request.normalize_threads.max(1),
+        cancel: &sink.cancel,
     };
     let extracted = extract::extract(pipeline, &request.inputs, &sink.settings.normalize, options);
     observer.normalize_done();

@@ -60,6 +60,7 @@ pub struct Guarded {
     timeout: Duration,
     worn_out: bool,
     denials: Arc<Mutex<Vec<String>>>,
+    cancel: crate::stop::Cancel,
 }
 
 impl Guarded {
@@ -69,6 +70,7 @@ impl Guarded {
         let (answer_tx, answers) = sync_channel(1);
         let sink = instance.sink.clone();
         let timeout = instance.sandbox.call_timeout;
+        let cancel = instance.sandbox.cancel.clone();
         let denials = instance.denials.clone();
         std::thread::Builder::new()
             .name(format!("sink-{sink}"))
@@ -85,7 +87,7 @@ impl Guarded {
                 }
             })
             .map_err(|e| format!("cannot start a call thread: {e}"))?;
-        Ok(Guarded { calls, answers, sink, timeout, worn_out: false, denials })
+        Ok(Guarded { calls, answers, sink, timeout, worn_out: false, denials, cancel })
     }
 
     /// Calls the sink's `spec`.
@@ -133,7 +135,7 @@ impl Guarded {
                 // Blocked in a host call: abandon it (this handle is done).
                 return Err(CallError::Timeout { sink: self.sink.clone(), timeout: self.timeout });
             }
-            if crate::stop::stop_requested() {
+            if self.cancel.is_cancelled() {
                 let since = *stop_seen.get_or_insert_with(Instant::now);
                 if since.elapsed() > STOP_GRACE {
                     return Err(CallError::Stopped { sink: self.sink.clone(), waited: STOP_GRACE });

@@ -96,6 +96,9 @@ pub struct SandboxOptions {
     /// Name lookups and connections of the sink's HTTP requests (the
     /// system's, with `--resolve` answers).
     pub network: Arc<dyn egress::Network>,
+    /// The run's stop request: a call still running [`guard::STOP_GRACE`]
+    /// after it is set is abandoned.
+    pub cancel: crate::stop::Cancel,
 }
 
 /// Failure to compile or instantiate a sink.
