@@ -17,18 +17,15 @@ use host::extract::{self, ExtractOptions, InputSpec};
 use host::input::InputSource;
 use host::load::{self, LoadOptions, LoadReport};
 use host::normalize::NormalizeSettings;
-use host::package::reader::JobReader;
-use host::package::writer::Rotation;
-use host::package::{FileFormat, JobState, PipelineDir};
-use host::runtime::cache::CompileCache;
-use host::runtime::{SandboxOptions, SinkRuntime, convert};
+use host::package::{FileFormat, JobReader, JobState, PipelineDir, Rotation};
+use host::runtime::{CompileCache, SandboxOptions, SinkRuntime, convert};
 
 const BATCH: u32 = 1000;
 
 fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<PipelineDir> {
     let pipeline = PipelineDir::open(dir, "bench")?;
     let settings = NormalizeSettings {
-        naming_convention: "direct".into(),
+        naming_convention: host::normalize::NamingConvention::Direct,
         max_nesting_level: 0,
         skip_dlt_columns_and_tables: true,
         schema_hints: Default::default(),

@@ -21,15 +21,14 @@ use host::extract::{self, ExtractOptions, InputSpec};
 use host::input::{self, InputError, InputSource, ReadOptions};
 use host::ledger::{Ledger, Record};
 use host::normalize::{NormalizeSettings, Normalizer};
-use host::package::parquet::{ParquetJobReader, batch_rows};
-use host::package::reader::JobReader;
-use host::package::writer::{PackageWriter, Rotation};
-use host::package::{FileFormat, JobState, PipelineDir};
+use host::package::{
+    FileFormat, JobReader, JobState, PackageWriter, ParquetJobReader, PipelineDir, Rotation, batch_rows,
+};
 use host::schema::Schema;
 
 fn settings(nesting: u32) -> NormalizeSettings {
     NormalizeSettings {
-        naming_convention: "direct".into(),
+        naming_convention: host::normalize::NamingConvention::Direct,
         max_nesting_level: nesting,
         skip_dlt_columns_and_tables: true,
         schema_hints: Default::default(),

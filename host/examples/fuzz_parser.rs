@@ -68,7 +68,7 @@ fn main() -> std::io::Result<()> {
     // Nesting 0 (nested values kept whole) and 1 (flattened, lists as
     // child tables): a fast-path and a tree-only normalizer for each.
     let settings = |nesting: u32| NormalizeSettings {
-        naming_convention: "direct".into(),
+        naming_convention: host::normalize::NamingConvention::Direct,
         max_nesting_level: nesting,
         skip_dlt_columns_and_tables: true,
         schema_hints: Default::default(),

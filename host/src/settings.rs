@@ -16,9 +16,9 @@ use crate::catalog::{self, Setting, Value};
 use crate::config::{self, ConfigError, ConfigSources, Destination, Raw};
 use crate::input::RecordLimit;
 use crate::load::{LoadOptions, Strategy};
-use crate::normalize::NormalizeSettings;
+use crate::normalize::{NamingConvention, NormalizeSettings};
 use crate::package::FileFormat;
-use crate::package::writer::Rotation;
+use crate::package::Rotation;
 use crate::runtime::bindings::{ItemFormat, SinkSpec};
 use crate::runtime::{SandboxOptions, egress, text};
 use crate::stop::Cancel;
@@ -160,12 +160,11 @@ impl<'a> Resolver<'a> {
     /// The sink's settings: the sink settings and what only its spec says.
     pub fn sink(&self, spec: Option<&SinkSpec>) -> Result<SinkSettings, ConfigError> {
         use catalog::*;
-        let format: &str = self.get(&LOADER_FILE_FORMAT)?;
         Ok(SinkSettings {
             batch_size: self.get(&BATCH_SIZE)?,
-            loader_file_format: if format == "parquet" { FileFormat::Parquet } else { FileFormat::Jsonl },
+            loader_file_format: self.get(&LOADER_FILE_FORMAT)?,
             normalize: NormalizeSettings {
-                naming_convention: self.get::<&str>(&NAMING_CONVENTION)?.to_string(),
+                naming_convention: self.get(&NAMING_CONVENTION)?,
                 max_nesting_level: self.get(&MAX_NESTING_LEVEL)?,
                 skip_dlt_columns_and_tables: self.get(&SKIP_DLT_COLUMNS_AND_TABLES)?,
                 schema_hints: Default::default(),
@@ -178,11 +177,6 @@ impl<'a> Resolver<'a> {
     /// How to load, for a sink with `sink`'s settings.
     pub fn load(&self, sink: &SinkSettings) -> Result<LoadOptions, ConfigError> {
         use catalog::*;
-        let strategy = match self.get::<&str>(&PARALLELISM_STRATEGY)? {
-            "sequential" => Strategy::Sequential,
-            "table-sequential" => Strategy::TableSequential,
-            _ => Strategy::Parallel,
-        };
         Ok(LoadOptions {
             workers: self.get::<usize>(&WORKERS)?.max(1),
             batch_size: sink.batch_size,
@@ -191,7 +185,7 @@ impl<'a> Resolver<'a> {
             max_attempts: self.get::<u32>(&MAX_ATTEMPTS)?.max(1),
             backoff: self.get(&RETRY_BACKOFF)?,
             max_retry_after: self.get(&MAX_RETRY_AFTER)?,
-            strategy,
+            strategy: self.get(&PARALLELISM_STRATEGY)?,
             keep_loaded: self.get(&KEEP_LOADED_PACKAGES)?,
             progress: None,
             cancel: Cancel::default(),
@@ -288,6 +282,36 @@ impl FromValue for &'static str {
     }
 }
 
+impl FromValue for FileFormat {
+    fn from_value(v: Value) -> Option<Self> {
+        match v {
+            Value::Choice("jsonl") => Some(FileFormat::Jsonl),
+            Value::Choice("parquet") => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for NamingConvention {
+    fn from_value(v: Value) -> Option<Self> {
+        match v {
+            Value::Choice(name) => NamingConvention::parse(name),
+            _ => None,
+        }
+    }
+}
+
+impl FromValue for Strategy {
+    fn from_value(v: Value) -> Option<Self> {
+        match v {
+            Value::Choice("parallel") => Some(Strategy::Parallel),
+            Value::Choice("table-sequential") => Some(Strategy::TableSequential),
+            Value::Choice("sequential") => Some(Strategy::Sequential),
+            _ => None,
+        }
+    }
+}
+
 impl Default for LoadOptions {
     /// The catalog's defaults, for a sink whose spec sets nothing.
     fn default() -> Self {
@@ -354,7 +378,7 @@ mod tests {
         assert_eq!((sandbox.call_timeout, sandbox.fuel), (Duration::from_secs(300), None));
         let sink = Resolver::built_in().sink(None).expect("defaults");
         assert_eq!(sink.loader_file_format, FileFormat::Jsonl);
-        assert_eq!(sink.normalize.naming_convention, "direct");
+        assert_eq!(sink.normalize.naming_convention, NamingConvention::Direct);
         assert!(sink.normalize.skip_dlt_columns_and_tables);
         assert_eq!(Resolver::built_in().rotation().expect("defaults"), Rotation::default());
     }

@@ -10,9 +10,9 @@ use super::flags::SinkFlags;
 use crate::load::LoadReport;
 use crate::package::PipelineDir;
 use crate::pipeline::{Sink, SinkRequest};
+use crate::runtime::AllowedHost;
 use crate::runtime::DirGrant;
-use crate::runtime::cache::{self, CompileCache};
-use crate::runtime::egress::AllowedHost;
+use crate::runtime::{CompileCache, DEFAULT_CACHE_CAP};
 use crate::stop::Cancel;
 
 /// Where the pipeline lives.
@@ -199,7 +199,7 @@ pub fn compile_cache(dir: Option<&Path>) -> CompileCache {
         .map(Path::to_path_buf)
         .or_else(CompileCache::default_dir)
         .unwrap_or_else(|| std::env::temp_dir().join("dlthost-components"));
-    CompileCache::new(dir, cache::DEFAULT_CAP)
+    CompileCache::new(dir, DEFAULT_CACHE_CAP)
 }
 
 fn parse_allowed_host(s: &str) -> Result<AllowedHost, String> {
@@ -290,7 +290,7 @@ pub fn print_summary(sink: &str, report: &LoadReport, pipeline: &PipelineDir, co
         let what = if f.terminal { "failed (moved to failed_jobs/)" } else { "stopped" };
         eprintln!(
             "error: job {} of table `{}` {what} at rows {}..{}: {}",
-            crate::package::writer::shown_job_id(&f.job_id),
+            crate::package::shown_job_id(&f.job_id),
             f.table,
             f.start_row,
             f.start_row + f.row_count,

@@ -112,7 +112,7 @@ impl StatusArgs {
             for j in &p.jobs {
                 outln!(
                     "  {:<40} {:<9} delivered {:>8}  left {:>8}  failed attempts {} (last run), {} (all runs)",
-                    crate::package::writer::shown_job_id(&j.job_id),
+                    crate::package::shown_job_id(&j.job_id),
                     j.state,
                     j.delivered,
                     j.left,

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::input::{self, BadLine, InputError, InputSource, Record};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
-use crate::package::writer::{PackageWriter, Rotation};
 use crate::package::{FileFormat, PackageError, PipelineDir};
+use crate::package::{PackageWriter, Rotation};
 use crate::stop::Cancel;
 
 /// One input and the table its records go to (raw, before naming).
@@ -284,7 +284,7 @@ mod tests {
 
     fn settings() -> NormalizeSettings {
         NormalizeSettings {
-            naming_convention: "direct".into(),
+            naming_convention: crate::normalize::NamingConvention::Direct,
             max_nesting_level: 2,
             skip_dlt_columns_and_tables: true,
             schema_hints: Default::default(),

@@ -26,7 +26,7 @@ use sha2::Sha256;
 use super::{ExtractError, RecordRouter, new_normalizer};
 use crate::input::{self, BadLine, InputSource, LineChunk, Record};
 use crate::normalize::{NormalizeSettings, Normalizer, Row};
-use crate::package::writer::PackageWriter;
+use crate::package::PackageWriter;
 use crate::schema::Schema;
 use crate::stop::Cancel;
 

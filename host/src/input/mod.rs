@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
-pub mod json;
-pub mod parquet;
+pub(crate) mod json;
+pub(crate) mod parquet;
 
+pub(crate) use json::Cursor;
 pub use json::{Node, Typed};
 use sha2::{Digest, Sha256};
 

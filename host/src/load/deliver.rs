@@ -7,12 +7,12 @@ use sha2::{Digest, Sha256};
 
 use super::{JobFailure, LoadError, LoadOptions, Shared};
 use crate::ledger::Record;
-use crate::package::parquet::{self, ParquetJobReader};
-use crate::package::reader::JobReader;
+use crate::package::JobReader;
 use crate::package::{FileFormat, JobInfo, JobState, Package, PackageError, PipelineDir};
+use crate::package::{ParquetJobReader, batch_rows, to_ipc};
 use crate::runtime::bindings::{BatchContext, Compression, ItemFormat, Items, JobFile, SinkError};
-use crate::runtime::guard::{Guarded, LoadCall};
 use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkRuntime, convert};
+use crate::runtime::{Guarded, LoadCall};
 use crate::stop::Cancel;
 
 /// The idempotency key of a batch: the same for the same rows of the same
@@ -237,11 +237,11 @@ impl<'a> Batches<'a> {
                 let n = batch.num_rows() as u64;
                 let items = if *ipc {
                     Items::ArrowIpc(
-                        parquet::to_ipc(&batch)
+                        to_ipc(&batch)
                             .map_err(|e| PackageError::Damaged { path: path.clone(), message: e.to_string() })?,
                     )
                 } else {
-                    Items::Rows(parquet::batch_rows(&batch, table, path)?.into_iter().map(convert::row).collect())
+                    Items::Rows(batch_rows(&batch, table, path)?.into_iter().map(convert::row).collect())
                 };
                 Ok(Some((start, n, items)))
             }
@@ -341,7 +341,7 @@ fn deliver_batch(
                 let wait = match r.retry_after_ms {
                     Some(ms) if Duration::from_millis(ms) > options.max_retry_after => {
                         tracing::warn!(
-                            job = %crate::package::writer::shown_job_id(&ctx.job_id),
+                            job = %crate::package::shown_job_id(&ctx.job_id),
                             "sink `{}` asked to wait {ms} ms before retrying; waiting {:?} (the cap, --max-retry-after)",
                             slot.runtime.name(),
                             options.max_retry_after
@@ -351,7 +351,7 @@ fn deliver_batch(
                     Some(ms) => Duration::from_millis(ms),
                     None => jitter(backoff),
                 };
-                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
+                tracing::warn!(job = %crate::package::shown_job_id(&ctx.job_id), start_row = ctx.start_row, attempt = ctx.attempt, error = %r.message, "sink asked to retry");
                 if ctx.attempt < options.max_attempts {
                     sleep_unless_stopped(wait, &options.cancel);
                 }
@@ -361,7 +361,7 @@ fn deliver_batch(
             Err(stopped @ CallError::Stopped { .. }) => {
                 // Abandoned on a stop: the batch is not recorded, so the
                 // next run sends it again under the same key.
-                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, "{stopped}");
+                tracing::warn!(job = %crate::package::shown_job_id(&ctx.job_id), start_row = ctx.start_row, "{stopped}");
                 slot.instance = None;
                 return Outcome::Interrupted;
             }
@@ -369,7 +369,7 @@ fn deliver_batch(
                 // A trapped instance can never be entered again.
                 slot.instance = None;
                 shared.with_report(|r| r.store_replacements += 1);
-                tracing::warn!(job = %crate::package::writer::shown_job_id(&ctx.job_id), start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
+                tracing::warn!(job = %crate::package::shown_job_id(&ctx.job_id), start_row = ctx.start_row, error = %trap, "sink trapped; replacing its instance");
                 if matches!(trap, CallError::Timeout { .. }) {
                     // A slow destination is transient: back off like `retry`.
                     sleep_unless_stopped(jitter(backoff), &options.cancel);

@@ -20,8 +20,8 @@ use smallvec::SmallVec;
 
 use super::fields::FieldId;
 use super::{DLT_PREFIX, Link, Normalizer, Row, datetime, types};
+use crate::input::Cursor;
 use crate::input::Node;
-use crate::input::json::Cursor;
 use crate::schema::{Column, DataType, Value};
 
 /// The lists of a record, with their items as trees.
@@ -58,8 +58,8 @@ struct Step {
 
 /// A column's type as a cell reader needs it: for a decimal also its
 /// shape, which a value must fit. (Small and `Copy`: passing the table's
-/// columns to the cell reader instead cost 1.6% more instructions per
-/// record, in code that never reads them.)
+/// columns to the cell reader instead costs instructions in code that
+/// never reads them; docs/performance.md, "Choices in the hot path".)
 #[derive(Debug, Clone, Copy)]
 struct CellType {
     data_type: DataType,

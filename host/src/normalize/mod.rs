@@ -5,14 +5,14 @@
 //! [`Schema`] as new columns appear. Memory stays bounded by the schema and
 //! the current record, never by the input size.
 
-pub mod datetime;
+pub(crate) mod datetime;
 mod fast;
 mod fields;
 pub mod hints;
-pub mod naming;
-pub mod python;
+pub(crate) mod naming;
+pub(crate) mod python;
 mod row_id;
-pub mod types;
+pub(crate) mod types;
 
 use compact_str::CompactString;
 use std::borrow::Cow;
@@ -23,8 +23,9 @@ use smallvec::SmallVec;
 use crate::input::Node;
 use crate::schema::{Column, DataType, Schema, Table, Value};
 use fields::{FieldId, Fields, put};
-use hints::SchemaHints;
-use naming::{Namer, NamingConvention};
+pub use hints::{HintsError, SchemaHints};
+use naming::Namer;
+pub use naming::NamingConvention;
 use row_id::RootIds;
 pub use row_id::child_row_id;
 pub use types::TypeError;
@@ -66,8 +67,8 @@ fn bookkeeping_slot(name: &str, link: Link<'_>) -> Option<usize> {
 /// every load package so a resumed load never mixes two shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NormalizeSettings {
-    /// `direct` or `snake_case`.
-    pub naming_convention: String,
+    /// How keys become names.
+    pub naming_convention: NamingConvention,
     /// dlt's `max_nesting_level`: 0 keeps nested values whole as json.
     pub max_nesting_level: u32,
     /// Leave out `_dlt*` tables and columns.
@@ -88,9 +89,6 @@ pub enum NormalizeError {
         /// What was wrong with the value.
         source: TypeError,
     },
-    /// The settings name an unknown naming convention.
-    #[error("unknown naming convention `{0}` (expected `direct` or `snake_case`)")]
-    UnknownNaming(String),
 }
 
 /// One output row: the index of its table in the schema and its non-null
@@ -163,9 +161,7 @@ pub struct Normalizer {
 impl Normalizer {
     /// A normalizer that extends `schema` (the pipeline's schema so far).
     pub fn new(settings: &NormalizeSettings, schema: Schema, load_id: &str) -> Result<Self, NormalizeError> {
-        let convention = NamingConvention::parse(&settings.naming_convention)
-            .ok_or_else(|| NormalizeError::UnknownNaming(settings.naming_convention.clone()))?;
-        let mut namer = Namer::new(convention);
+        let mut namer = Namer::new(settings.naming_convention);
         let mut hints = std::collections::HashMap::new();
         for t in &settings.schema_hints.tables {
             let table = namer.identifier(&t.name).to_string();
@@ -652,7 +648,7 @@ mod tests {
 
     fn settings(naming: &str, nesting: u32, skip: bool) -> NormalizeSettings {
         NormalizeSettings {
-            naming_convention: naming.into(),
+            naming_convention: NamingConvention::parse(naming).expect("a naming convention"),
             max_nesting_level: nesting,
             skip_dlt_columns_and_tables: skip,
             schema_hints: SchemaHints::default(),

@@ -12,11 +12,14 @@ pub const EMPTY_KEY: &str = "_empty";
 
 /// A naming convention: identifier rules plus the path separator that joins
 /// nested names (`address▶city`, `people__tags`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Recorded in packages by its name (`direct`, `snake_case`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NamingConvention {
     /// Keeps names as they are, except for a few characters; joins with `▶`.
     Direct,
     /// dlt's `snake_case`; joins with `__`.
+    #[serde(alias = "sql_cs_v1")]
     SnakeCase,
 }
 
@@ -143,11 +146,6 @@ impl Namer {
             self.cache.insert(raw.to_string(), name);
         }
         &self.cache[raw]
-    }
-
-    /// Joins already normalized parts with the separator.
-    pub fn join(&self, parts: &[&str]) -> String {
-        parts.join(self.convention.separator())
     }
 }
 

@@ -18,10 +18,15 @@
 //! package that a later load would deliver. Moving a job between states is
 //! an atomic rename.
 
-pub mod jsonl;
-pub mod parquet;
-pub mod reader;
-pub mod writer;
+pub(crate) mod jsonl;
+pub(crate) mod parquet;
+pub(crate) mod reader;
+pub(crate) mod writer;
+
+pub use jsonl::DecodeError;
+pub use parquet::{ParquetJobReader, batch_rows, to_ipc};
+pub use reader::JobReader;
+pub use writer::{PackageWriter, Rotation, shown_job_id};
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -373,7 +373,7 @@ mod tests {
 
     fn flat_settings() -> NormalizeSettings {
         NormalizeSettings {
-            naming_convention: "direct".into(),
+            naming_convention: crate::normalize::NamingConvention::Direct,
             max_nesting_level: 0,
             skip_dlt_columns_and_tables: true,
             schema_hints: Default::default(),

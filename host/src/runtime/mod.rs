@@ -11,13 +11,18 @@
 //! that sets it.
 
 pub mod bindings;
-pub mod cache;
+pub(crate) mod cache;
 pub mod convert;
-pub mod egress;
-pub mod guard;
-pub mod guest_log;
-pub mod state;
-pub mod text;
+pub(crate) mod egress;
+pub(crate) mod guard;
+pub(crate) mod guest_log;
+pub(crate) mod state;
+pub(crate) mod text;
+
+pub use cache::{CacheError, CompileCache, DEFAULT_CAP as DEFAULT_CACHE_CAP};
+pub use egress::{AllowedHost, InjectedHeader, Network, SystemNetwork};
+pub use guard::{Guarded, LoadCall, STOP_GRACE};
+pub use text::{MAX_SINK_TEXT, Redactor};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,8 +37,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use bindings::{ConfigValue, Destination, DestinationPre};
-use cache::{CacheOutcome, CompileCache};
-use egress::{AllowedHost, EgressPolicy, HttpStats};
+use cache::CacheOutcome;
+use egress::{EgressPolicy, HttpStats};
 use guest_log::GuestLog;
 use state::{HostState, MemoryLimiter};
 

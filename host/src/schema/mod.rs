@@ -3,7 +3,7 @@
 //! The normalizer builds a [`Schema`], the package stores it as JSON next to
 //! the job files, and the runtime converts it to the WIT `table-schema`.
 
-pub mod time;
+pub(crate) mod time;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 mod parser;
-pub use parser::{Cursor, Mark, SyntaxError, key_colon};
+pub use parser::{Cursor, SyntaxError, key_colon};
 
 /// One JSON value. Integers that fit `i64` are [`Node::Int`]; others keep
 /// their digits in [`Node::BigInt`] (a bigint column refuses them, as dlt's
@@ -40,8 +40,8 @@ pub enum Node<'a> {
     /// An object's entries in input order, keys unique.
     Object(Vec<(Cow<'a, str>, Node<'a>)>),
     /// A value JSON has no type for, from a typed input (Parquet). Boxed:
-    /// JSON never makes one, and a wider `Node` slowed the JSON paths (3%
-    /// more instructions per record, mostly in moving and dropping nodes).
+    /// JSON never makes one, and a wider `Node` slows the JSON paths, in
+    /// moving and dropping nodes (docs/performance.md, "Choices in the hot path").
     Typed(Box<Typed>),
 }
 

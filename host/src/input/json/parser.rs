@@ -70,7 +70,7 @@ pub fn key_colon(key: &str) -> Option<Vec<u8>> {
 }
 
 /// `bytes` as text when they are UTF-8. simdutf8 checks a line many bytes
-/// at a time; std's check cost 3% of normalizing a typical line.
+/// at a time, which std's check does not (docs/performance.md, "Choices in the hot path").
 fn utf8(bytes: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(bytes).ok()
 }
@@ -97,8 +97,8 @@ impl<'a> Cursor<'a> {
         match self.parser.peek() {
             // Compact JSON has no whitespace: one compare says so for any
             // byte above a space (the cursor peeks dozens of times a line).
-            // `skip_ws` checks the same, but calling it here first cost 1%
-            // more instructions a record (a second load of the byte).
+            // `skip_ws` checks the same, but calling it here first loads
+            // the byte a second time (measured: docs/performance.md).
             Some(b) if b > b' ' => Some(b),
             _ => {
                 self.parser.skip_ws();
@@ -498,7 +498,7 @@ impl<'a> Parser<'a> {
 
     /// A string without escapes at `pos` (its opening quote), moved past.
     /// ([`Parser::string`] less its escape handling: it is a hot part of the
-    /// JSON-text copy, and going through `string` cost 2% more per record.)
+    /// JSON-text copy; docs/performance.md, "Choices in the hot path".)
     #[inline(always)]
     fn skip_plain_string(&mut self) -> Option<&'a str> {
         if self.peek() != Some(b'"') {
