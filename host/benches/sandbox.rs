@@ -1,7 +1,8 @@
 //! What the sandbox costs: the same job files delivered into the no-op
 //! WebAssembly sink and into a native no-op callback (same reader, same
 //! conversion to WIT values), with 1, 2 and 4 workers; instantiation from a
-//! warm cache; cold compile and cached load of the example sinks.
+//! warm cache; the whole `pipeline::run` (normalize and load) as the CLI
+//! calls it; cold compile and cached load of the example sinks.
 //!
 //! Usage (the guests built, e.g. by the test suite):
 //!   cargo bench --bench sandbox                       (200k generated rows)
@@ -13,12 +14,15 @@ mod data;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use host::catalog;
 use host::extract::{self, ExtractOptions, InputSpec};
 use host::input::InputSource;
 use host::load::{self, LoadOptions, LoadReport};
 use host::normalize::NormalizeSettings;
 use host::package::{FileFormat, JobReader, JobState, PipelineDir, Rotation};
+use host::pipeline::{self, Mode, RunRequest, Sink, SinkRequest};
 use host::runtime::{CompileCache, SandboxOptions, SinkRuntime, convert};
+use host::settings::FlagValues;
 
 const BATCH: u32 = 1000;
 
@@ -124,6 +128,12 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
     );
 
+    // The whole operation, as `host run` calls it: normalize and load.
+    for workers in [1usize, 2] {
+        let rate = whole_run(&noop, input, &work.path().join(format!("run{workers}")), &cache, workers)?;
+        println!("pipeline::run, {workers} workers (normalize + load): {rate:.0} rows/s");
+    }
+
     let mut components = vec![noop];
     components.extend(args.iter().skip(1).cloned());
     println!("{:<40} {:>10} {:>12} {:>12}", "component", "size", "compile ms", "cached ms");
@@ -136,4 +146,38 @@ fn main() -> anyhow::Result<()> {
         println!("{:<40} {:>10} {:>12.1} {:>12.2}", c.display(), bytes.len(), cold.millis, warm.millis);
     }
     Ok(())
+}
+
+/// `pipeline::run` of `input` into `sink` with batch [`BATCH`]: rows/s.
+fn whole_run(sink: &Path, input: &Path, dir: &Path, cache: &CompileCache, workers: usize) -> anyhow::Result<f64> {
+    let mut flags = FlagValues::default();
+    flags.set(&catalog::BATCH_SIZE, BATCH.to_string());
+    flags.set(&catalog::WORKERS, workers.to_string());
+    flags.set(&catalog::FILE_MAX_ITEMS, count_rows(input)?.div_ceil(workers as u64).to_string());
+    let request = SinkRequest {
+        component: Some(sink.to_path_buf()),
+        pipelines_dir: dir.to_path_buf(),
+        project_dir: dir.to_path_buf(),
+        flags,
+        cache: Some(cache.clone()),
+        ..SinkRequest::default()
+    };
+    let opened = Sink::open(&request)?;
+    let inputs = vec![InputSpec {
+        source: InputSource::File(input.to_path_buf()),
+        table: "events".into(),
+        table_from_field: None,
+    }];
+    let run = RunRequest {
+        inputs,
+        mode: Mode::Load,
+        force: false,
+        skip_bad_lines: false,
+        max_record_bytes: host::input::RecordLimit::default().max_bytes,
+        gzip_jobs: false,
+        normalize_threads: 2,
+    };
+    let started = Instant::now();
+    let outcome = pipeline::run(&opened, &run, std::sync::Arc::new(()))?;
+    Ok(outcome.report.rows() as f64 / started.elapsed().as_secs_f64())
 }

@@ -13,6 +13,7 @@ mod golden;
 mod hostile;
 mod http;
 mod languages;
+mod library;
 mod load;
 mod operator;
 mod packages;
