@@ -1,9 +1,11 @@
 //! `host load`: load pending packages only; never reads input.
 
+use std::sync::Arc;
+
 use clap::Args;
 
 use super::common::{PipelineArgs, SinkArgs, finish_load};
-use crate::load::{self, LoadReport};
+use crate::pipeline;
 use crate::stop::Cancel;
 
 /// Arguments of `host load`.
@@ -26,12 +28,10 @@ impl LoadArgs {
     pub fn execute(self, quiet: bool, cancel: &Cancel) -> anyhow::Result<u8> {
         let sink = self.sink.open(&self.pipeline, cancel)?;
         let pipeline = &sink.pipeline;
-        let _lock = pipeline.lock()?;
-        let mut report = LoadReport::default();
         if pipeline.pending()?.is_empty() && !quiet {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
-        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut report)?;
+        let report = pipeline::load(&sink, Arc::new(()))?;
         Ok(finish_load(sink.runtime.name(), &report, pipeline, self.json, quiet))
     }
 }

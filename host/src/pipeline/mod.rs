@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use run::{AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunOutcome, RunRequest, TableRows, run};
+pub use run::{AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunOutcome, RunRequest, TableRows, load, run};
 
 use crate::catalog;
 use crate::config::{self, ConfigError, ConfigSources, Destination};

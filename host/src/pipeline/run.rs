@@ -158,18 +158,30 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
     };
     match request.mode {
         Mode::DryRun { keep } => outcome.dry_run = Some(dry_run(&package, keep)?),
-        Mode::Load => {
-            let rows: u64 = pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
-            observer.loading(rows);
-            let mut options = sink.load.clone();
-            let shown = observer.clone();
-            options.progress = Some(ProgressHook(Arc::new(move |r: &LoadReport| shown.load_progress(r))));
-            let loaded = load::load_pending(&sink.runtime, pipeline, &options, &mut outcome.report);
-            observer.load_done();
-            loaded?;
-        }
+        Mode::Load => load_pending(sink, &observer, &mut outcome.report)?,
     }
     Ok(outcome)
+}
+
+/// `host load`: delivers the pipeline's pending packages and reads no
+/// input. The report says what was delivered and what failed.
+pub fn load(sink: &Sink, observer: Arc<dyn Observer>) -> Result<LoadReport, PipelineError> {
+    let _lock = sink.pipeline.lock()?;
+    let mut report = LoadReport::default();
+    load_pending(sink, &observer, &mut report)?;
+    Ok(report)
+}
+
+/// Step 4: loads every pending package, telling `observer` how it goes.
+fn load_pending(sink: &Sink, observer: &Arc<dyn Observer>, report: &mut LoadReport) -> Result<(), PipelineError> {
+    let rows: u64 = sink.pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
+    observer.loading(rows);
+    let mut options = sink.load.clone();
+    let shown = observer.clone();
+    options.progress = Some(ProgressHook(Arc::new(move |r: &LoadReport| shown.load_progress(r))));
+    let loaded = load::load_pending(&sink.runtime, &sink.pipeline, &options, report);
+    observer.load_done();
+    Ok(loaded?)
 }
 
 /// Step 3: reads the input into a new pending package. `None` when there
