@@ -47,6 +47,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         progress: &|_, _| {},
         threads: 1,
         cancel: &host::stop::Cancel::default(),
+        load_id_residue: None,
     };
     extract::extract(&pipeline, &inputs, &settings, options)?;
     Ok(pipeline)

@@ -79,6 +79,7 @@ fn normalize_into(
         progress: &|_, _| {},
         threads,
         cancel: &host::stop::Cancel::default(),
+        load_id_residue: None,
     };
     extract::extract(pipeline, &inputs, &settings(0), options)?;
     Ok(())

@@ -9,7 +9,7 @@ use clap::Args;
 use super::flags::SinkFlags;
 use crate::load::LoadReport;
 use crate::package::PipelineDir;
-use crate::pipeline::{Sink, SinkRequest};
+use crate::pipeline::{Shard, Sink, SinkRequest};
 use crate::runtime::AllowedHost;
 use crate::runtime::DirGrant;
 use crate::runtime::{CompileCache, DEFAULT_CACHE_CAP};
@@ -160,7 +160,12 @@ pub struct SinkArgs {
 impl SinkArgs {
     /// The request these arguments make: plain values, nothing read yet
     /// but the directory grants' existence and `--env KEY`'s host value.
-    pub fn request(&self, pipeline: &PipelineArgs, cancel: &Cancel) -> anyhow::Result<SinkRequest> {
+    pub fn request(
+        &self,
+        pipeline: &PipelineArgs,
+        cancel: &Cancel,
+        shard: Option<Shard>,
+    ) -> anyhow::Result<SinkRequest> {
         let set = self
             .set
             .iter()
@@ -184,12 +189,13 @@ impl SinkArgs {
             cache: Some(compile_cache(self.cache_dir.as_deref())),
             dry_run: self.dry_run,
             cancel: cancel.clone(),
+            shard,
         })
     }
 
     /// Opens the sink (see [`Sink::open`]).
-    pub fn open(&self, pipeline: &PipelineArgs, cancel: &Cancel) -> anyhow::Result<Sink> {
-        Ok(Sink::open(&self.request(pipeline, cancel)?)?)
+    pub fn open(&self, pipeline: &PipelineArgs, cancel: &Cancel, shard: Option<Shard>) -> anyhow::Result<Sink> {
+        Ok(Sink::open(&self.request(pipeline, cancel, shard)?)?)
     }
 }
 

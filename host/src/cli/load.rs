@@ -26,7 +26,7 @@ pub struct LoadArgs {
 impl LoadArgs {
     /// Runs the command; returns the exit code.
     pub fn execute(self, quiet: bool, cancel: &Cancel) -> anyhow::Result<u8> {
-        let sink = self.sink.open(&self.pipeline, cancel)?;
+        let sink = self.sink.open(&self.pipeline, cancel, None)?;
         let pipeline = &sink.pipeline;
         if pipeline.pending()?.is_empty() && !quiet {
             eprintln!("No pending packages in {}.", pipeline.root().display());

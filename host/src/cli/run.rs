@@ -16,7 +16,7 @@ use crate::config::ConfigSources;
 use crate::extract::InputSpec;
 use crate::input::InputSource;
 use crate::load::LoadReport;
-use crate::pipeline::{self, AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunRequest, TableRows};
+use crate::pipeline::{self, AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunRequest, Shard, TableRows};
 use crate::settings::Resolver;
 use crate::stop::Cancel;
 
@@ -65,6 +65,16 @@ pub struct RunArgs {
     /// Load the input even if the same input was loaded before.
     #[arg(long)]
     pub force: bool,
+    /// Load only this shard's share of the input files, INDEX/COUNT (0/4 …
+    /// 3/4): a file belongs to one shard by a hash of its path. Each shard
+    /// keeps its state in <pipeline>/shards/INDEX-of-COUNT; run every shard
+    /// with the same --input list. See docs/deploy/kubernetes.md.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = Shard::parse, conflicts_with = "shard_count")]
+    pub shard: Option<Shard>,
+    /// Like --shard, with INDEX from $JOB_COMPLETION_INDEX (a Kubernetes
+    /// Indexed Job).
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_count: Option<u32>,
     /// `host normalize` only: keep the package pending (a later `host load`
     /// delivers it) and the grown schema; by default a dry run keeps nothing.
     #[arg(long)]
@@ -100,7 +110,7 @@ impl RunArgs {
             bail!("--keep is for `host normalize` (a run always keeps its package until it is delivered)");
         }
         let request = self.request(mode)?;
-        let sink = self.sink.open(&self.pipeline, cancel)?;
+        let sink = self.sink.open(&self.pipeline, cancel, self.shard()?)?;
         let outcome = pipeline::run(&sink, &request, Arc::new(Screen::new(quiet)))?;
         let sink_name = sink.runtime.name();
         if let Some(already) = &outcome.already_loaded {
@@ -114,6 +124,23 @@ impl RunArgs {
             return Ok(0);
         }
         Ok(finish_load(sink_name, &outcome.report, &sink.pipeline, self.json, quiet))
+    }
+
+    /// `--shard`, or `--shard-count` with the index from the environment.
+    /// A shard reads files only.
+    fn shard(&self) -> anyhow::Result<Option<Shard>> {
+        let shard = match (self.shard, self.shard_count) {
+            (Some(shard), _) => Some(shard),
+            (None, Some(count)) => {
+                let index = std::env::var(pipeline::INDEX_ENV).ok();
+                Some(Shard::from_environment(count, index.as_deref()).map_err(anyhow::Error::msg)?)
+            }
+            (None, None) => None,
+        };
+        if shard.is_some() && self.input.iter().any(|p| p.as_os_str() == "-") {
+            bail!("stdin cannot be sharded: shards share out input files; pass files with --input");
+        }
+        Ok(shard)
     }
 
     /// What to read, and how: the library's request.

@@ -86,9 +86,13 @@ fn new_normalizer(
 }
 
 /// A new load id: Unix time in seconds with seven decimals, as dlt's.
-pub fn new_load_id() -> String {
+pub fn new_load_id(residue: Option<(u64, u64)>) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{}.{:07}", now.as_secs(), now.subsec_nanos() / 100)
+    let mut ticks = now.as_secs() * 10_000_000 + u64::from(now.subsec_nanos() / 100);
+    if let Some((index, count)) = residue.filter(|(_, count)| *count > 0) {
+        ticks += (index % count + count - ticks % count) % count;
+    }
+    format!("{}.{:07}", ticks / 10_000_000, ticks % 10_000_000)
 }
 
 /// The fingerprint of a run's input: what it reads and how it normalizes.
@@ -147,6 +151,9 @@ pub struct ExtractOptions<'a> {
     pub threads: usize,
     /// The run's stop request: reading ends, and nothing is committed.
     pub cancel: &'a Cancel,
+    /// `(index, count)`: the load id is `index` modulo `count` in 100 ns
+    /// ticks, so shards running side by side never make the same one.
+    pub load_id_residue: Option<(u64, u64)>,
 }
 
 /// Lines (or records) per chunk when normalizing on several threads.
@@ -206,11 +213,12 @@ pub fn extract(
         progress,
         threads,
         cancel,
+        load_id_residue,
     } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;
-    let load_id = new_load_id();
+    let load_id = new_load_id(load_id_residue);
     let schema = pipeline.load_schema()?;
     let mut normalizer = new_normalizer(settings, schema, &load_id)?;
     let mut writer =
@@ -321,6 +329,7 @@ mod tests {
             progress: &|_, _| {},
             threads,
             cancel: &crate::stop::Cancel::default(),
+            load_id_residue: None,
         };
         let done = extract(&pipeline, &inputs, &settings(), options).map_err(|e| e.to_string())?;
         let pkg = pipeline.pending().map_err(|e| e.to_string())?.remove(0);
@@ -402,6 +411,7 @@ mod tests {
                 progress: &|_, _| {},
                 threads,
                 cancel: &cancel,
+                load_id_residue: None,
             };
             let err = extract(&pipeline, &inputs, &settings(), options).expect_err("stopped");
             assert!(matches!(err, ExtractError::Interrupted), "{threads}: {err}");
@@ -439,6 +449,7 @@ mod tests {
                 progress: &|_, _| {},
                 threads,
                 cancel: &crate::stop::Cancel::default(),
+                load_id_residue: None,
             };
             extract(&pipeline, &inputs, &keep_ids, options).expect("extracts");
             let pkg = pipeline.pending().expect("pending").remove(0);

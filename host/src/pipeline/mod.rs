@@ -7,12 +7,14 @@
 //! through an [`Observer`].
 
 mod run;
+mod shard;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use run::{AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunOutcome, RunRequest, TableRows, load, run};
+pub use shard::{INDEX_ENV, Shard, shard_of};
 
 use crate::catalog;
 use crate::config::{self, ConfigError, ConfigSources, Destination};
@@ -101,6 +103,9 @@ pub struct SinkRequest {
     pub dry_run: bool,
     /// The stop request the sink's calls, its load and its runs obey.
     pub cancel: Cancel,
+    /// This process's shard of the input files; its state lives under
+    /// `<pipeline>/shards/<INDEX>-of-<COUNT>`.
+    pub shard: Option<Shard>,
 }
 
 /// An opened sink: compiled, configured, with its settings and pipeline.
@@ -117,6 +122,8 @@ pub struct Sink {
     pub rotation: Rotation,
     /// The stop request of [`SinkRequest::cancel`].
     pub cancel: Cancel,
+    /// The shard of [`SinkRequest::shard`].
+    pub shard: Option<Shard>,
 }
 
 impl Sink {
@@ -154,12 +161,26 @@ impl Sink {
 
         let load = LoadOptions { cancel: req.cancel.clone(), ..resolver.load(&settings)? };
         let rotation = resolver.rotation()?;
-        let pipeline = PipelineDir::open(&req.pipelines_dir, &pipeline_name).map_err(|source| PipelineError::Open {
-            name: pipeline_name.clone(),
-            dir: req.pipelines_dir.clone(),
+        let pipeline = open_pipeline(&req.pipelines_dir, &pipeline_name, req.shard)?;
+        Ok(Sink { runtime, settings, load, pipeline, rotation, cancel: req.cancel.clone(), shard: req.shard })
+    }
+}
+
+/// The pipeline's directory, or its shard's, after refusing a layout that
+/// could send files twice (see [`shard::check_layout`]).
+fn open_pipeline(pipelines_dir: &Path, name: &str, shard: Option<Shard>) -> Result<PipelineDir, PipelineError> {
+    let opened = |dir: &Path, name: &str| {
+        PipelineDir::open(dir, name).map_err(|source| PipelineError::Open {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
             source,
-        })?;
-        Ok(Sink { runtime, settings, load, pipeline, rotation, cancel: req.cancel.clone() })
+        })
+    };
+    let root = crate::names::safe_join(pipelines_dir, name, "pipeline name").map_err(PackageError::from)?;
+    shard::check_layout(&root, shard)?;
+    match shard {
+        Some(s) => opened(&shard::shard_dir(&root), &s.dir_name()),
+        None => opened(pipelines_dir, name),
     }
 }
 

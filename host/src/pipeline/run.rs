@@ -134,6 +134,10 @@ impl Observer for () {}
 pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Result<RunOutcome, PipelineError> {
     let pipeline = &sink.pipeline;
     let _lock = pipeline.lock()?;
+    let inputs = match sink.shard {
+        Some(shard) => shard.select(request.inputs.clone())?,
+        None => request.inputs.clone(),
+    };
     let loading = request.mode == Mode::Load;
     let mut outcome = RunOutcome::default();
     if loading && !pipeline.pending()?.is_empty() {
@@ -145,7 +149,10 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
     }
     let normalize = &sink.settings.normalize;
     let format = sink.settings.loader_file_format;
-    let fingerprint = extract::fingerprint_files(&request.inputs, normalize, format)?;
+    if inputs.is_empty() {
+        return Ok(outcome);
+    }
+    let fingerprint = extract::fingerprint_files(&inputs, normalize, format)?;
     if let Some(fp) = &fingerprint
         && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
         && !request.force
@@ -153,7 +160,7 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
         outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
         return Ok(outcome);
     }
-    let Some(package) = package_input(sink, request, fingerprint.as_deref(), &observer, &mut outcome)? else {
+    let Some(package) = package_input(sink, request, &inputs, fingerprint.as_deref(), &observer, &mut outcome)? else {
         return Ok(outcome);
     };
     match request.mode {
@@ -190,13 +197,13 @@ fn load_pending(sink: &Sink, observer: &Arc<dyn Observer>, report: &mut LoadRepo
 fn package_input(
     sink: &Sink,
     request: &RunRequest,
+    inputs: &[InputSpec],
     fingerprint: Option<&str>,
     observer: &Arc<dyn Observer>,
     outcome: &mut RunOutcome,
 ) -> Result<Option<PathBuf>, PipelineError> {
     let pipeline = &sink.pipeline;
-    let total_bytes: u64 = request
-        .inputs
+    let total_bytes: u64 = inputs
         .iter()
         .filter_map(|i| match &i.source {
             InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
@@ -216,8 +223,9 @@ fn package_input(
         progress: &progress,
         threads: request.normalize_threads.max(1),
         cancel: &sink.cancel,
+        load_id_residue: sink.shard.map(|s| (u64::from(s.index), u64::from(s.count))),
     };
-    let extracted = extract::extract(pipeline, &request.inputs, &sink.settings.normalize, options);
+    let extracted = extract::extract(pipeline, inputs, &sink.settings.normalize, options);
     observer.normalize_done();
     let extracted = extracted?;
     let Some(path) = extracted.package else { return Ok(None) };
