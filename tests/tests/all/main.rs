@@ -20,3 +20,4 @@ mod packages;
 mod print;
 mod resume;
 mod sandbox;
+mod shards;
