@@ -2,6 +2,7 @@
 //! only look at a pipeline (`status`), and the summary printer.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -9,7 +10,7 @@ use clap::Args;
 use super::flags::SinkFlags;
 use crate::load::LoadReport;
 use crate::package::PipelineDir;
-use crate::pipeline::{Shard, Sink, SinkRequest};
+use crate::pipeline::{MetricsFile, Shard, Sink, SinkRequest};
 use crate::runtime::AllowedHost;
 use crate::runtime::DirGrant;
 use crate::runtime::{CompileCache, DEFAULT_CACHE_CAP};
@@ -196,6 +197,45 @@ impl SinkArgs {
     /// Opens the sink (see [`Sink::open`]).
     pub fn open(&self, pipeline: &PipelineArgs, cancel: &Cancel, shard: Option<Shard>) -> anyhow::Result<Sink> {
         Ok(Sink::open(&self.request(pipeline, cancel, shard)?)?)
+    }
+}
+
+/// `--metrics-file`: the run's metrics for Prometheus.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Write the run's metrics to FILE in the Prometheus text format (for
+    /// node_exporter's textfile collector), replaced atomically every
+    /// --metrics-interval and at the end. See docs/operations.md.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// How often the metrics file is rewritten while the run goes on.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::catalog::parse_duration)]
+    pub metrics_interval: std::time::Duration,
+}
+
+impl MetricsArgs {
+    /// Starts the metrics file of `sink`'s run, if one was asked for.
+    pub fn start(&self, sink: &Sink) -> anyhow::Result<Option<Arc<MetricsFile>>> {
+        let Some(path) = &self.metrics_file else { return Ok(None) };
+        let shard = sink.shard.map(|s| s.dir_name());
+        let mut labels = vec![("pipeline", sink.pipeline_name.as_str()), ("sink", sink.runtime.name())];
+        if let Some(shard) = &shard {
+            labels.push(("shard", shard.as_str()));
+        }
+        let file = MetricsFile::start(path, self.metrics_interval.max(std::time::Duration::from_millis(50)), &labels)
+            .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+        Ok(Some(file))
+    }
+}
+
+/// Writes the metrics file a last time: the run's report, and whether it
+/// delivered everything.
+pub fn finish_metrics(metrics: Option<Arc<MetricsFile>>, report: Option<&LoadReport>) {
+    let Some(metrics) = metrics else { return };
+    let ok = report.is_some_and(|r| super::exit_code(r) == 0);
+    let empty = LoadReport::default();
+    if let Err(e) = metrics.finish(report.unwrap_or(&empty), ok) {
+        eprintln!("warning: cannot write the metrics file: {e}");
     }
 }
 

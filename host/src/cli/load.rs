@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::common::{PipelineArgs, SinkArgs, finish_load};
-use crate::pipeline;
+use super::common::{MetricsArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics};
+use crate::pipeline::{self, Observer};
 use crate::stop::Cancel;
 
 /// Arguments of `host load`.
@@ -15,6 +15,9 @@ pub struct LoadArgs {
     /// Print the summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The metrics file.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// The sink and its settings.
     #[command(flatten)]
     pub sink: SinkArgs,
@@ -31,7 +34,14 @@ impl LoadArgs {
         if pipeline.pending()?.is_empty() && !quiet {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
-        let report = pipeline::load(&sink, Arc::new(()))?;
+        let metrics = self.metrics.start(&sink)?;
+        let observer: Arc<dyn Observer> = match &metrics {
+            Some(m) => m.clone(),
+            None => Arc::new(()),
+        };
+        let result = pipeline::load(&sink, observer);
+        finish_metrics(metrics, result.as_ref().ok());
+        let report = result?;
         Ok(finish_load(sink.runtime.name(), &report, pipeline, self.json, quiet))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use anyhow::bail;
 use clap::Args;
 
-use super::common::{PipelineArgs, SinkArgs, finish_load};
+use super::common::{MetricsArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics};
 use super::flags::ReadFlags;
 use super::progress::Progress;
 use crate::config::ConfigSources;
@@ -82,6 +82,9 @@ pub struct RunArgs {
     /// Print the run summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The metrics file.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// The sink and its settings.
     #[command(flatten)]
     pub sink: SinkArgs,
@@ -111,7 +114,12 @@ impl RunArgs {
         }
         let request = self.request(mode)?;
         let sink = self.sink.open(&self.pipeline, cancel, self.shard()?)?;
-        let outcome = pipeline::run(&sink, &request, Arc::new(Screen::new(quiet)))?;
+        let metrics = self.metrics.start(&sink)?;
+        let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(Screen::new(quiet))];
+        observers.extend(metrics.iter().map(|m| m.clone() as Arc<dyn Observer>));
+        let result = pipeline::run(&sink, &request, Arc::new(observers));
+        finish_metrics(metrics, result.as_ref().ok().map(|o| &o.report));
+        let outcome = result?;
         let sink_name = sink.runtime.name();
         if let Some(already) = &outcome.already_loaded {
             print_already_loaded(already, quiet);

@@ -170,6 +170,9 @@ pub struct SandboxReport {
     pub http_denied: u64,
     /// Request body bytes sent.
     pub http_bytes_sent: u64,
+    /// Answers by status class (`2xx`, `5xx`, ...; `none` for a request
+    /// that got no answer).
+    pub http_responses: BTreeMap<String, u64>,
 }
 
 impl SandboxReport {
@@ -185,6 +188,16 @@ impl SandboxReport {
             http_requests: s.http.requests.load(Ordering::Relaxed),
             http_denied: s.http.denied.load(Ordering::Relaxed),
             http_bytes_sent: s.http.bytes_sent.load(Ordering::Relaxed),
+            http_responses: s
+                .http
+                .by_class
+                .iter()
+                .enumerate()
+                .map(|(class, n)| {
+                    (if class == 0 { "none".into() } else { format!("{class}xx") }, n.load(Ordering::Relaxed))
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 }

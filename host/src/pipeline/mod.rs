@@ -6,6 +6,7 @@
 //! Nothing here prints: what a user should see comes back as values and
 //! through an [`Observer`].
 
+mod metrics;
 mod run;
 mod shard;
 
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use metrics::MetricsFile;
 pub use run::{AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunOutcome, RunRequest, TableRows, load, run};
 pub use shard::{INDEX_ENV, Shard, shard_of};
 
@@ -124,6 +126,8 @@ pub struct Sink {
     pub cancel: Cancel,
     /// The shard of [`SinkRequest::shard`].
     pub shard: Option<Shard>,
+    /// The pipeline's name (a shard's directory has another).
+    pub pipeline_name: String,
 }
 
 impl Sink {
@@ -162,7 +166,8 @@ impl Sink {
         let load = LoadOptions { cancel: req.cancel.clone(), ..resolver.load(&settings)? };
         let rotation = resolver.rotation()?;
         let pipeline = open_pipeline(&req.pipelines_dir, &pipeline_name, req.shard)?;
-        Ok(Sink { runtime, settings, load, pipeline, rotation, cancel: req.cancel.clone(), shard: req.shard })
+        let (cancel, shard) = (req.cancel.clone(), req.shard);
+        Ok(Sink { runtime, settings, load, pipeline, rotation, cancel, shard, pipeline_name })
     }
 }
 

@@ -128,6 +128,34 @@ pub trait Observer: Send + Sync {
 /// An observer that hears nothing.
 impl Observer for () {}
 
+/// Several observers, each told everything in turn.
+impl Observer for Vec<Arc<dyn Observer>> {
+    fn resuming(&self) {
+        self.iter().for_each(|o| o.resuming());
+    }
+    fn normalizing(&self, total_bytes: Option<u64>) {
+        self.iter().for_each(|o| o.normalizing(total_bytes));
+    }
+    fn normalize_progress(&self, records: u64, bytes: u64) {
+        self.iter().for_each(|o| o.normalize_progress(records, bytes));
+    }
+    fn normalize_done(&self) {
+        self.iter().for_each(|o| o.normalize_done());
+    }
+    fn normalized(&self, normalized: &Normalized) {
+        self.iter().for_each(|o| o.normalized(normalized));
+    }
+    fn loading(&self, rows: u64) {
+        self.iter().for_each(|o| o.loading(rows));
+    }
+    fn load_progress(&self, report: &LoadReport) {
+        self.iter().for_each(|o| o.load_progress(report));
+    }
+    fn load_done(&self) {
+        self.iter().for_each(|o| o.load_done());
+    }
+}
+
 /// Runs the pipeline of `sink` on `request`; see the module doc for the
 /// order. Errors are those of opening, reading and packaging: a job that
 /// fails is in the outcome's report, not an error.

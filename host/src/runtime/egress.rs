@@ -206,6 +206,20 @@ pub struct HttpStats {
     pub denied: AtomicU64,
     /// Request body bytes sent, as declared by `content-length`.
     pub bytes_sent: AtomicU64,
+    /// Answers by status class: index 1 to 5 for 1xx to 5xx, 0 for a
+    /// request that got no answer (refused, timed out, reset).
+    pub by_class: [AtomicU64; 6],
+}
+
+impl HttpStats {
+    /// Counts the answer (or its absence) to an allowed request.
+    fn count<B, E>(&self, answer: &Result<(http::Response<B>, E), wasmtime_wasi_http::Error>) {
+        let class = match answer {
+            Ok((response, _)) => usize::from(response.status().as_u16() / 100).min(5),
+            Err(_) => 0,
+        };
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The policy of one Store, handed to wasi-http as its hooks.
@@ -341,8 +355,16 @@ impl WasiHttpHooks for EgressPolicy {
                 return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
             }
             // Only the addresses just checked are dialled: no second lookup.
-            let stream = connect_checked(policy.network.as_ref(), &addrs, options.connect_timeout).await?;
-            send_on(stream, request, &host, scheme == "https", options).await
+            let stream = match connect_checked(policy.network.as_ref(), &addrs, options.connect_timeout).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    policy.stats.by_class[0].fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            let answer = send_on(stream, request, &host, scheme == "https", options).await;
+            policy.stats.count(&answer);
+            answer
         })
     }
 }

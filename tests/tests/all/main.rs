@@ -15,6 +15,7 @@ mod http;
 mod languages;
 mod library;
 mod load;
+mod metrics;
 mod operator;
 mod packages;
 mod print;
