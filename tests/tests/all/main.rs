@@ -2,6 +2,7 @@
 //! example sinks built from `guest-examples/`.
 
 mod cli;
+mod deploy;
 mod compat;
 mod config;
 mod csv;
