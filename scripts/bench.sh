@@ -7,12 +7,13 @@
 #
 # Narrow the matrix with FORMATS, BATCHES and WORKERS, e.g. the 10M-row run:
 #   FORMATS=jsonl BATCHES=1000 WORKERS=2 scripts/bench.sh 10000000
+# HOST=path/to/host compares another build (same cache, same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 # shellcheck source=scripts/bench-common.sh
 . scripts/bench-common.sh
-host=target/release/host
+host=${HOST:-target/release/host}
 sink=target/guests/wasm32-wasip2/release/noop.wasm
 bytes=$(stat -c %s "$data")
 $host compile "$sink" --cache-dir target/bench/cache >/dev/null
