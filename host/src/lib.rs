@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod schema;
 pub mod settings;
 pub mod stop;
+pub mod telemetry;
 
 /// The random double texts of the end-to-end property test
 /// (`tests/src/doubles.rs`), shared with the JSON readers' unit tests.

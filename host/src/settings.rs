@@ -189,6 +189,7 @@ impl<'a> Resolver<'a> {
             keep_loaded: self.get(&KEEP_LOADED_PACKAGES)?,
             progress: None,
             cancel: Cancel::default(),
+            trace: crate::telemetry::Span::default(),
         })
     }
 

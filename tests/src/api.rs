@@ -23,6 +23,8 @@ pub struct Received {
     pub duplicates: u64,
     /// `Authorization` header of each request.
     pub authorization: Vec<Option<String>>,
+    /// W3C `traceparent` header of each request.
+    pub traceparent: Vec<Option<String>>,
 }
 
 /// Faults to inject, by request number (1-based, counted across restarts).
@@ -120,12 +122,14 @@ fn serve(
         };
         let key = header("Idempotency-Key");
         let auth = header("Authorization");
+        let traceparent = header("traceparent");
         let mut body = String::new();
         let _ = req.as_reader().read_to_string(&mut body);
         let n = {
             let Ok(mut r) = received.lock() else { return };
             r.requests += 1;
             r.authorization.push(auth);
+            r.traceparent.push(traceparent);
             r.requests
         };
         let f = faults.lock().map(|f| f.clone()).unwrap_or_default();

@@ -15,6 +15,7 @@ use crate::runtime::AllowedHost;
 use crate::runtime::DirGrant;
 use crate::runtime::{CompileCache, DEFAULT_CACHE_CAP};
 use crate::stop::Cancel;
+use crate::telemetry::Exporter;
 
 /// Where the pipeline lives.
 #[derive(Debug, Clone, Args)]
@@ -200,9 +201,17 @@ impl SinkArgs {
     }
 }
 
-/// `--metrics-file`: the run's metrics for Prometheus.
+/// What existing monitoring reads: `--metrics-file` for Prometheus,
+/// `--otlp-endpoint` for OpenTelemetry traces.
 #[derive(Debug, Clone, Args)]
-pub struct MetricsArgs {
+pub struct MonitorArgs {
+    /// Export OpenTelemetry spans (run, package, job, batch, and the sink's
+    /// HTTP requests, which get a W3C `traceparent` header) over OTLP/HTTP
+    /// to this collector, e.g. http://127.0.0.1:4318. Spans carry names,
+    /// counts and outcomes, never secrets, row values, messages, URL paths
+    /// or header values. See docs/operations.md.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Write the run's metrics to FILE in the Prometheus text format (for
     /// node_exporter's textfile collector), replaced atomically every
     /// --metrics-interval and at the end. See docs/operations.md.
@@ -213,7 +222,15 @@ pub struct MetricsArgs {
     pub metrics_interval: std::time::Duration,
 }
 
-impl MetricsArgs {
+impl MonitorArgs {
+    /// Installs the span exporter, if one was asked for.
+    pub fn traces(&self) -> anyhow::Result<Option<Exporter>> {
+        match &self.otlp_endpoint {
+            Some(url) if !url.trim().is_empty() => Ok(Some(Exporter::install(url)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// Starts the metrics file of `sink`'s run, if one was asked for.
     pub fn start(&self, sink: &Sink) -> anyhow::Result<Option<Arc<MetricsFile>>> {
         let Some(path) = &self.metrics_file else { return Ok(None) };
@@ -225,6 +242,13 @@ impl MetricsArgs {
         let file = MetricsFile::start(path, self.metrics_interval.max(std::time::Duration::from_millis(50)), &labels)
             .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
         Ok(Some(file))
+    }
+}
+
+/// Sends the spans still buffered (a failure is a warning only).
+pub fn finish_traces(exporter: Option<Exporter>) {
+    if let Some(Err(e)) = exporter.map(Exporter::finish) {
+        eprintln!("warning: cannot export the run's traces: {e}");
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::common::{MetricsArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics};
+use super::common::{MonitorArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics, finish_traces};
 use crate::pipeline::{self, Observer};
 use crate::stop::Cancel;
 
@@ -15,9 +15,9 @@ pub struct LoadArgs {
     /// Print the summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
-    /// The metrics file.
+    /// The metrics file and traces.
     #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub metrics: MonitorArgs,
     /// The sink and its settings.
     #[command(flatten)]
     pub sink: SinkArgs,
@@ -35,12 +35,14 @@ impl LoadArgs {
             eprintln!("No pending packages in {}.", pipeline.root().display());
         }
         let metrics = self.metrics.start(&sink)?;
+        let traces = self.metrics.traces()?;
         let observer: Arc<dyn Observer> = match &metrics {
             Some(m) => m.clone(),
             None => Arc::new(()),
         };
         let result = pipeline::load(&sink, observer);
         finish_metrics(metrics, result.as_ref().ok());
+        finish_traces(traces);
         let report = result?;
         Ok(finish_load(sink.runtime.name(), &report, pipeline, self.json, quiet))
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use anyhow::bail;
 use clap::Args;
 
-use super::common::{MetricsArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics};
+use super::common::{MonitorArgs, PipelineArgs, SinkArgs, finish_load, finish_metrics, finish_traces};
 use super::flags::ReadFlags;
 use super::progress::Progress;
 use crate::config::ConfigSources;
@@ -82,9 +82,9 @@ pub struct RunArgs {
     /// Print the run summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
-    /// The metrics file.
+    /// The metrics file and traces.
     #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub metrics: MonitorArgs,
     /// The sink and its settings.
     #[command(flatten)]
     pub sink: SinkArgs,
@@ -115,10 +115,12 @@ impl RunArgs {
         let request = self.request(mode)?;
         let sink = self.sink.open(&self.pipeline, cancel, self.shard()?)?;
         let metrics = self.metrics.start(&sink)?;
+        let traces = self.metrics.traces()?;
         let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(Screen::new(quiet))];
         observers.extend(metrics.iter().map(|m| m.clone() as Arc<dyn Observer>));
         let result = pipeline::run(&sink, &request, Arc::new(observers));
         finish_metrics(metrics, result.as_ref().ok().map(|o| &o.report));
+        finish_traces(traces);
         let outcome = result?;
         let sink_name = sink.runtime.name();
         if let Some(already) = &outcome.already_loaded {

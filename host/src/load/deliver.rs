@@ -14,6 +14,7 @@ use crate::runtime::bindings::{BatchContext, Compression, ItemFormat, Items, Job
 use crate::runtime::{CallError, JOB_DIR_GUEST, RuntimeError, SinkRuntime, convert};
 use crate::runtime::{Guarded, LoadCall};
 use crate::stop::Cancel;
+use crate::telemetry::{Attr, Span};
 
 /// The idempotency key of a batch: the same for the same rows of the same
 /// job of the same package, whatever the attempt, run or batch size.
@@ -107,6 +108,14 @@ fn deliver_job(
         .into());
     };
     let wit_table = std::sync::Arc::new(convert::table(table));
+    let trace = shared.trace.child(
+        "dlthost.job",
+        &[
+            Attr::Text("dlthost.table", &job.table),
+            Attr::Text("dlthost.job_id", &job.job_id),
+            Attr::Count("dlthost.rows", job.rows),
+        ],
+    );
     let path = package.job_path(job, JobState::Started);
     let load_id = &package.state.load_id;
     let already = shared.ledger.delivered(&job.job_id);
@@ -135,7 +144,7 @@ fn deliver_job(
             compression: if job.file_name.ends_with(".gz") { Compression::Gzip } else { Compression::None },
             row_count: job.rows,
         }));
-        let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared);
+        let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared, &trace);
         let _ = std::fs::remove_file(&exposed);
         let rows = match outcome {
             Outcome::Delivered => {
@@ -158,7 +167,7 @@ fn deliver_job(
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, ctx.start_row, ctx.row_count);
         ctx.attempt = 1;
         let items = std::sync::Arc::new(items);
-        match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared) {
+        match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared, &trace) {
             Outcome::Delivered => {
                 // Durable before the next batch of this job is sent.
                 shared
@@ -303,8 +312,8 @@ fn finish(
     Ok(())
 }
 
-/// Calls the sink until the batch is delivered, fails terminally, or the
-/// attempts run out. A trap replaces the instance and is retried once.
+/// [`try_batch`] in a span of its own under the job's: the batch's table,
+/// rows, idempotency key, attempts and outcome (never the sink's message).
 fn deliver_batch(
     slot: &mut Slot<'_>,
     table: &std::sync::Arc<crate::runtime::bindings::TableSchema>,
@@ -312,6 +321,40 @@ fn deliver_batch(
     items: &std::sync::Arc<Items>,
     options: &LoadOptions,
     shared: &Shared,
+    job: &Span,
+) -> Outcome {
+    let span = job.child(
+        "dlthost.batch",
+        &[
+            Attr::Text("dlthost.sink", slot.runtime.name()),
+            Attr::Text("dlthost.table", &table.name),
+            Attr::Count("dlthost.start_row", ctx.start_row),
+            Attr::Count("dlthost.rows", ctx.row_count),
+            Attr::Text("dlthost.idempotency_key", &ctx.idempotency_key),
+        ],
+    );
+    let outcome = try_batch(slot, table, ctx, items, options, shared, &span);
+    span.set(&[Attr::Count("dlthost.attempt", u64::from(ctx.attempt))]);
+    match &outcome {
+        Outcome::Delivered => span.set(&[Attr::Text("dlthost.outcome", "delivered")]),
+        Outcome::Interrupted => span.fail("interrupted"),
+        Outcome::Exhausted(_) => span.fail("retries_exhausted"),
+        Outcome::Terminal(_) => span.fail("terminal"),
+    }
+    span.end();
+    outcome
+}
+
+/// Calls the sink until the batch is delivered, fails terminally, or the
+/// attempts run out. A trap replaces the instance and is retried once.
+fn try_batch(
+    slot: &mut Slot<'_>,
+    table: &std::sync::Arc<crate::runtime::bindings::TableSchema>,
+    ctx: &mut BatchContext,
+    items: &std::sync::Arc<Items>,
+    options: &LoadOptions,
+    shared: &Shared,
+    span: &Span,
 ) -> Outcome {
     let runtime = slot.runtime;
     let mut traps = 0;
@@ -328,6 +371,7 @@ fn deliver_batch(
             }
         });
         let call = LoadCall { table: table.clone(), ctx: ctx.clone(), items: items.clone() };
+        instance.set_trace(span);
         let last_error = match instance.load(call) {
             Ok(Ok(())) => return Outcome::Delivered,
             Ok(Err(SinkError::Terminal(message))) => {

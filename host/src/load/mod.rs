@@ -25,6 +25,7 @@ use crate::runtime::bindings::ItemFormat;
 pub use deliver::idempotency_key;
 
 use crate::stop::Cancel;
+use crate::telemetry::{Attr, Span};
 
 /// Loading failed for a reason other than the sink (disk, damaged package).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,9 @@ pub struct LoadOptions {
     pub progress: Option<ProgressHook>,
     /// The run's stop request: no batch is handed out once it is set.
     pub cancel: Cancel,
+    /// The span packages are traced under (the run's); a no-op without
+    /// an exporter.
+    pub trace: Span,
 }
 
 /// A progress callback, called with the load report after each batch.
@@ -253,6 +257,7 @@ fn load_package(
     options: &LoadOptions,
     report: &mut LoadReport,
 ) -> Result<(), LoadError> {
+    let trace = options.trace.child("dlthost.package", &[Attr::Text("dlthost.load_id", &package.state.load_id)]);
     let ledger = Ledger::open(package.dir())?;
     // Attempts after this mark are this run's (`host status`).
     ledger.append(crate::ledger::Record::Run)?;
@@ -286,6 +291,7 @@ fn load_package(
         progress: options.progress.clone(),
         strategy: options.strategy,
         cancel: options.cancel.clone(),
+        trace: trace.clone(),
         busy_tables: Mutex::new(Vec::new()),
         wake: std::sync::Condvar::new(),
     };
@@ -312,6 +318,8 @@ fn load_package(
     }
     let unfinished =
         package.state.jobs.iter().any(|j| matches!(package.job_state(j), Some(JobState::New | JobState::Started)));
+    trace.set(&[Attr::Text("dlthost.outcome", if unfinished { "pending" } else { "complete" })]);
+    trace.end();
     if unfinished {
         report.packages_pending.push(package.dir().to_path_buf());
     } else {
@@ -340,6 +348,8 @@ struct Shared {
     strategy: Strategy,
     /// The run's stop request.
     cancel: Cancel,
+    /// The package's span.
+    trace: Span,
     /// Tables with a job running (table-sequential).
     busy_tables: Mutex<Vec<String>>,
     /// Wakes workers waiting for a table to become free.
@@ -424,6 +434,7 @@ mod tests {
             progress: None,
             strategy,
             cancel: Cancel::default(),
+            trace: Span::default(),
             busy_tables: Mutex::new(Vec::new()),
             wake: std::sync::Condvar::new(),
         }

@@ -64,7 +64,9 @@ impl MetricsFile {
             let (lock, wake) = &*state;
             loop {
                 let Ok(guard) = lock.lock() else { return };
-                let Ok((guard, _)) = wake.wait_timeout(guard, interval) else { return };
+                // Wakes at the interval, or at once when the run has ended
+                // (also if it ended before this wait began).
+                let Ok((guard, _)) = wake.wait_timeout_while(guard, interval, |s| s.running) else { return };
                 let running = guard.running;
                 drop(guard);
                 let Some(file) = writer.upgrade() else { return };

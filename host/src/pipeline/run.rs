@@ -14,9 +14,10 @@ use std::sync::Arc;
 use super::{PipelineError, Sink};
 use crate::extract::{self, ExtractOptions, InputSpec};
 use crate::input::InputSource;
-use crate::load::{self, JobFailure, LoadReport, ProgressHook};
+use crate::load::{self, JobFailure, LoadOptions, LoadReport, ProgressHook};
 use crate::package::{Package, PipelineDir};
 use crate::schema::Table;
+use crate::telemetry::{Attr, Span};
 
 /// Deliver the input, or only show what a sink would get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +163,36 @@ impl Observer for Vec<Arc<dyn Observer>> {
 pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Result<RunOutcome, PipelineError> {
     let pipeline = &sink.pipeline;
     let _lock = pipeline.lock()?;
+    let shard = sink.shard.map(|s| s.dir_name()).unwrap_or_default();
+    let trace = Span::default().child(
+        "dlthost.run",
+        &[
+            Attr::Text("dlthost.sink", sink.runtime.name()),
+            Attr::Text("dlthost.pipeline", &sink.pipeline_name),
+            Attr::Text("dlthost.shard", &shard),
+        ],
+    );
+    let outcome = run_traced(sink, request, observer, &trace);
+    if let Ok(o) = &outcome {
+        trace.set(&[Attr::Count("dlthost.rows", o.report.rows())]);
+        if !o.report.ok() {
+            trace.fail(if o.report.interrupted { "interrupted" } else { "failed_jobs" });
+        }
+    } else {
+        trace.fail("error");
+    }
+    trace.end();
+    outcome
+}
+
+/// [`run`] under its span.
+fn run_traced(
+    sink: &Sink,
+    request: &RunRequest,
+    observer: Arc<dyn Observer>,
+    trace: &Span,
+) -> Result<RunOutcome, PipelineError> {
+    let pipeline = &sink.pipeline;
     let inputs = match sink.shard {
         Some(shard) => shard.select(request.inputs.clone())?,
         None => request.inputs.clone(),
@@ -170,7 +201,8 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
     let mut outcome = RunOutcome::default();
     if loading && !pipeline.pending()?.is_empty() {
         observer.resuming();
-        load::load_pending(&sink.runtime, pipeline, &sink.load, &mut outcome.report)?;
+        let options = LoadOptions { trace: trace.clone(), ..sink.load.clone() };
+        load::load_pending(&sink.runtime, pipeline, &options, &mut outcome.report)?;
         if !outcome.report.ok() {
             return Ok(outcome);
         }
@@ -193,7 +225,7 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
     };
     match request.mode {
         Mode::DryRun { keep } => outcome.dry_run = Some(dry_run(&package, keep)?),
-        Mode::Load => load_pending(sink, &observer, &mut outcome.report)?,
+        Mode::Load => load_pending(sink, &observer, trace, &mut outcome.report)?,
     }
     Ok(outcome)
 }
@@ -203,15 +235,25 @@ pub fn run(sink: &Sink, request: &RunRequest, observer: Arc<dyn Observer>) -> Re
 pub fn load(sink: &Sink, observer: Arc<dyn Observer>) -> Result<LoadReport, PipelineError> {
     let _lock = sink.pipeline.lock()?;
     let mut report = LoadReport::default();
-    load_pending(sink, &observer, &mut report)?;
+    let trace = Span::default().child(
+        "dlthost.load",
+        &[Attr::Text("dlthost.sink", sink.runtime.name()), Attr::Text("dlthost.pipeline", &sink.pipeline_name)],
+    );
+    load_pending(sink, &observer, &trace, &mut report)?;
+    trace.set(&[Attr::Count("dlthost.rows", report.rows())]);
     Ok(report)
 }
 
 /// Step 4: loads every pending package, telling `observer` how it goes.
-fn load_pending(sink: &Sink, observer: &Arc<dyn Observer>, report: &mut LoadReport) -> Result<(), PipelineError> {
+fn load_pending(
+    sink: &Sink,
+    observer: &Arc<dyn Observer>,
+    trace: &Span,
+    report: &mut LoadReport,
+) -> Result<(), PipelineError> {
     let rows: u64 = sink.pipeline.pending()?.iter().flat_map(|p| p.state.jobs.iter().map(|j| j.rows)).sum();
     observer.loading(rows);
-    let mut options = sink.load.clone();
+    let mut options = LoadOptions { trace: trace.clone(), ..sink.load.clone() };
     let shown = observer.clone();
     options.progress = Some(ProgressHook(Arc::new(move |r: &LoadReport| shown.load_progress(r))));
     let loaded = load::load_pending(&sink.runtime, &sink.pipeline, &options, report);

@@ -12,6 +12,7 @@
 //! lookup could answer differently (DNS rebinding). Connect and response
 //! timeouts are clamped to the call timeout.
 
+use crate::telemetry::{Attr, Span};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -238,6 +239,8 @@ pub struct EgressPolicy {
     /// A header the host adds to every allowed request (secret; the guest
     /// never sees it).
     pub inject: Option<InjectedHeader>,
+    /// The span of the batch being delivered, parent of each request's span.
+    pub trace: Arc<Mutex<Span>>,
     /// Name lookups and connections.
     pub network: Arc<dyn Network>,
 }
@@ -336,6 +339,10 @@ impl WasiHttpHooks for EgressPolicy {
         if let Some(h) = &self.inject {
             request.headers_mut().insert(h.name.clone(), h.value.clone());
         }
+        let span = self.request_span(request.method(), &scheme, &host, port);
+        if let Some(parent) = span.traceparent().and_then(|t| http::HeaderValue::from_str(&t).ok()) {
+            request.headers_mut().insert("traceparent", parent);
+        }
         let clamp = |d: Option<Duration>| Some(d.map_or(self.timeout, |d| d.min(self.timeout)));
         let options = RequestOptions {
             connect_timeout: clamp(options.and_then(|o| o.connect_timeout)),
@@ -364,12 +371,41 @@ impl WasiHttpHooks for EgressPolicy {
             };
             let answer = send_on(stream, request, &host, scheme == "https", options).await;
             policy.stats.count(&answer);
+            match &answer {
+                Ok((response, _)) => {
+                    span.set(&[Attr::Count("http.response.status_code", response.status().as_u16().into())])
+                }
+                Err(_) => span.fail("no_answer"),
+            }
+            span.end();
             answer
         })
     }
 }
 
 impl EgressPolicy {
+    /// A client span for one allowed request, under the batch's span: the
+    /// method, scheme, host and port, never the path, query or headers.
+    fn request_span(&self, method: &http::Method, scheme: &str, host: &str, port: u16) -> Span {
+        let parent = self.trace.lock().map(|s| s.clone()).unwrap_or_default();
+        let name = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::HEAD => "HEAD",
+            _ => "HTTP",
+        };
+        let attrs = [
+            Attr::Text("http.request.method", method.as_str()),
+            Attr::Text("url.scheme", scheme),
+            Attr::Text("server.address", host),
+            Attr::Count("server.port", port.into()),
+        ];
+        parent.client(name, &attrs)
+    }
+
     /// The addresses of `host` (itself when it is an address), looked up
     /// once.
     async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, wasmtime_wasi_http::Error> {
@@ -600,6 +636,7 @@ mod tests {
             denials: Arc::default(),
             inject: None,
             network,
+            trace: Arc::default(),
         }
     }
 

@@ -61,6 +61,7 @@ pub struct Guarded {
     worn_out: bool,
     denials: Arc<Mutex<Vec<String>>>,
     cancel: crate::stop::Cancel,
+    trace: Arc<Mutex<crate::telemetry::Span>>,
 }
 
 impl Guarded {
@@ -72,6 +73,7 @@ impl Guarded {
         let timeout = instance.sandbox.call_timeout;
         let cancel = instance.sandbox.cancel.clone();
         let denials = instance.denials.clone();
+        let trace = instance.trace.clone();
         std::thread::Builder::new()
             .name(format!("sink-{sink}"))
             .spawn(move || {
@@ -87,7 +89,7 @@ impl Guarded {
                 }
             })
             .map_err(|e| format!("cannot start a call thread: {e}"))?;
-        Ok(Guarded { calls, answers, sink, timeout, worn_out: false, denials, cancel })
+        Ok(Guarded { calls, answers, sink, timeout, worn_out: false, denials, cancel, trace })
     }
 
     /// Calls the sink's `spec`.
@@ -103,6 +105,13 @@ impl Guarded {
         match self.call(Call::Load(call))? {
             Answer::Load(r) => r,
             Answer::Spec(_) => Err(self.lost("answered another call")),
+        }
+    }
+
+    /// Makes `span` the parent of the sink's HTTP requests from now on.
+    pub fn set_trace(&self, span: &crate::telemetry::Span) {
+        if let Ok(mut slot) = self.trace.lock() {
+            *slot = span.clone();
         }
     }
 

@@ -24,6 +24,7 @@ pub use egress::{AllowedHost, InjectedHeader, Network, SystemNetwork};
 pub use guard::{Guarded, LoadCall, STOP_GRACE};
 pub use text::{MAX_SINK_TEXT, Redactor};
 
+use crate::telemetry::Span;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -369,6 +370,7 @@ impl SinkRuntime {
                 .map_err(|e| inst_err(format!("cannot mount the job directory: {e:#}")))?;
         }
         let denials = Arc::new(Mutex::new(Vec::new()));
+        let trace = Arc::new(Mutex::new(Span::default()));
         let state = HostState {
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -381,6 +383,7 @@ impl SinkRuntime {
                 denials: denials.clone(),
                 inject: self.sandbox.inject_header.clone(),
                 network: self.sandbox.network.clone(),
+                trace: trace.clone(),
             },
             config: self.config.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),
@@ -404,6 +407,7 @@ impl SinkRuntime {
             stats: self.stats.clone(),
             calls: 0,
             denials,
+            trace,
         })
     }
 
@@ -516,6 +520,9 @@ pub struct SinkInstance {
     stats: Arc<RuntimeStats>,
     calls: u64,
     denials: Arc<Mutex<Vec<String>>>,
+    /// The span of the batch being delivered: the parent of the sink's
+    /// HTTP requests.
+    trace: Arc<Mutex<Span>>,
 }
 
 impl SinkInstance {

@@ -82,7 +82,10 @@ fn the_kubernetes_manifests_use_the_binarys_flags_variables_and_exit_codes() {
             .collect();
         assert!(flags.contains("--shard-count"), "{script}");
         for flag in &flags {
-            assert!(help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")), "{flag} is not a flag of host run");
+            assert!(
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                "{flag} is not a flag of host run"
+            );
         }
         let completions = job["completions"].as_i64().expect("completions");
         assert!(script.contains(&format!("--shard-count {completions}")), "one shard per completion");

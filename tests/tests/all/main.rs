@@ -2,10 +2,10 @@
 //! example sinks built from `guest-examples/`.
 
 mod cli;
-mod deploy;
 mod compat;
 mod config;
 mod csv;
+mod deploy;
 mod docs;
 mod doubles;
 mod errors;
@@ -23,3 +23,4 @@ mod print;
 mod resume;
 mod sandbox;
 mod shards;
+mod traces;
