@@ -20,7 +20,7 @@ use host::input::InputSource;
 use host::load::{self, LoadOptions, LoadReport};
 use host::normalize::NormalizeSettings;
 use host::package::{FileFormat, JobReader, JobState, PipelineDir, Rotation};
-use host::pipeline::{self, Mode, RunRequest, Sink, SinkRequest};
+use host::pipeline::{self, RunRequest, Sink, SinkRequest};
 use host::runtime::{CompileCache, SandboxOptions, SinkRuntime, convert};
 use host::settings::FlagValues;
 
@@ -169,15 +169,7 @@ fn whole_run(sink: &Path, input: &Path, dir: &Path, cache: &CompileCache, worker
         table: "events".into(),
         table_from_field: None,
     }];
-    let run = RunRequest {
-        inputs,
-        mode: Mode::Load,
-        force: false,
-        skip_bad_lines: false,
-        max_record_bytes: host::input::RecordLimit::default().max_bytes,
-        gzip_jobs: false,
-        normalize_threads: 2,
-    };
+    let run = RunRequest { normalize_threads: 2, ..RunRequest::new(inputs) };
     let started = Instant::now();
     let outcome = pipeline::run(&opened, &run, std::sync::Arc::new(()))?;
     Ok(outcome.report.rows() as f64 / started.elapsed().as_secs_f64())

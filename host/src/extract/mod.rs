@@ -288,6 +288,26 @@ pub fn extract(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Never cancelled.
+    static NOT_CANCELLED: std::sync::LazyLock<Cancel> = std::sync::LazyLock::new(Cancel::default);
+
+    /// The options of these tests: jsonl, one fingerprint, `threads`.
+    fn options(threads: usize, cancel: &Cancel) -> ExtractOptions<'_> {
+        ExtractOptions {
+            format: FileFormat::Jsonl,
+            rotation: Rotation::default(),
+            known_fingerprint: Some("fp"),
+            skip_bad_lines: false,
+            max_record_bytes: crate::input::RecordLimit::default().max_bytes,
+            save_schema: true,
+            gzip: false,
+            progress: &|_, _| {},
+            threads,
+            cancel,
+            load_id_residue: None,
+        }
+    }
     use crate::package::JobState;
 
     fn settings() -> NormalizeSettings {
@@ -318,19 +338,7 @@ mod tests {
             table: "t".into(),
             table_from_field: Some("kind".into()),
         }];
-        let options = ExtractOptions {
-            format: FileFormat::Jsonl,
-            rotation: Rotation::default(),
-            known_fingerprint: Some("fp"),
-            skip_bad_lines: true,
-            max_record_bytes: crate::input::RecordLimit::default().max_bytes,
-            save_schema: true,
-            gzip: false,
-            progress: &|_, _| {},
-            threads,
-            cancel: &crate::stop::Cancel::default(),
-            load_id_residue: None,
-        };
+        let options = ExtractOptions { skip_bad_lines: true, ..options(threads, &NOT_CANCELLED) };
         let done = extract(&pipeline, &inputs, &settings(), options).map_err(|e| e.to_string())?;
         let pkg = pipeline.pending().map_err(|e| e.to_string())?.remove(0);
         let jobs = pkg
@@ -400,19 +408,7 @@ mod tests {
         let inputs = [InputSpec { source: InputSource::File(input), table: "t".into(), table_from_field: None }];
         for threads in [1, 2] {
             let pipeline = PipelineDir::open(dir.path(), &format!("p{threads}")).expect("pipeline");
-            let options = ExtractOptions {
-                format: FileFormat::Jsonl,
-                rotation: Rotation::default(),
-                known_fingerprint: Some("fp"),
-                skip_bad_lines: false,
-                max_record_bytes: crate::input::RecordLimit::default().max_bytes,
-                save_schema: true,
-                gzip: false,
-                progress: &|_, _| {},
-                threads,
-                cancel: &cancel,
-                load_id_residue: None,
-            };
+            let options = ExtractOptions { skip_bad_lines: false, ..options(threads, &cancel) };
             let err = extract(&pipeline, &inputs, &settings(), options).expect_err("stopped");
             assert!(matches!(err, ExtractError::Interrupted), "{threads}: {err}");
             assert!(pipeline.pending().expect("pending").is_empty(), "{threads}: nothing committed");
@@ -438,19 +434,7 @@ mod tests {
         let keep_ids = NormalizeSettings { skip_dlt_columns_and_tables: false, ..settings() };
         for threads in [1, 2] {
             let pipeline = PipelineDir::open(dir.path(), &format!("p{threads}")).expect("pipeline");
-            let options = ExtractOptions {
-                format: FileFormat::Jsonl,
-                rotation: Rotation::default(),
-                known_fingerprint: Some("fp"),
-                skip_bad_lines: false,
-                max_record_bytes: crate::input::RecordLimit::default().max_bytes,
-                save_schema: true,
-                gzip: false,
-                progress: &|_, _| {},
-                threads,
-                cancel: &crate::stop::Cancel::default(),
-                load_id_residue: None,
-            };
+            let options = ExtractOptions { skip_bad_lines: false, ..options(threads, &NOT_CANCELLED) };
             extract(&pipeline, &inputs, &keep_ids, options).expect("extracts");
             let pkg = pipeline.pending().expect("pending").remove(0);
             let mut ids = std::collections::HashSet::new();

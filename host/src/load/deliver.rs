@@ -144,7 +144,13 @@ fn deliver_job(
             compression: if job.file_name.ends_with(".gz") { Compression::Gzip } else { Compression::None },
             row_count: job.rows,
         }));
-        let outcome = deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared, &trace);
+        let outcome = deliver_batch(
+            slot,
+            &mut Batch { table: &wit_table, ctx: &mut ctx, items: &items },
+            options,
+            shared,
+            &trace,
+        );
         let _ = std::fs::remove_file(&exposed);
         let rows = match outcome {
             Outcome::Delivered => {
@@ -167,7 +173,13 @@ fn deliver_job(
         ctx.idempotency_key = idempotency_key(load_id, &job.job_id, ctx.start_row, ctx.row_count);
         ctx.attempt = 1;
         let items = std::sync::Arc::new(items);
-        match deliver_batch(slot, &wit_table, &mut ctx, &items, options, shared, &trace) {
+        match deliver_batch(
+            slot,
+            &mut Batch { table: &wit_table, ctx: &mut ctx, items: &items },
+            options,
+            shared,
+            &trace,
+        ) {
             Outcome::Delivered => {
                 // Durable before the next batch of this job is sent.
                 shared
@@ -312,17 +324,24 @@ fn finish(
     Ok(())
 }
 
+/// One batch on its way: its table, its context (the attempt counts up)
+/// and its rows.
+struct Batch<'a> {
+    table: &'a std::sync::Arc<crate::runtime::bindings::TableSchema>,
+    ctx: &'a mut BatchContext,
+    items: &'a std::sync::Arc<Items>,
+}
+
 /// [`try_batch`] in a span of its own under the job's: the batch's table,
 /// rows, idempotency key, attempts and outcome (never the sink's message).
 fn deliver_batch(
     slot: &mut Slot<'_>,
-    table: &std::sync::Arc<crate::runtime::bindings::TableSchema>,
-    ctx: &mut BatchContext,
-    items: &std::sync::Arc<Items>,
+    batch: &mut Batch<'_>,
     options: &LoadOptions,
     shared: &Shared,
     job: &Span,
 ) -> Outcome {
+    let (table, ctx) = (batch.table, &batch.ctx);
     let span = job.child(
         "dlthost.batch",
         &[
@@ -333,8 +352,8 @@ fn deliver_batch(
             Attr::Text("dlthost.idempotency_key", &ctx.idempotency_key),
         ],
     );
-    let outcome = try_batch(slot, table, ctx, items, options, shared, &span);
-    span.set(&[Attr::Count("dlthost.attempt", u64::from(ctx.attempt))]);
+    let outcome = try_batch(slot, batch, options, shared, &span);
+    span.set(&[Attr::Count("dlthost.attempt", u64::from(batch.ctx.attempt))]);
     match &outcome {
         Outcome::Delivered => span.set(&[Attr::Text("dlthost.outcome", "delivered")]),
         Outcome::Interrupted => span.fail("interrupted"),
@@ -349,13 +368,12 @@ fn deliver_batch(
 /// attempts run out. A trap replaces the instance and is retried once.
 fn try_batch(
     slot: &mut Slot<'_>,
-    table: &std::sync::Arc<crate::runtime::bindings::TableSchema>,
-    ctx: &mut BatchContext,
-    items: &std::sync::Arc<Items>,
+    batch: &mut Batch<'_>,
     options: &LoadOptions,
     shared: &Shared,
     span: &Span,
 ) -> Outcome {
+    let (table, items, ctx) = (batch.table, batch.items, &mut *batch.ctx);
     let runtime = slot.runtime;
     let mut traps = 0;
     let mut backoff = options.backoff;

@@ -51,6 +51,23 @@ pub struct RunRequest {
     pub normalize_threads: usize,
 }
 
+impl RunRequest {
+    /// Loads `inputs` with the defaults of `host run`: malformed lines
+    /// fail the run, the catalog's record limit, plain job files, a
+    /// normalizing thread per core.
+    pub fn new(inputs: Vec<InputSpec>) -> Self {
+        RunRequest {
+            inputs,
+            mode: Mode::Load,
+            force: false,
+            skip_bad_lines: false,
+            max_record_bytes: crate::input::RecordLimit::default().max_bytes,
+            gzip_jobs: false,
+            normalize_threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        }
+    }
+}
+
 /// The input had been loaded before; nothing was sent for it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlreadyLoaded {

@@ -11,7 +11,7 @@ use host::catalog;
 use host::extract::InputSpec;
 use host::input::InputSource;
 use host::load::LoadReport;
-use host::pipeline::{self, Mode, Normalized, Observer, RunRequest, Sink, SinkRequest};
+use host::pipeline::{self, Normalized, Observer, RunRequest, Sink, SinkRequest};
 use host::runtime::{CompileCache, DirGrant};
 use host::settings::FlagValues;
 use host::stop::Cancel;
@@ -35,15 +35,8 @@ fn request(s: &Scratch, env: &[(&str, &str)], cancel: &Cancel) -> SinkRequest {
 }
 
 fn run_request(input: PathBuf) -> RunRequest {
-    RunRequest {
-        inputs: vec![InputSpec { source: InputSource::File(input), table: "t".into(), table_from_field: None }],
-        mode: Mode::Load,
-        force: false,
-        skip_bad_lines: false,
-        max_record_bytes: host::input::RecordLimit::default().max_bytes,
-        gzip_jobs: false,
-        normalize_threads: 2,
-    }
+    let inputs = vec![InputSpec { source: InputSource::File(input), table: "t".into(), table_from_field: None }];
+    RunRequest { normalize_threads: 2, ..RunRequest::new(inputs) }
 }
 
 /// Counts what the observer hears.
