@@ -15,9 +15,10 @@ response body. Values use the capture encoding (`app.encode`).
 
 Config: `url` (required), `api_key` (secret, required). The host must allow
 the API's origin (`--allow-host`). Build (the world adds
-`wasi:http/outgoing-handler` to `destination`; see wit/world.wit):
+`wasi:http/outgoing-handler` to `destination`; `host wit --http` writes it
+and the packages it uses):
 
-    ../../scripts/wit-deps.sh build-wit wit/world.wit
+    host wit --out build-wit --http --world python-http-sink
     componentize-py -d build-wit -w python-http-sink componentize http_app -o python_http_sink.wasm
 """
 

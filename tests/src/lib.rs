@@ -127,11 +127,10 @@ pub fn python_sink() -> PathBuf {
         .clone()
 }
 
-/// The Python HTTP sink (`http_app.py`), built for the world in
-/// `guest-examples/python-sink/wit`, which adds `wasi:http/outgoing-handler`.
-/// Its WIT directory is assembled by `scripts/wit-deps.sh` (the command the
-/// Python guide gives users): our WIT plus the wasi packages of the
-/// `wasmtime-wasi-http` crate the host is built with.
+/// The Python HTTP sink (`http_app.py`), built for a world that adds
+/// `wasi:http/outgoing-handler` to `destination`. Its WIT directory is
+/// written by `host wit --http` (the command the Python guide gives users):
+/// the contract and the wasi packages the host implements.
 pub fn python_http_sink() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -139,23 +138,19 @@ pub fn python_http_sink() -> PathBuf {
             let tools = guest_tools();
             let root = repo_root();
             let wit = root.join("target/guests/python-http-wit");
-            let status = Command::new("bash")
-                .arg(root.join("scripts/wit-deps.sh"))
+            let status = Command::new(host_bin())
+                .args(["wit", "--http", "--world", "python-http-sink", "--out"])
                 .arg(&wit)
-                .arg(root.join("guest-examples/python-sink/wit/world.wit"))
+                .stdout(Stdio::null())
                 .status()
-                .expect("run scripts/wit-deps.sh");
-            assert!(status.success(), "scripts/wit-deps.sh failed");
+                .expect("run host wit");
+            assert!(status.success(), "host wit --http failed");
             let mut cmd = Command::new(tools.join("venv/bin/componentize-py"));
             cmd.current_dir(root.join("guest-examples/python-sink"));
             cmd.arg("-d").arg(&wit);
             cmd.args(["-w", "python-http-sink", "componentize", "http_app", "-o"]);
             cmd.arg(root.join("target/guests/python_http_sink.wasm"));
-            let sources = [
-                "guest-examples/python-sink/http_app.py",
-                "guest-examples/python-sink/app.py",
-                "guest-examples/python-sink/wit/world.wit",
-            ];
+            let sources = ["guest-examples/python-sink/http_app.py", "guest-examples/python-sink/app.py"];
             build_foreign("python_http_sink", &sources, cmd)
         })
         .clone()

@@ -42,6 +42,7 @@ mod packages;
 mod progress;
 mod run;
 mod status;
+mod wit;
 
 use std::process::ExitCode;
 
@@ -98,6 +99,8 @@ pub enum Command {
     DropPending(packages::DropPendingArgs),
     /// Put failed jobs back so the next load retries them.
     RetryFailed(packages::RetryFailedArgs),
+    /// Write the contract this binary implements (WIT) for a sink project.
+    Wit(wit::WitArgs),
     /// Print a shell completion script, e.g. `host completions bash > /etc/bash_completion.d/host`.
     Completions {
         /// The shell.
@@ -173,6 +176,7 @@ pub fn main() -> ExitCode {
         Command::Packages(args) => args.execute(),
         Command::DropPending(args) => args.execute(),
         Command::RetryFailed(args) => args.execute(),
+        Command::Wit(args) => args.execute(),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "host", &mut script);

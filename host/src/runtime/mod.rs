@@ -12,6 +12,7 @@
 
 pub mod bindings;
 pub(crate) mod cache;
+pub mod contract;
 pub mod convert;
 pub(crate) mod egress;
 pub(crate) mod guard;

@@ -4,6 +4,7 @@
 mod cli;
 mod compat;
 mod config;
+mod contract;
 mod csv;
 mod deploy;
 mod docs;
