@@ -23,6 +23,7 @@
 //! | `HUGE_RETRY=N` | every call asks to retry with a message of N bytes |
 //! | `ECHO_SECRET=K` | every call prints config key K to stdout and stderr, then asks to retry with it in the message |
 //! | `SPEC_NAME=S` | `spec()` names the sink S |
+//! | `SPEC_VARY=1` | `spec()` answers another batch size on each call (a counter in `/out`) |
 //! | `SPEC_KEYS=K,K:default` | `spec()` declares these keys: `name` (a string), `name:secret`, `name:int=text` (an integer key with a string default) |
 //! | `FAULT_TABLE=T` | all of the above apply to table T only; other tables are captured |
 //!
@@ -59,6 +60,13 @@ impl Guest for Faulty {
         let mut spec = dlthost_sink::default_spec(&var("SPEC_NAME").unwrap_or_else(|| "faulty".into()));
         if let Ok(keys) = std::env::var("SPEC_KEYS") {
             spec.config = keys.split(',').map(declared_key).collect();
+        }
+        if var("SPEC_VARY").is_some() {
+            // A different batch size on each call: a counter in /out.
+            let count: u32 =
+                std::fs::read_to_string("/out/.spec_calls").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+            let _ = std::fs::write("/out/.spec_calls", (count + 1).to_string());
+            spec.batch_size = Some(100 + count);
         }
         spec
     }

@@ -6,15 +6,19 @@ use serde_json::{Map, Value as Json};
 
 use crate::{Compression, FileFormat, JobFile, TableSchema};
 
-/// Reads every row of a `jsonl` job file as a JSON object with every column of
+/// Reads every row of a job file as a JSON object with every column of
 /// `table` (absent keys become `null`), in file order.
 ///
-/// Parquet job files need the arrow and parquet crates; the `capture`
-/// example shows how (kept out of the SDK so other sinks stay small).
+/// Parquet job files need the SDK's `parquet` feature (the arrow and
+/// parquet crates, which a sink that never gets whole parquet files can
+/// leave out).
 pub fn read_job_file(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
     if file.format == FileFormat::Parquet {
+        #[cfg(feature = "parquet")]
+        return crate::read_parquet(file, table);
+        #[cfg(not(feature = "parquet"))]
         return Err(format!(
-            "{}: this sink reads jsonl job files only (see the capture example for reading parquet)",
+            "{}: a parquet job file, and this sink was built without the `parquet` feature of dlthost-sink",
             file.path
         ));
     }

@@ -36,8 +36,13 @@ pub use bindings::dlthost::destination::config;
 pub use bindings::*;
 
 pub mod capture;
+#[cfg(feature = "parquet")]
+mod columnar;
 mod encode;
 mod jobfile;
+
+#[cfg(feature = "parquet")]
+pub use columnar::{batch_rows, ipc_rows, read_parquet};
 
 pub use encode::{
     column_to_json, context_to_json, data_type_name, file_format_name, row_to_json, safe_file_name, table_to_json,

@@ -42,6 +42,7 @@ mod packages;
 mod progress;
 mod run;
 mod status;
+mod test_sink;
 mod wit;
 
 use std::process::ExitCode;
@@ -101,6 +102,10 @@ pub enum Command {
     RetryFailed(packages::RetryFailedArgs),
     /// Write the contract this binary implements (WIT) for a sink project.
     Wit(wit::WitArgs),
+    /// Check a sink against the contract: types at their edges, batch
+    /// sizes, replays, fresh instances, spec(), keys, latency. Exit 1 when
+    /// a check fails.
+    TestSink(test_sink::TestSinkArgs),
     /// Print a shell completion script, e.g. `host completions bash > /etc/bash_completion.d/host`.
     Completions {
         /// The shell.
@@ -162,7 +167,7 @@ pub fn main() -> ExitCode {
     // Only commands that load stop cleanly on the first signal; for the
     // others the default (exit at once) is right.
     let cancel = Cancel::new();
-    if matches!(cli.command, Command::Run(_) | Command::Normalize(_) | Command::Load(_)) {
+    if matches!(cli.command, Command::Run(_) | Command::Normalize(_) | Command::Load(_) | Command::TestSink(_)) {
         install_signal_handlers(&cancel);
     }
     let result = match cli.command {
@@ -177,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::DropPending(args) => args.execute(),
         Command::RetryFailed(args) => args.execute(),
         Command::Wit(args) => args.execute(),
+        Command::TestSink(args) => args.execute(&cancel),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "host", &mut script);

@@ -6,6 +6,7 @@
 //! Nothing here prints: what a user should see comes back as values and
 //! through an [`Observer`].
 
+mod check;
 mod metrics;
 mod run;
 mod shard;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use check::{CheckOptions, CheckResult, TEST_TABLE_PREFIX, check_sink, render as render_checks};
 pub use metrics::MetricsFile;
 pub use run::{AlreadyLoaded, DryRun, Mode, Normalized, Observer, RunOutcome, RunRequest, TableRows, load, run};
 pub use shard::{INDEX_ENV, Shard, shard_of};

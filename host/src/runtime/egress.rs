@@ -45,6 +45,14 @@ pub struct AllowedHost {
     port: u16,
 }
 
+impl std::fmt::Display for AllowedHost {
+    /// `scheme://host:port`, `*.` before a wildcard's suffix.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let star = if self.wildcard { "*." } else { "" };
+        write!(f, "{}://{star}{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
 impl AllowedHost {
     /// Parses `scheme://host[:port]`.
     pub fn parse(entry: &str) -> Result<Self, AllowedHostError> {

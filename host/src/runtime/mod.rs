@@ -215,6 +215,8 @@ pub struct RuntimeStats {
     pub guest_nanos: std::sync::atomic::AtomicU64,
     /// Instances created.
     pub instances: std::sync::atomic::AtomicU64,
+    /// Config keys the sink asked for and got a value of.
+    pub keys_read: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// A compiled sink, shared by all workers of a run.
@@ -345,6 +347,13 @@ impl SinkRuntime {
         self.config = Arc::new(values);
     }
 
+    /// The declared keys that have a value and that the sink has not asked
+    /// for yet (keys the host injects as a header are not the sink's).
+    pub fn keys_not_read(&self) -> Vec<String> {
+        let read = self.stats.keys_read.lock().map(|r| r.clone()).unwrap_or_default();
+        self.config.keys().filter(|k| !read.contains(*k)).cloned().collect()
+    }
+
     /// Replaces the sandbox options for instances created from now on (the
     /// engine-level ones, fuel and cache, are fixed at load).
     pub fn set_sandbox(&mut self, sandbox: SandboxOptions) {
@@ -387,6 +396,7 @@ impl SinkRuntime {
                 trace: trace.clone(),
             },
             config: self.config.clone(),
+            keys_read: self.stats.keys_read.clone(),
             limiter: MemoryLimiter::new(self.sandbox.memory_limit),
         };
         let mut store = Store::new(&self.engine, state);

@@ -20,6 +20,8 @@ pub struct HostState {
     pub(super) http: WasiHttpCtx,
     pub(super) egress: EgressPolicy,
     pub(super) config: Arc<BTreeMap<String, ConfigValue>>,
+    /// Keys the sink asked for (`host test-sink` checks declared keys are read).
+    pub(super) keys_read: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
     pub(super) limiter: MemoryLimiter,
 }
 
@@ -39,7 +41,13 @@ impl ConfigHost for HostState {
     fn get(&mut self, key: String) -> Option<ConfigValue> {
         // Only declared keys were resolved into this map, so an undeclared
         // key, another sink's key or a host variable is simply not here.
-        self.config.get(&key).cloned()
+        let value = self.config.get(&key).cloned();
+        if value.is_some()
+            && let Ok(mut read) = self.keys_read.lock()
+        {
+            read.insert(key);
+        }
+        value
     }
 }
 

@@ -24,4 +24,5 @@ mod print;
 mod resume;
 mod sandbox;
 mod shards;
+mod test_sink;
 mod traces;

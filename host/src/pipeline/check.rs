@@ -1,0 +1,283 @@
+//! `host test-sink`: drives a sink through what production will do and
+//! says which rule of the contract it breaks.
+//!
+//! Every check writes only to tables named `dlthost_test_*`, through the
+//! same code as `host run` (a fresh pipeline in a temporary directory per
+//! check), or through direct calls where a check needs control of the
+//! batch (replays, timing).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{PipelineError, RunRequest, Sink, SinkRequest, run};
+use crate::catalog;
+use crate::extract::InputSpec;
+use crate::input::InputSource;
+use crate::runtime::bindings::{BatchContext, Items};
+use crate::runtime::{LoadCall, SinkRuntime, convert};
+use crate::schema::{Column, DataType, Table, Value};
+
+/// The table prefix every check writes to.
+pub const TEST_TABLE_PREFIX: &str = "dlthost_test_";
+
+/// How one check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// The rule, short (`types, batch 10`).
+    pub check: String,
+    /// Whether the sink kept it.
+    pub passed: bool,
+    /// What was seen (the error, the numbers).
+    pub detail: String,
+}
+
+/// What to check beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The most one call may take at the 99th percentile.
+    pub call_budget: Duration,
+    /// Calls timed for the latency check.
+    pub timed_calls: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { call_budget: Duration::from_secs(2), timed_calls: 20 }
+    }
+}
+
+/// Rows whose values sit at the edges of each type: empty and long text,
+/// unicode, the extremes of integers and doubles, the first and last
+/// instants dlt handles, a large decimal, bytes, nested json.
+pub const EDGE_ROWS: &str = concat!(
+    r#"{"id": 0, "text": "", "big": -9223372036854775808, "dbl": -1.7976931348623157e308, "flag": false, "ts": "0001-01-01T00:00:00+00:00", "day": "0001-01-01", "amount": "-99999999999999999999999999999.999999999", "raw": "0x", "doc": {}}"#,
+    "\n",
+    r#"{"id": 1, "text": "héllo ✓ 𝄞 \u0000 \"quoted\" \\ tab\t", "big": 9223372036854775807, "dbl": 1.7976931348623157e308, "flag": true, "ts": "9999-12-31T23:59:59.999999+00:00", "day": "9999-12-31", "amount": "99999999999999999999999999999.999999999", "raw": "0x00ff10", "doc": {"a": [1, "b", null, {"c": 2.5}]}}"#,
+    "\n",
+    r#"{"id": 2, "text": "x", "big": 0, "dbl": 5e-324, "flag": true, "ts": "1970-01-01T00:00:00+00:00", "day": "1970-01-01", "amount": "0.000000001", "raw": "AAEC", "doc": [1, 2, 3]}"#,
+    "\n",
+    r#"{"id": 3, "text": null, "big": null, "dbl": -0.0, "flag": null, "ts": null, "day": null, "amount": null, "raw": null, "doc": null}"#,
+    "\n",
+);
+
+/// The hints that give the edge rows the types JSON cannot say.
+const EDGE_HINTS: &str = r#"
+[tables.dlthost_test_types.columns.day]
+data_type = "date"
+[tables.dlthost_test_types.columns.amount]
+data_type = "decimal"
+precision = 38
+scale = 9
+[tables.dlthost_test_types.columns.raw]
+data_type = "binary"
+[tables.dlthost_test_types.columns.doc]
+data_type = "json"
+"#;
+
+/// Runs every check of `request`'s sink; the request's pipeline settings
+/// are replaced by temporary ones.
+pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<CheckResult>, PipelineError> {
+    let work =
+        tempfile::tempdir().map_err(|e| PipelineError::Usage(format!("cannot make a temporary directory: {e}")))?;
+    // 1,200 rows; 12 where every call gets a new instance (slow for
+    // Python and JavaScript sinks, and enough to see each edge row alone).
+    let (large, small) = (work.path().join("large.jsonl"), work.path().join("small.jsonl"));
+    let hints = work.path().join("hints.toml");
+    let written = std::fs::write(&large, EDGE_ROWS.repeat(300))
+        .and_then(|()| std::fs::write(&small, EDGE_ROWS.repeat(3)))
+        .and_then(|()| std::fs::write(&hints, EDGE_HINTS));
+    written.map_err(|e| PipelineError::Usage(format!("cannot write the test input: {e}")))?;
+    let mut results = Vec::new();
+    let runs: [(&str, &str, &str, bool); 5] = [
+        ("types, batch 1, a new instance per call", "1", "jsonl", true),
+        ("types, batch 10", "10", "jsonl", false),
+        ("types, batch 1000", "1000", "jsonl", false),
+        ("types, whole jsonl job files (batch 0)", "0", "jsonl", false),
+        ("types, whole parquet job files (batch 0)", "0", "parquet", false),
+    ];
+    let mut runtime_for_direct = None;
+    for (n, (name, batch, format, fresh)) in runs.into_iter().enumerate() {
+        let mut req = request.clone();
+        req.pipelines_dir = work.path().join(format!("pipelines-{n}"));
+        req.pipeline = Some("dlthost_test".into());
+        req.schema_hints = Some(hints.clone());
+        req.flags.set(&catalog::BATCH_SIZE, batch);
+        req.flags.set(&catalog::LOADER_FILE_FORMAT, format);
+        req.flags.set(&catalog::WORKERS, "1");
+        req.flags.set(&catalog::MAX_ATTEMPTS, "1");
+        if fresh {
+            req.flags.set(&catalog::STORE_MAX_BATCHES, "1");
+        }
+        let sink = Sink::open(&req)?;
+        results.push(types_run(name, &sink, if fresh { &small } else { &large }));
+        if n == 0 {
+            results.push(spec_agrees(&sink.runtime));
+        }
+        runtime_for_direct = Some(sink);
+    }
+    if let Some(sink) = &runtime_for_direct {
+        results.push(replay(&sink.runtime));
+        results.push(timing(&sink.runtime, options));
+        results.push(keys_read(&sink.runtime));
+    }
+    Ok(results)
+}
+
+fn result(check: &str, outcome: Result<String, String>) -> CheckResult {
+    match outcome {
+        Ok(detail) => CheckResult { check: check.into(), passed: true, detail },
+        Err(detail) => CheckResult { check: check.into(), passed: false, detail },
+    }
+}
+
+/// The edge rows through `host run`'s code: every batch must be accepted.
+fn types_run(name: &str, sink: &Sink, input: &Path) -> CheckResult {
+    let inputs = vec![InputSpec {
+        source: InputSource::File(input.to_path_buf()),
+        table: "dlthost_test_types".into(),
+        table_from_field: None,
+    }];
+    let request = RunRequest { normalize_threads: 1, ..RunRequest::new(inputs) };
+    let outcome = match run(sink, &request, Arc::new(())) {
+        Ok(o) => o,
+        Err(e) => return result(name, Err(format!("the run failed: {e}"))),
+    };
+    let report = &outcome.report;
+    match report.failures.first() {
+        None if report.ok() => result(name, Ok(format!("{} rows in {} calls", report.rows(), report.calls))),
+        None => result(name, Err("the run did not finish".into())),
+        Some(f) => result(
+            name,
+            Err(format!(
+                "rows {}..{} of `{}` were refused: {}",
+                f.start_row,
+                f.start_row + f.row_count,
+                f.table,
+                f.error
+            )),
+        ),
+    }
+}
+
+/// `spec()` on three fresh instances: the same answer as the first.
+fn spec_agrees(runtime: &SinkRuntime) -> CheckResult {
+    let name = "spec() is the same on every instance";
+    let Some(first) = runtime.spec().cloned() else { return result(name, Err("no spec".into())) };
+    for i in 0..3 {
+        let answer =
+            runtime.guarded(None).map_err(|e| e.to_string()).and_then(|mut g| g.spec().map_err(|e| e.to_string()));
+        match answer {
+            Ok(spec) if spec == first => {}
+            Ok(spec) => {
+                return result(
+                    name,
+                    Err(format!("instance {} answered another spec: {spec:?}, the first: {first:?}", i + 2)),
+                );
+            }
+            Err(e) => return result(name, Err(format!("instance {}: {e}", i + 2))),
+        }
+    }
+    result(name, Ok("4 instances agree".into()))
+}
+
+/// A small table and batch for direct calls.
+fn probe_batch(rows: u64, key: &str) -> (Arc<crate::runtime::bindings::TableSchema>, BatchContext, Arc<Items>) {
+    let mut table = Table::new("dlthost_test_calls");
+    table.columns = vec![Column::new("id", DataType::Bigint), Column::new("note", DataType::Text)];
+    let wit_table = Arc::new(convert::table(&table));
+    let rows: Vec<_> = (0..rows)
+        .map(|i| convert::row(vec![Value::Bigint(i as i64), Value::Text(format!("row {i}").into())]))
+        .collect();
+    let ctx = BatchContext {
+        load_id: "0000000000.0000000".into(),
+        job_id: "dlthost_test_calls.0.jsonl".into(),
+        batch_index: 0,
+        start_row: 0,
+        row_count: rows.len() as u64,
+        idempotency_key: key.into(),
+        attempt: 1,
+    };
+    (wit_table, ctx, Arc::new(Items::Rows(rows)))
+}
+
+/// The same batch, with the same idempotency key, on two instances: both
+/// calls must succeed (a sink drops the replay, it does not fail on it).
+fn replay(runtime: &SinkRuntime) -> CheckResult {
+    let name = "a replayed batch (same idempotency key) is accepted";
+    let (table, ctx, items) = probe_batch(10, "dlthost-test-replay-0001");
+    for attempt in 1..=2u32 {
+        let call =
+            LoadCall { table: table.clone(), ctx: BatchContext { attempt, ..ctx.clone() }, items: items.clone() };
+        let answer =
+            runtime.guarded(None).map_err(|e| e.to_string()).and_then(|mut g| g.load(call).map_err(|e| e.to_string()));
+        match answer {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return result(name, Err(format!("call {attempt} answered {}", runtime.sink_text(&format!("{e:?}")))));
+            }
+            Err(e) => return result(name, Err(format!("call {attempt}: {e}"))),
+        }
+    }
+    result(name, Ok("2 calls, both ok".into()))
+}
+
+/// Latency of `timed_calls` calls of 100 rows on one instance, against
+/// the budget.
+fn timing(runtime: &SinkRuntime, options: &CheckOptions) -> CheckResult {
+    let name = "call latency within the budget";
+    let mut instance = match runtime.guarded(None) {
+        Ok(i) => i,
+        Err(e) => return result(name, Err(e.to_string())),
+    };
+    let mut took = Vec::new();
+    for n in 0..options.timed_calls.max(1) {
+        let (table, ctx, items) = probe_batch(100, &format!("dlthost-test-timing-{n:04}"));
+        let ctx = BatchContext { batch_index: n as u32, start_row: 100 * n as u64, ..ctx };
+        let started = Instant::now();
+        match instance.load(LoadCall { table, ctx, items }) {
+            Ok(Ok(())) => took.push(started.elapsed()),
+            Ok(Err(e)) => {
+                return result(name, Err(format!("call {} answered {}", n + 1, runtime.sink_text(&format!("{e:?}")))));
+            }
+            Err(e) => return result(name, Err(format!("call {}: {e}", n + 1))),
+        }
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+    let (p50, p99) = (at(0.5), at(0.99));
+    let secs: f64 = took.iter().map(Duration::as_secs_f64).sum();
+    let detail = format!(
+        "p50 {p50:.1?}, p99 {p99:.1?}, {:.0} calls/s (budget {:?}, --call-budget)",
+        took.len() as f64 / secs.max(1e-9),
+        options.call_budget
+    );
+    result(name, if p99 <= options.call_budget { Ok(detail) } else { Err(detail) })
+}
+
+/// Every key the sink declares was read through `config.get` during the
+/// checks: a declared key it never reads is a setting users fill in for
+/// nothing (or a secret it does not need).
+fn keys_read(runtime: &SinkRuntime) -> CheckResult {
+    let name = "every declared key is read";
+    let declared = runtime.spec().map_or(0, |s| s.config.len());
+    let unread = runtime.keys_not_read();
+    if unread.is_empty() {
+        result(name, Ok(format!("{declared} declared, all read")))
+    } else {
+        let list = unread.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+        result(name, Err(format!("declared but never read through config.get: {list}")))
+    }
+}
+
+/// The checks as a table, and whether all passed.
+pub fn render(results: &[CheckResult]) -> (String, bool) {
+    let width = results.iter().map(|r| r.check.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in results {
+        let mark = if r.passed { "pass" } else { "FAIL" };
+        out.push_str(&format!("{mark}  {:<width$}  {}\n", r.check, r.detail));
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    (out, failed == 0)
+}

@@ -1,0 +1,93 @@
+//! `host test-sink`: passes on the example sinks, and fails, naming the
+//! rule, on faulty sinks built for each rule.
+
+use std::process::{Command, Output};
+
+use e2e::api::{ApiServer, Faults};
+use e2e::{Scratch, guest, host_bin, repo_root, run, stderr};
+
+fn test_sink(s: &Scratch, sink: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(host_bin());
+    cmd.arg("test-sink").arg(guest(sink));
+    cmd.arg("--dir").arg(format!("{}::/out", s.out().display()));
+    cmd.args(args);
+    cmd.env("DLTHOST_CACHE_DIR", repo_root().join("target/test-cache"));
+    run(cmd)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_example_sinks_pass() {
+    for sink in ["capture", "noop", "print", "csv_sink"] {
+        let s = Scratch::new();
+        let out = test_sink(&s, sink, &[]);
+        assert_eq!(out.status.code(), Some(0), "{sink}: {}{}", stdout(&out), stderr(&out));
+        assert!(stderr(&out).contains("All 9 checks passed"), "{sink}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("FAIL"), "{sink}: {}", stdout(&out));
+    }
+    let s = Scratch::new();
+    let captured = test_sink(&s, "capture", &[]);
+    assert!(captured.status.success());
+    let names: Vec<String> = std::fs::read_dir(s.out())
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("dlthost_test_") || n.starts_with('.')),
+        "{names:?}"
+    );
+
+    let api = ApiServer::start(Faults::default());
+    let (url, allow) = (format!("--set=url={}/v1", api.url()), api.url());
+    let s = Scratch::new();
+    let mut cmd = Command::new(host_bin());
+    cmd.args(["test-sink"]).arg(guest("http_sink")).args(["--allow-host", &allow, &url]);
+    cmd.env("DESTINATION__HTTP_SINK__API_KEY", "test-key-123456")
+        .env("DLTHOST_CACHE_DIR", repo_root().join("target/test-cache"));
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "http_sink: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("hosts: {}", allow.trim_end_matches('/'))),
+        "names where it writes: {}",
+        stderr(&out)
+    );
+    assert!(!api.rows("dlthost_test_types").is_empty(), "the API got the test table");
+    drop(s);
+}
+
+#[test]
+fn faulty_sinks_fail_with_the_rule_they_break() {
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&["--env", "PANIC_ROW=1", "--env", "FAULT_TABLE=dlthost_test_types"], "FAIL  types, batch 10", "panic"),
+        (&["--env", "SPEC_VARY=1"], "FAIL  spec() is the same on every instance", "another spec"),
+        (
+            &["--env", "SLEEP_MS=300", "--env", "FAULT_TABLE=dlthost_test_calls", "--call-budget", "100ms"],
+            "FAIL  call latency within the budget",
+            "--call-budget",
+        ),
+        (
+            &["--env", "SPEC_KEYS=unused_key", "--set", "unused_key=x"],
+            "FAIL  every declared key is read",
+            "`unused_key`",
+        ),
+        (
+            &["--env", "RETRY_ROW=0", "--env", "FAULT_TABLE=dlthost_test_calls"],
+            "FAIL  a replayed batch (same idempotency key) is accepted",
+            "Retry",
+        ),
+    ];
+    for (args, rule, detail) in cases {
+        let s = Scratch::new();
+        let out = test_sink(&s, "faulty", args);
+        let table = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {table}{}", stderr(&out));
+        let line =
+            table.lines().find(|l| l.starts_with(rule)).unwrap_or_else(|| panic!("{args:?}: no `{rule}` in\n{table}"));
+        assert!(line.contains(detail), "{args:?}: {line}");
+        assert!(stderr(&out).contains("FAILED:"), "{}", stderr(&out));
+    }
+}
