@@ -100,6 +100,8 @@ pub struct TableReport {
     pub rows: u64,
     /// Jobs completed.
     pub jobs: u64,
+    /// Batches the sink confirmed (calls that returned `ok`).
+    pub batches: u64,
 }
 
 /// A job that did not complete.
@@ -168,6 +170,8 @@ pub struct SandboxReport {
     pub peak_guest_memory: u64,
     /// Seconds spent inside the sink, summed over workers.
     pub guest_secs: f64,
+    /// Fuel the sink burned, summed over calls (0 unless `--fuel` is set).
+    pub fuel_consumed: u64,
     /// HTTP requests sent.
     pub http_requests: u64,
     /// HTTP requests refused by the allow-list.
@@ -189,6 +193,7 @@ impl SandboxReport {
             instances: s.instances.load(Ordering::Relaxed),
             peak_guest_memory: s.peak_memory.load(Ordering::Relaxed) as u64,
             guest_secs: s.guest_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            fuel_consumed: s.fuel_consumed.load(Ordering::Relaxed),
             http_requests: s.http.requests.load(Ordering::Relaxed),
             http_denied: s.http.denied.load(Ordering::Relaxed),
             http_bytes_sent: s.http.bytes_sent.load(Ordering::Relaxed),
@@ -404,7 +409,11 @@ impl Shared {
     /// Counts delivered rows of `table` and reports progress.
     fn delivered(&self, table: &str, rows: u64) {
         if let Ok(mut r) = self.report.lock() {
-            r.tables.entry(table.to_string()).or_default().rows += rows;
+            let t = r.tables.entry(table.to_string()).or_default();
+            t.rows += rows;
+            // `finish` reports a job's end with its file's rows (a whole
+            // file: one batch) or with none (its batches were counted).
+            t.batches += u64::from(rows > 0);
             if let Some(p) = &self.progress {
                 (p.0)(&r);
             }

@@ -194,6 +194,14 @@ fn render(s: &Snapshot, labels: &str, last_success: Option<f64>) -> String {
         labels,
         &per_table(&|t| t.jobs),
     );
+    family(
+        &mut out,
+        "dlthost_batches_delivered_total",
+        "counter",
+        "Batches the sink confirmed, by table.",
+        labels,
+        &per_table(&|t| t.batches),
+    );
     let mut failed: std::collections::BTreeMap<(String, &str), (u64, u64)> = Default::default();
     for f in r.failures.iter().chain(&r.earlier_failures) {
         let kind = if f.terminal { "terminal" } else { "retryable" };
@@ -287,6 +295,14 @@ fn render(s: &Snapshot, labels: &str, last_success: Option<f64>) -> String {
         labels,
         &one(sandbox.instances as f64),
     );
+    family(
+        &mut out,
+        "dlthost_guest_fuel_consumed_total",
+        "counter",
+        "Fuel the sink burned (with --fuel; at the end of the load).",
+        labels,
+        &one(sandbox.fuel_consumed as f64),
+    );
     let mut http: Vec<(String, f64)> =
         sandbox.http_responses.iter().map(|(c, n)| (format!("class=\"{}\"", label(c)), *n as f64)).collect();
     http.push(("class=\"denied\"".into(), sandbox.http_denied as f64));
@@ -349,7 +365,7 @@ mod tests {
     #[test]
     fn renders_families_with_escaped_labels_and_keeps_the_last_success() {
         let mut report = LoadReport::default();
-        report.tables.insert("a\"b".into(), TableReport { rows: 7, jobs: 1 });
+        report.tables.insert("a\"b".into(), TableReport { rows: 7, jobs: 1, batches: 2 });
         report.failures.push(JobFailure {
             load_id: "1".into(),
             job_id: "t.1.jsonl".into(),

@@ -215,6 +215,8 @@ pub struct RuntimeStats {
     pub guest_nanos: std::sync::atomic::AtomicU64,
     /// Instances created.
     pub instances: std::sync::atomic::AtomicU64,
+    /// Fuel burned by calls, when `--fuel` sets a budget.
+    pub fuel_consumed: std::sync::atomic::AtomicU64,
     /// Config keys the sink asked for and got a value of.
     pub keys_read: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
@@ -554,6 +556,11 @@ impl SinkInstance {
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.stats.guest_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.stats.peak_memory.fetch_max(self.store.data().limiter.peak, Ordering::Relaxed);
+        if let Some(budget) = self.sandbox.fuel
+            && let Ok(left) = self.store.get_fuel()
+        {
+            self.stats.fuel_consumed.fetch_add(budget.saturating_sub(left), Ordering::Relaxed);
+        }
     }
 
     /// Calls the sink's `spec`.

@@ -107,6 +107,11 @@ fn the_metrics_file_is_written_during_and_after_a_run_and_agrees_with_the_summar
         value(&after, "dlthost_jobs_completed_total", &[("table", "t")]),
         summary["tables"]["t"]["jobs"].as_f64()
     );
+    assert_eq!(
+        value(&after, "dlthost_batches_delivered_total", &[("table", "t")]),
+        summary["tables"]["t"]["batches"].as_f64()
+    );
+    assert_eq!(value(&after, "dlthost_batches_delivered_total", &[("table", "t")]), Some(20.0), "batch size 1");
     assert_eq!(value(&after, "dlthost_sink_calls_total", &labels), summary["calls"].as_f64());
     assert_eq!(value(&after, "dlthost_sink_retries_total", &labels), summary["retries"].as_f64());
     assert_eq!(value(&after, "dlthost_sink_instances_total", &labels), summary["sandbox"]["instances"].as_f64());
@@ -121,11 +126,24 @@ fn the_metrics_file_is_written_during_and_after_a_run_and_agrees_with_the_summar
     let out = run(s.command(
         "run",
         "faulty",
-        &["--input", &failing, "--table", "t", "--metrics-file", &metrics_arg, "--env", "TERMINAL_TABLE=t"],
+        &[
+            "--input",
+            &failing,
+            "--table",
+            "t",
+            "--metrics-file",
+            &metrics_arg,
+            "--env",
+            "TERMINAL_TABLE=t",
+            "--fuel",
+            "1000000000",
+        ],
     ));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let failed = parse(&metrics).expect("the file of the failed run");
     assert_eq!(value(&failed, "dlthost_job_failures", &[("table", "t"), ("kind", "terminal")]), Some(1.0));
     assert_eq!(value(&failed, "dlthost_rows_not_delivered", &[("table", "t"), ("kind", "terminal")]), Some(4.0));
     assert_eq!(value(&failed, "dlthost_last_success_timestamp_seconds", &labels), Some(success));
+    let fuel = value(&failed, "dlthost_guest_fuel_consumed_total", &labels).expect("fuel");
+    assert!(fuel > 0.0 && fuel <= 1e9, "with --fuel the burned fuel is counted: {fuel}");
 }
