@@ -33,6 +33,7 @@ pub mod normalize;
 pub mod package;
 pub mod pipeline;
 pub mod runtime;
+pub mod scaffold;
 pub mod schema;
 pub mod settings;
 pub mod stop;

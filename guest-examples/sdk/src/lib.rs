@@ -24,7 +24,7 @@
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "destination",
         pub_export_macro: true,
         export_macro_name: "export_sink",

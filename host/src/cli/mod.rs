@@ -38,6 +38,7 @@ mod common;
 mod flags;
 mod inspect;
 mod load;
+mod new;
 mod packages;
 mod progress;
 mod run;
@@ -102,6 +103,9 @@ pub enum Command {
     RetryFailed(packages::RetryFailedArgs),
     /// Write the contract this binary implements (WIT) for a sink project.
     Wit(wit::WitArgs),
+    /// Make a sink project that builds with one command and passes
+    /// `host test-sink` out of the box (Rust so far).
+    New(new::NewArgs),
     /// Check a sink against the contract: types at their edges, batch
     /// sizes, replays, fresh instances, spec(), keys, latency. Exit 1 when
     /// a check fails.
@@ -182,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::DropPending(args) => args.execute(),
         Command::RetryFailed(args) => args.execute(),
         Command::Wit(args) => args.execute(),
+        Command::New(args) => args.execute(),
         Command::TestSink(args) => args.execute(&cancel),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -18,6 +18,7 @@ mod languages;
 mod library;
 mod load;
 mod metrics;
+mod new_project;
 mod operator;
 mod packages;
 mod print;
