@@ -61,6 +61,22 @@ pub const EDGE_ROWS: &str = concat!(
     "\n",
 );
 
+/// Rows that grow the table's columns mid-load (new keys after the first
+/// batches) and make child tables (lists, at nesting 1).
+fn growth_rows() -> String {
+    let mut text = String::new();
+    for i in 0..60 {
+        let line = match i {
+            0..20 => format!(r#"{{"id": {i}}}"#),
+            20..40 => format!(r#"{{"id": {i}, "added": "column {i}", "items": [{{"n": {i}}}, {{"n": -{i}}}]}}"#),
+            _ => format!(r#"{{"id": {i}, "added": {i}, "later": true, "items": []}}"#),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
 /// The hints that give the edge rows the types JSON cannot say.
 const EDGE_HINTS: &str = r#"
 [tables.dlthost_test_types.columns.day]
@@ -116,6 +132,7 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
         }
         runtime_for_direct = Some(sink);
     }
+    results.push(growth_run(request, work.path())?);
     if let Some(sink) = &runtime_for_direct {
         results.push(replay(&sink.runtime));
         results.push(timing(&sink.runtime, options));
@@ -139,13 +156,44 @@ fn types_run(name: &str, sink: &Sink, input: &Path) -> CheckResult {
         table_from_field: None,
     }];
     let request = RunRequest { normalize_threads: 1, ..RunRequest::new(inputs) };
-    let outcome = match run(sink, &request, Arc::new(())) {
-        Ok(o) => o,
+    run_result(name, run(sink, &request, Arc::new(())))
+}
+
+/// Columns added mid-load, a variant column and a child table, batch 10.
+fn growth_run(request: &SinkRequest, work: &Path) -> Result<CheckResult, PipelineError> {
+    let name = "columns added mid-load, a child table (nesting 1)";
+    let input = work.join("growth.jsonl");
+    std::fs::write(&input, growth_rows())
+        .map_err(|e| PipelineError::Usage(format!("cannot write the test input: {e}")))?;
+    let mut req = request.clone();
+    req.pipelines_dir = work.join("pipelines-growth");
+    req.pipeline = Some("dlthost_test".into());
+    req.flags.set(&catalog::BATCH_SIZE, "10");
+    req.flags.set(&catalog::MAX_NESTING_LEVEL, "1");
+    req.flags.set(&catalog::WORKERS, "1");
+    req.flags.set(&catalog::MAX_ATTEMPTS, "1");
+    let sink = Sink::open(&req)?;
+    let inputs = vec![InputSpec {
+        source: InputSource::File(input),
+        table: "dlthost_test_growth".into(),
+        table_from_field: None,
+    }];
+    let request = RunRequest { normalize_threads: 1, ..RunRequest::new(inputs) };
+    Ok(run_result(name, run(&sink, &request, Arc::new(()))))
+}
+
+/// A check's result from a run's: every row delivered, or the first
+/// refusal.
+fn run_result(name: &str, outcome: Result<super::RunOutcome, PipelineError>) -> CheckResult {
+    let report = match outcome {
+        Ok(o) => o.report,
         Err(e) => return result(name, Err(format!("the run failed: {e}"))),
     };
-    let report = &outcome.report;
     match report.failures.first() {
-        None if report.ok() => result(name, Ok(format!("{} rows in {} calls", report.rows(), report.calls))),
+        None if report.ok() => {
+            let tables = report.tables.len();
+            result(name, Ok(format!("{} rows in {} calls, {tables} table(s)", report.rows(), report.calls)))
+        }
         None => result(name, Err("the run did not finish".into())),
         Some(f) => result(
             name,

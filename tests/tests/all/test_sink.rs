@@ -25,7 +25,7 @@ fn the_example_sinks_pass() {
         let s = Scratch::new();
         let out = test_sink(&s, sink, &[]);
         assert_eq!(out.status.code(), Some(0), "{sink}: {}{}", stdout(&out), stderr(&out));
-        assert!(stderr(&out).contains("All 9 checks passed"), "{sink}: {}", stderr(&out));
+        assert!(stderr(&out).contains("All 10 checks passed"), "{sink}: {}", stderr(&out));
         assert!(!stdout(&out).contains("FAIL"), "{sink}: {}", stdout(&out));
     }
     let s = Scratch::new();
