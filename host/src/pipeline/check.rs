@@ -114,19 +114,14 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
     ];
     let mut runtime_for_direct = None;
     for (n, (name, batch, format, fresh)) in runs.into_iter().enumerate() {
-        let mut req = request.clone();
-        req.pipelines_dir = work.path().join(format!("pipelines-{n}"));
-        req.pipeline = Some("dlthost_test".into());
+        let mut req = test_request(request, &work.path().join(format!("pipelines-{n}")), batch);
         req.schema_hints = Some(hints.clone());
-        req.flags.set(&catalog::BATCH_SIZE, batch);
         req.flags.set(&catalog::LOADER_FILE_FORMAT, format);
-        req.flags.set(&catalog::WORKERS, "1");
-        req.flags.set(&catalog::MAX_ATTEMPTS, "1");
         if fresh {
             req.flags.set(&catalog::STORE_MAX_BATCHES, "1");
         }
         let sink = Sink::open(&req)?;
-        results.push(types_run(name, &sink, if fresh { &small } else { &large }));
+        results.push(run_table(name, &sink, if fresh { &small } else { &large }, "dlthost_test_types"));
         if n == 0 {
             results.push(spec_agrees(&sink.runtime));
         }
@@ -148,13 +143,24 @@ fn result(check: &str, outcome: Result<String, String>) -> CheckResult {
     }
 }
 
-/// The edge rows through `host run`'s code: every batch must be accepted.
-fn types_run(name: &str, sink: &Sink, input: &Path) -> CheckResult {
-    let inputs = vec![InputSpec {
-        source: InputSource::File(input.to_path_buf()),
-        table: "dlthost_test_types".into(),
-        table_from_field: None,
-    }];
+/// A check's request: `request` in a pipeline of its own under
+/// `pipelines_dir`, at `batch` rows per call, one worker, one attempt (a
+/// sink's first answer is the one judged).
+fn test_request(request: &SinkRequest, pipelines_dir: &Path, batch: &str) -> SinkRequest {
+    let mut req = request.clone();
+    req.pipelines_dir = pipelines_dir.to_path_buf();
+    req.pipeline = Some("dlthost_test".into());
+    req.flags.set(&catalog::BATCH_SIZE, batch);
+    req.flags.set(&catalog::WORKERS, "1");
+    req.flags.set(&catalog::MAX_ATTEMPTS, "1");
+    req
+}
+
+/// `input` into `table` through `host run`'s code: every batch must be
+/// accepted.
+fn run_table(name: &str, sink: &Sink, input: &Path, table: &str) -> CheckResult {
+    let inputs =
+        vec![InputSpec { source: InputSource::File(input.to_path_buf()), table: table.into(), table_from_field: None }];
     let request = RunRequest { normalize_threads: 1, ..RunRequest::new(inputs) };
     run_result(name, run(sink, &request, Arc::new(())))
 }
@@ -165,21 +171,10 @@ fn growth_run(request: &SinkRequest, work: &Path) -> Result<CheckResult, Pipelin
     let input = work.join("growth.jsonl");
     std::fs::write(&input, growth_rows())
         .map_err(|e| PipelineError::Usage(format!("cannot write the test input: {e}")))?;
-    let mut req = request.clone();
-    req.pipelines_dir = work.join("pipelines-growth");
-    req.pipeline = Some("dlthost_test".into());
-    req.flags.set(&catalog::BATCH_SIZE, "10");
+    let mut req = test_request(request, &work.join("pipelines-growth"), "10");
     req.flags.set(&catalog::MAX_NESTING_LEVEL, "1");
-    req.flags.set(&catalog::WORKERS, "1");
-    req.flags.set(&catalog::MAX_ATTEMPTS, "1");
     let sink = Sink::open(&req)?;
-    let inputs = vec![InputSpec {
-        source: InputSource::File(input),
-        table: "dlthost_test_growth".into(),
-        table_from_field: None,
-    }];
-    let request = RunRequest { normalize_threads: 1, ..RunRequest::new(inputs) };
-    Ok(run_result(name, run(&sink, &request, Arc::new(()))))
+    Ok(run_table(name, &sink, &input, "dlthost_test_growth"))
 }
 
 /// A check's result from a run's: every row delivered, or the first
