@@ -8,7 +8,10 @@ use std::process::{Command, Stdio};
 use e2e::{Scratch, numbered, run, stderr};
 use serde_json::Value;
 
-/// 16 files of 10 rows each; ids 0..160.
+/// 16 files of 10 rows each; ids 0..160. The paths are relative to the
+/// scratch directory (the commands run there), so the shards they fall in
+/// do not depend on the temporary directory's random name: with these
+/// names every shard of 4 and of 2 has files.
 fn files(s: &Scratch) -> Vec<PathBuf> {
     (0..16)
         .map(|f| {
@@ -17,7 +20,9 @@ fn files(s: &Scratch) -> Vec<PathBuf> {
                 .enumerate()
                 .map(|(i, _)| format!("{{\"id\": {}, \"file\": {f}}}\n", f * 10 + i))
                 .collect();
-            s.file(&format!("part-{f:02}.jsonl"), &rows)
+            let name = format!("part-{f:02}.jsonl");
+            s.file(&name, &rows);
+            PathBuf::from(name)
         })
         .collect()
 }
@@ -27,7 +32,9 @@ fn shard_command(s: &Scratch, files: &[PathBuf], shard: &str, extra: &[&str]) ->
     args.extend(["--table", "t", "--batch-size", "2", "--workers", "1", "--shard", shard].map(String::from));
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    s.command("run", "faulty", &args)
+    let mut cmd = s.command("run", "faulty", &args);
+    cmd.current_dir(s.path());
+    cmd
 }
 
 /// Rows by idempotency key: a key delivered twice must carry the same rows
@@ -98,6 +105,7 @@ fn shard_count_takes_the_index_from_the_indexed_job() {
     let args: Vec<String> = one.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let at = args.iter().position(|a| a == "--shard").expect("--shard");
     let mut pod = Command::new(one.get_program());
+    pod.current_dir(s.path());
     pod.args(&args[..at]).args(["--shard-count", "2"]).args(&args[at + 2..]);
     for (k, v) in one.get_envs() {
         if let Some(v) = v {
@@ -130,7 +138,7 @@ fn shard_count_takes_the_index_from_the_indexed_job() {
 fn shard_usage_errors_exit_2() {
     let s = Scratch::new();
     let files = files(&s);
-    let input = files[0].display().to_string();
+    let input = s.path().join(&files[0]).display().to_string();
     let cases: [(&[&str], Option<&str>, &str); 5] = [
         (&["--shard", "0/2", "--shard-count", "2"], None, "cannot be used with"),
         (&["--shard-count", "2"], None, "JOB_COMPLETION_INDEX"),
