@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::{Args, ValueEnum};
 
 use crate::scaffold;
@@ -12,16 +11,26 @@ use crate::scaffold;
 pub enum Lang {
     /// Rust, with the SDK vendored in `sdk/`.
     Rust,
-    /// Python (componentize-py): not made by `host new` yet.
+    /// Python (componentize-py), with the SDK in `sdk/dlthost_sink/`.
     Python,
-    /// JavaScript (componentize-js): not made by `host new` yet.
+    /// JavaScript (componentize-js), with the SDK module in `sdk/`.
     Js,
+}
+
+impl From<Lang> for scaffold::Language {
+    fn from(lang: Lang) -> scaffold::Language {
+        match lang {
+            Lang::Rust => scaffold::Language::Rust,
+            Lang::Python => scaffold::Language::Python,
+            Lang::Js => scaffold::Language::JavaScript,
+        }
+    }
 }
 
 /// Arguments of `host new`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  host new my_sink --lang rust && cd my_sink && cargo build --release --target wasm32-wasip2"
+    after_help = "Examples:\n  host new my_sink --lang rust && cd my_sink && cargo build --release --target wasm32-wasip2\n  host new my_sink --lang python   (then the setup and build commands in my_sink/README.md)"
 )]
 pub struct NewArgs {
     /// The sink's name (lower snake_case): the project's directory, crate and spec name.
@@ -38,22 +47,18 @@ pub struct NewArgs {
 impl NewArgs {
     /// Writes the project; returns the exit code.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let files = match self.lang {
-            Lang::Rust => scaffold::rust_project(&self.name)?,
-            Lang::Python | Lang::Js => bail!(
-                "host new makes Rust projects so far; for Python and JavaScript follow docs/guides/ (host wit --out wit writes the contract)"
-            ),
-        };
+        let project = scaffold::project(&self.name, self.lang.into())?;
         let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(&self.name));
-        let written = scaffold::write(&dir, &files)?;
+        let written = scaffold::write(&dir, &project.files)?;
         for path in &written {
             outln!("{}", path.display());
         }
         eprintln!(
-            "Made {}. Next:\n  cd {}\n  cargo build --release --target wasm32-wasip2\n  mkdir -p out && host test-sink target/wasm32-wasip2/release/{}.wasm --dir ./out::/out",
+            "Made {}. Next (the setup is in its README.md):\n  cd {}\n  {}\n  mkdir -p out && host test-sink {} --dir ./out::/out",
             dir.display(),
             dir.display(),
-            self.name
+            project.build,
+            project.wasm
         );
         Ok(0)
     }

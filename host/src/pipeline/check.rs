@@ -26,9 +26,11 @@ pub const TEST_TABLE_PREFIX: &str = "dlthost_test_";
 pub struct CheckResult {
     /// The rule, short (`types, batch 10`).
     pub check: String,
-    /// Whether the sink kept it.
+    /// Whether the sink kept it (true for a skipped check).
     pub passed: bool,
-    /// What was seen (the error, the numbers).
+    /// Not run: the sink's spec rules the case out, or it needs an option.
+    pub skipped: bool,
+    /// What was seen (the error, the numbers), or why it was skipped.
     pub detail: String,
 }
 
@@ -39,11 +41,24 @@ pub struct CheckOptions {
     pub call_budget: Duration,
     /// Calls timed for the latency check.
     pub timed_calls: usize,
+    /// A shell command that prints the destination's row count of one
+    /// table (`{table}` in it, and `$DLTHOST_TEST_TABLE`, name the table):
+    /// with it the checks see the destination, for exactly-once after a
+    /// replay and for rows held in memory past `load`'s return.
+    pub count_rows: Option<String>,
+    /// The size of the large-batch check when the sink sets no
+    /// `max-batch-bytes`.
+    pub large_batch_bytes: u64,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { call_budget: Duration::from_secs(2), timed_calls: 20 }
+        CheckOptions {
+            call_budget: Duration::from_secs(2),
+            timed_calls: 20,
+            count_rows: None,
+            large_batch_bytes: 64 << 20,
+        }
     }
 }
 
@@ -112,8 +127,12 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
         ("types, whole jsonl job files (batch 0)", "0", "jsonl", false),
         ("types, whole parquet job files (batch 0)", "0", "parquet", false),
     ];
-    let mut runtime_for_direct = None;
+    let mut first: Option<Sink> = None;
     for (n, (name, batch, format, fresh)) in runs.into_iter().enumerate() {
+        if let Some(reason) = first.as_ref().and_then(|s| whole_files_ruled_out(s.runtime.spec(), batch, format)) {
+            results.push(CheckResult { check: name.into(), passed: true, skipped: true, detail: reason });
+            continue;
+        }
         let mut req = test_request(request, &work.path().join(format!("pipelines-{n}")), batch);
         req.schema_hints = Some(hints.clone());
         req.flags.set(&catalog::LOADER_FILE_FORMAT, format);
@@ -124,22 +143,61 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
         results.push(run_table(name, &sink, if fresh { &small } else { &large }, "dlthost_test_types"));
         if n == 0 {
             results.push(spec_agrees(&sink.runtime));
+            first = Some(sink);
         }
-        runtime_for_direct = Some(sink);
     }
     results.push(growth_run(request, work.path())?);
-    if let Some(sink) = &runtime_for_direct {
-        results.push(replay(&sink.runtime));
-        results.push(timing(&sink.runtime, options));
+    results.push(large_batch_run(request, work.path(), options)?);
+    if let Some(sink) = &first {
+        let nonce = nonce();
+        let counter = options.count_rows.as_deref().map(RowCounter::new);
+        results.push(replay(&sink.runtime, &nonce, counter.as_ref()));
+        results.push(match &counter {
+            Some(counter) => rows_not_held(&sink.runtime, &nonce, counter),
+            None => CheckResult {
+                check: HELD_CHECK.into(),
+                passed: true,
+                skipped: true,
+                detail: "give --count-rows CMD, a command that prints the destination's row count of a table".into(),
+            },
+        });
+        results.push(timing(&sink.runtime, options, &nonce));
         results.push(keys_read(&sink.runtime));
     }
     Ok(results)
 }
 
+/// Why a whole-file check does not apply to this sink: it asks for
+/// batches (a batch size above 0), or declares the other file format.
+fn whole_files_ruled_out(
+    spec: Option<&crate::runtime::bindings::SinkSpec>,
+    batch: &str,
+    format: &str,
+) -> Option<String> {
+    let spec = spec?;
+    if batch != "0" {
+        return None;
+    }
+    if let Some(n) = spec.batch_size.filter(|n| *n > 0) {
+        return Some(format!(
+            "the sink's spec asks for batches of {n} rows (--batch-size 0 would hand it whole files)"
+        ));
+    }
+    let declared = spec.loader_file_format.map(|f| convert::file_format_from(f).extension())?;
+    (declared != format).then(|| format!("the sink's spec declares {declared} job files"))
+}
+
+/// A value unique to this check run, for idempotency keys: a sink that
+/// remembers keys across runs must still see new ones.
+fn nonce() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:x}{:05x}", now.as_nanos(), std::process::id())
+}
+
 fn result(check: &str, outcome: Result<String, String>) -> CheckResult {
     match outcome {
-        Ok(detail) => CheckResult { check: check.into(), passed: true, detail },
-        Err(detail) => CheckResult { check: check.into(), passed: false, detail },
+        Ok(detail) => CheckResult { check: check.into(), passed: true, skipped: false, detail },
+        Err(detail) => CheckResult { check: check.into(), passed: false, skipped: false, detail },
     }
 }
 
@@ -225,8 +283,12 @@ fn spec_agrees(runtime: &SinkRuntime) -> CheckResult {
 }
 
 /// A small table and batch for direct calls.
-fn probe_batch(rows: u64, key: &str) -> (Arc<crate::runtime::bindings::TableSchema>, BatchContext, Arc<Items>) {
-    let mut table = Table::new("dlthost_test_calls");
+fn probe_batch(
+    table: &str,
+    rows: u64,
+    key: &str,
+) -> (Arc<crate::runtime::bindings::TableSchema>, BatchContext, Arc<Items>) {
+    let mut table = Table::new(table);
     table.columns = vec![Column::new("id", DataType::Bigint), Column::new("note", DataType::Text)];
     let wit_table = Arc::new(convert::table(&table));
     let rows: Vec<_> = (0..rows)
@@ -234,7 +296,7 @@ fn probe_batch(rows: u64, key: &str) -> (Arc<crate::runtime::bindings::TableSche
         .collect();
     let ctx = BatchContext {
         load_id: "0000000000.0000000".into(),
-        job_id: "dlthost_test_calls.0.jsonl".into(),
+        job_id: format!("{}.0.jsonl", table.name),
         batch_index: 0,
         start_row: 0,
         row_count: rows.len() as u64,
@@ -245,29 +307,151 @@ fn probe_batch(rows: u64, key: &str) -> (Arc<crate::runtime::bindings::TableSche
 }
 
 /// The same batch, with the same idempotency key, on two instances: both
-/// calls must succeed (a sink drops the replay, it does not fail on it).
-fn replay(runtime: &SinkRuntime) -> CheckResult {
-    let name = "a replayed batch (same idempotency key) is accepted";
-    let (table, ctx, items) = probe_batch(10, "dlthost-test-replay-0001");
+/// calls must succeed (a sink drops the replay, it does not fail on it),
+/// and with a row counter the destination holds the batch's rows once.
+fn replay(runtime: &SinkRuntime, nonce: &str, counter: Option<&RowCounter>) -> CheckResult {
+    let table_name = "dlthost_test_replay";
+    let name = if counter.is_some() {
+        "a replayed batch (same idempotency key) is stored once"
+    } else {
+        "a replayed batch (same idempotency key) is accepted"
+    };
+    let before = match counter.map(|c| c.count(table_name)).transpose() {
+        Ok(n) => n,
+        Err(e) => return result(name, Err(e)),
+    };
+    let (table, ctx, items) = probe_batch(table_name, 10, &format!("dlthost-test-replay-{nonce}"));
     for attempt in 1..=2u32 {
         let call =
             LoadCall { table: table.clone(), ctx: BatchContext { attempt, ..ctx.clone() }, items: items.clone() };
-        let answer =
-            runtime.guarded(None).map_err(|e| e.to_string()).and_then(|mut g| g.load(call).map_err(|e| e.to_string()));
-        match answer {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return result(name, Err(format!("call {attempt} answered {}", runtime.sink_text(&format!("{e:?}")))));
-            }
-            Err(e) => return result(name, Err(format!("call {attempt}: {e}"))),
+        if let Err(e) = call_on_new_instance(runtime, call) {
+            return result(name, Err(format!("call {attempt}: {e}")));
         }
     }
-    result(name, Ok("2 calls, both ok".into()))
+    let (Some(counter), Some(before)) = (counter, before) else {
+        return result(name, Ok("2 calls, both ok (give --count-rows CMD to check the destination)".into()));
+    };
+    match counter.count(table_name) {
+        Ok(after) if after == before + 10 => result(name, Ok(format!("10 rows sent twice, {} stored", after - before))),
+        Ok(after) => result(
+            name,
+            Err(format!(
+                "10 rows sent twice under one idempotency key, and the destination's count of `{table_name}` went from {before} to {after}: a replay must be dropped"
+            )),
+        ),
+        Err(e) => result(name, Err(e)),
+    }
+}
+
+const HELD_CHECK: &str = "rows are stored when load returns (none held in memory)";
+
+/// A batch's rows are at the destination when `load` returns ok, while
+/// the instance is still alive: a sink that buffers rows in instance
+/// memory loses them when the instance is replaced or the process dies,
+/// after the host recorded the batch as delivered.
+fn rows_not_held(runtime: &SinkRuntime, nonce: &str, counter: &RowCounter) -> CheckResult {
+    let table_name = "dlthost_test_held";
+    let before = match counter.count(table_name) {
+        Ok(n) => n,
+        Err(e) => return result(HELD_CHECK, Err(e)),
+    };
+    let mut instance = match runtime.guarded(None) {
+        Ok(i) => i,
+        Err(e) => return result(HELD_CHECK, Err(e.to_string())),
+    };
+    let (table, ctx, items) = probe_batch(table_name, 10, &format!("dlthost-test-held-{nonce}"));
+    match instance.load(LoadCall { table, ctx, items }) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return result(HELD_CHECK, Err(format!("load answered {}", runtime.sink_text(&format!("{e:?}")))));
+        }
+        Err(e) => return result(HELD_CHECK, Err(e.to_string())),
+    }
+    // Counted before the instance is dropped.
+    let after = counter.count(table_name);
+    drop(instance);
+    match after {
+        Ok(after) if after == before + 10 => result(HELD_CHECK, Ok("10 rows stored before the next call".into())),
+        Ok(after) => result(
+            HELD_CHECK,
+            Err(format!(
+                "load returned ok for 10 rows, and the destination's count of `{table_name}` went from {before} to {after}: rows must be durable before load returns"
+            )),
+        ),
+        Err(e) => result(HELD_CHECK, Err(e)),
+    }
+}
+
+/// One call on a fresh instance: `Err` unless the sink answered ok.
+fn call_on_new_instance(runtime: &SinkRuntime, call: LoadCall) -> Result<(), String> {
+    let mut instance = runtime.guarded(None).map_err(|e| e.to_string())?;
+    match instance.load(call) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("answered {}", runtime.sink_text(&format!("{e:?}")))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The user's command that prints a table's row count at the destination.
+struct RowCounter {
+    command: String,
+}
+
+impl RowCounter {
+    fn new(command: &str) -> RowCounter {
+        RowCounter { command: command.to_string() }
+    }
+
+    /// The count of `table`: the command's stdout, one integer.
+    fn count(&self, table: &str) -> Result<u64, String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(self.command.replace("{table}", table))
+            .env("DLTHOST_TEST_TABLE", table)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("--count-rows: cannot run sh: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr: String = stderr.chars().take(500).collect();
+            return Err(format!("--count-rows for `{table}` exited with {}: {}", out.status, stderr.trim()));
+        }
+        stdout.trim().parse().map_err(|_| {
+            let shown: String = stdout.chars().take(100).collect();
+            format!("--count-rows for `{table}` printed {shown:?}, not a row count")
+        })
+    }
+}
+
+/// One batch as large as the sink allows: its `max-batch-bytes` (the host
+/// cuts batches there, so several calls near the bound), or 64 MiB.
+fn large_batch_run(request: &SinkRequest, work: &Path, options: &CheckOptions) -> Result<CheckResult, PipelineError> {
+    let mut req = test_request(request, &work.join("pipelines-large"), "100000");
+    let sink = Sink::open(&req)?;
+    let bound = sink.runtime.spec().and_then(|s| s.max_batch_bytes);
+    let (name, total) = match bound {
+        Some(b) => (format!("batches cut at the sink's max-batch-bytes ({b} bytes)"), b.saturating_mul(5) / 2),
+        None => (format!("one batch of {} MiB", options.large_batch_bytes >> 20), options.large_batch_bytes),
+    };
+    // Rows of up to 64 KiB of text, at least 10 rows per batch.
+    let cell = (total / 40).clamp(1, 64 << 10) as usize;
+    let rows = (total as usize / (cell + 24)).max(1);
+    let input = work.join("large-batch.jsonl");
+    let text = "x".repeat(cell);
+    let mut body = String::with_capacity(rows * (cell + 40));
+    for i in 0..rows {
+        body.push_str(&format!("{{\"id\": {i}, \"payload\": \"{text}\"}}\n"));
+    }
+    std::fs::write(&input, body).map_err(|e| PipelineError::Usage(format!("cannot write the test input: {e}")))?;
+    req.flags.set(&catalog::BATCH_SIZE, rows.to_string());
+    let sink = if bound.is_some() { sink } else { Sink::open(&req)? };
+    Ok(run_table(&name, &sink, &input, "dlthost_test_large"))
 }
 
 /// Latency of `timed_calls` calls of 100 rows on one instance, against
 /// the budget.
-fn timing(runtime: &SinkRuntime, options: &CheckOptions) -> CheckResult {
+fn timing(runtime: &SinkRuntime, options: &CheckOptions, nonce: &str) -> CheckResult {
     let name = "call latency within the budget";
     let mut instance = match runtime.guarded(None) {
         Ok(i) => i,
@@ -275,7 +459,8 @@ fn timing(runtime: &SinkRuntime, options: &CheckOptions) -> CheckResult {
     };
     let mut took = Vec::new();
     for n in 0..options.timed_calls.max(1) {
-        let (table, ctx, items) = probe_batch(100, &format!("dlthost-test-timing-{n:04}"));
+        let (table, ctx, items) =
+            probe_batch("dlthost_test_calls", 100, &format!("dlthost-test-timing-{nonce}-{n:04}"));
         let ctx = BatchContext { batch_index: n as u32, start_row: 100 * n as u64, ..ctx };
         let started = Instant::now();
         match instance.load(LoadCall { table, ctx, items }) {
@@ -318,7 +503,11 @@ pub fn render(results: &[CheckResult]) -> (String, bool) {
     let width = results.iter().map(|r| r.check.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
     for r in results {
-        let mark = if r.passed { "pass" } else { "FAIL" };
+        let mark = match (r.skipped, r.passed) {
+            (true, _) => "skip",
+            (false, true) => "pass",
+            (false, false) => "FAIL",
+        };
         out.push_str(&format!("{mark}  {:<width$}  {}\n", r.check, r.detail));
     }
     let failed = results.iter().filter(|r| !r.passed).count();

@@ -1,36 +1,86 @@
 //! `host new`: a sink project that builds with one command and passes
-//! `host test-sink` out of the box. The SDK and the contract are written
-//! from this binary (nothing is fetched from a checkout, nothing is
-//! published to a registry), pinned to the contract version it implements.
+//! `host test-sink` out of the box, in Rust, Python or JavaScript. The SDK
+//! and the contract are written from this binary (nothing is fetched from
+//! a checkout, nothing is published to a registry), pinned to the contract
+//! version it implements; the language's toolchain is pinned in the
+//! project.
 //!
-//! Rust only so far: the project is a crate with the SDK vendored in
-//! `sdk/` (the repository's `guest-examples/sdk`, which stands alone), the
-//! dependency versions locked as the repository's example sinks lock them,
-//! and the toolchain pinned in `rust-toolchain.toml`.
+//! - Rust: a crate with the SDK vendored in `sdk/` (the repository's
+//!   `guest-examples/sdk/rust`), dependency versions locked as the
+//!   repository's example sinks lock them, the toolchain in
+//!   `rust-toolchain.toml`.
+//! - Python: `app.py`, the pure-Python SDK in `sdk/dlthost_sink/`
+//!   (`guest-examples/sdk/python`), componentize-py pinned in
+//!   `requirements.txt`.
+//! - JavaScript: `app.js`, the SDK module in `sdk/`
+//!   (`guest-examples/sdk/js`), componentize-js pinned in `package.json`.
 
 use std::path::{Path, PathBuf};
 
 use crate::runtime::contract::DESTINATION_WIT;
 
-/// The SDK's files, relative to the project's `sdk/`.
-const SDK: [(&str, &str); 7] = [
-    ("Cargo.toml", include_str!("../../../guest-examples/sdk/Cargo.toml")),
-    ("src/lib.rs", include_str!("../../../guest-examples/sdk/src/lib.rs")),
-    ("src/capture.rs", include_str!("../../../guest-examples/sdk/src/capture.rs")),
-    ("src/columnar.rs", include_str!("../../../guest-examples/sdk/src/columnar.rs")),
-    ("src/encode.rs", include_str!("../../../guest-examples/sdk/src/encode.rs")),
-    ("src/jobfile.rs", include_str!("../../../guest-examples/sdk/src/jobfile.rs")),
+/// The Rust SDK's files, relative to the project's `sdk/`.
+const RUST_SDK: [(&str, &str); 7] = [
+    ("Cargo.toml", include_str!("../../../guest-examples/sdk/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../../guest-examples/sdk/rust/src/lib.rs")),
+    ("src/capture.rs", include_str!("../../../guest-examples/sdk/rust/src/capture.rs")),
+    ("src/columnar.rs", include_str!("../../../guest-examples/sdk/rust/src/columnar.rs")),
+    ("src/encode.rs", include_str!("../../../guest-examples/sdk/rust/src/encode.rs")),
+    ("src/jobfile.rs", include_str!("../../../guest-examples/sdk/rust/src/jobfile.rs")),
     ("wit/destination.wit", DESTINATION_WIT),
+];
+
+/// The Python SDK's files, relative to the project's `sdk/`.
+const PYTHON_SDK: [(&str, &str); 2] = [
+    ("pyproject.toml", include_str!("../../../guest-examples/sdk/python/pyproject.toml")),
+    ("dlthost_sink/__init__.py", include_str!("../../../guest-examples/sdk/python/dlthost_sink/__init__.py")),
+];
+
+/// The JavaScript SDK's files, relative to the project's `sdk/`.
+const JS_SDK: [(&str, &str); 3] = [
+    ("package.json", include_str!("../../../guest-examples/sdk/js/package.json")),
+    ("dlthost_sink.js", include_str!("../../../guest-examples/sdk/js/dlthost_sink.js")),
+    ("dlthost_sink.d.ts", include_str!("../../../guest-examples/sdk/js/dlthost_sink.d.ts")),
 ];
 
 /// The versions the example sinks are built and tested with.
 const LOCK: &str = include_str!("../../../guest-examples/Cargo.lock");
 
-/// The example sink of a new Rust project (`{{name}}` replaced).
+/// The example sinks of a new project (`{{name}}` replaced).
 const RUST_LIB: &str = include_str!("rust_lib.rs.txt");
+const PYTHON_APP: &str = include_str!("python_app.py.txt");
+const JS_APP: &str = include_str!("js_app.js.txt");
 
-/// The toolchain the host is built and tested with.
-const TOOLCHAIN: &str = "1.95.0";
+/// The toolchains a new project pins: the ones this host's own sinks are
+/// built and tested with (`scripts/guest-tools.sh` installs the same; a
+/// unit test compares).
+pub const RUST_TOOLCHAIN: &str = "1.95.0";
+/// componentize-py, from PyPI.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+/// @bytecodealliance/componentize-js, from npm.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
+
+/// The languages `host new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// Rust, built with cargo for wasm32-wasip2.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript, built with componentize-js.
+    JavaScript,
+}
+
+/// A project's files and the commands its README gives.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Relative path and text of every file.
+    pub files: Vec<(String, String)>,
+    /// The one command that builds the component, run in the project.
+    pub build: String,
+    /// Where the build writes the component, relative to the project.
+    pub wasm: String,
+}
 
 /// A project could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -51,22 +101,72 @@ pub enum ScaffoldError {
     },
 }
 
-/// The files of a new Rust sink project named `name`, by relative path.
-pub fn rust_project(name: &str) -> Result<Vec<(String, String)>, ScaffoldError> {
+/// The project of a new sink named `name` in `language`.
+pub fn project(name: &str, language: Language) -> Result<Project, ScaffoldError> {
     crate::names::check_sink_name(name)?;
-    let mut files: Vec<(String, String)> = SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
+    let mut project = match language {
+        Language::Rust => rust_project(name),
+        Language::Python => python_project(name),
+        Language::JavaScript => js_project(name),
+    };
+    let contract = crate::runtime::contract::package_of(DESTINATION_WIT).unwrap_or("dlthost:destination");
+    project.files.push((".dlt/config.toml".into(), format!("[destination.{name}]\ngreeting = \"hello\"\n")));
+    project.files.push((".dlt/secrets.toml".into(), format!("[destination.{name}]\ntoken = \"change-me\"\n")));
+    project.files.push(("README.md".into(), readme(name, language, contract, &project)));
+    Ok(project)
+}
+
+fn rust_project(name: &str) -> Project {
+    let mut files: Vec<(String, String)> = RUST_SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
     files.push(("Cargo.toml".into(), cargo_toml(name)));
     files.push(("Cargo.lock".into(), LOCK.to_string()));
     files.push((
         "rust-toolchain.toml".into(),
-        format!("[toolchain]\nchannel = \"{TOOLCHAIN}\"\ntargets = [\"wasm32-wasip2\"]\n"),
+        format!("[toolchain]\nchannel = \"{RUST_TOOLCHAIN}\"\ntargets = [\"wasm32-wasip2\"]\n"),
     ));
     files.push(("src/lib.rs".into(), RUST_LIB.replace("{{name}}", name)));
-    files.push((".dlt/config.toml".into(), format!("[destination.{name}]\ngreeting = \"hello\"\n")));
-    files.push((".dlt/secrets.toml".into(), format!("[destination.{name}]\ntoken = \"change-me\"\n")));
     files.push((".gitignore".into(), "/target\n/out\n.dlt/secrets.toml\n".into()));
-    files.push(("README.md".into(), readme(name)));
-    Ok(files)
+    Project {
+        files,
+        build: "cargo build --release --target wasm32-wasip2".into(),
+        wasm: format!("target/wasm32-wasip2/release/{name}.wasm"),
+    }
+}
+
+fn python_project(name: &str) -> Project {
+    let mut files: Vec<(String, String)> =
+        PYTHON_SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
+    files.push(("wit/destination.wit".into(), DESTINATION_WIT.to_string()));
+    files.push(("app.py".into(), PYTHON_APP.replace("{{name}}", name)));
+    files.push((
+        "requirements.txt".into(),
+        format!(
+            "# The build tool, pinned to the version this host is tested with.\ncomponentize-py=={COMPONENTIZE_PY}\n"
+        ),
+    ));
+    files.push((".gitignore".into(), "/build\n/bindings\n/out\n/.venv\n__pycache__/\n.dlt/secrets.toml\n".into()));
+    Project {
+        files,
+        build: format!("componentize-py -d wit -w destination componentize -p . -p sdk app -o build/{name}.wasm"),
+        wasm: format!("build/{name}.wasm"),
+    }
+}
+
+fn js_project(name: &str) -> Project {
+    let mut files: Vec<(String, String)> = JS_SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
+    files.push(("wit/destination.wit".into(), DESTINATION_WIT.to_string()));
+    files.push(("app.js".into(), JS_APP.replace("{{name}}", name)));
+    let build = format!("componentize-js app.js --wit wit --world-name destination -o build/{name}.wasm");
+    files.push((
+        "package.json".into(),
+        format!(
+            "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"private\": true,\n  \"type\": \"module\",\n  \
+             \"scripts\": {{ \"build\": \"mkdir -p build && {build}\" }},\n  \
+             \"devDependencies\": {{ \"@bytecodealliance/componentize-js\": \"{COMPONENTIZE_JS}\" }}\n}}\n"
+        ),
+    ));
+    files.push((".gitignore".into(), "/build\n/node_modules\n/out\n.dlt/secrets.toml\n".into()));
+    Project { files, build, wasm: format!("build/{name}.wasm") }
 }
 
 fn cargo_toml(name: &str) -> String {
@@ -80,23 +180,48 @@ fn cargo_toml(name: &str) -> String {
     )
 }
 
-fn readme(name: &str) -> String {
+/// The README: what the project is, the setup, build, check and run
+/// commands, the settings.
+fn readme(name: &str, language: Language, contract: &str, project: &Project) -> String {
+    let (what, setup, source) = match language {
+        Language::Rust => (
+            "Rust",
+            "rustup show                 # installs the pinned toolchain (rust-toolchain.toml) and the wasm32-wasip2 target".to_string(),
+            "`src/lib.rs` writes each batch as a JSON file into the directory granted as `/out`; `sdk/` is the Rust SDK (crate `dlthost-sink`) with the contract in `sdk/wit/`",
+        ),
+        Language::Python => (
+            "Python",
+            "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && . .venv/bin/activate\nmkdir -p build".to_string(),
+            "`app.py` writes each batch as a JSON Lines file named after its idempotency key into the directory granted as `/out` (a replay replaces its own file); `sdk/dlthost_sink/` is the Python SDK (also `pip install ./sdk`), `wit/` the contract. `componentize-py -d wit -w destination bindings bindings` writes the generated bindings into `bindings/` for your editor; the build writes into `build/`, the sink into `out/`. Import modules at the top of `app.py`: one first imported inside `load` is not found at run time",
+        ),
+        Language::JavaScript => (
+            "JavaScript",
+            "npm install                # the pinned componentize-js\nexport PATH=\"$PWD/node_modules/.bin:$PATH\"\nmkdir -p build".to_string(),
+            "`app.js` prints each row as a JSON line (the host shows it as `[NAME] ...`); `sdk/dlthost_sink.js` is the JavaScript SDK (types in `dlthost_sink.d.ts`), `wit/` the contract. `npm run build` runs the build command",
+        ),
+    };
+    let source = source.replace("NAME", name);
     format!(
-        "# {name}\n\nA dlthost sink, made by `host new {name} --lang rust`. `src/lib.rs` writes each\n\
-         batch as a JSON file into the directory granted as `/out`; replace its `load`\n\
-         with the calls to your destination. `sdk/` is the Rust SDK and the contract\n\
-         (`sdk/wit/destination.wit`) this host implements.\n\n\
-         ```sh\n\
-         cargo build --release --target wasm32-wasip2          # the toolchain is pinned in rust-toolchain.toml\n\
+        "# {name}\n\nA dlthost sink in {what}, made by `host new {name}` for contract `{contract}`.\n\
+         {source}. Replace `load` with the calls to your destination.\n\n\
+         ```sh\n{setup}\n\
+         {build}\n\
          mkdir -p out\n\
-         host inspect target/wasm32-wasip2/release/{name}.wasm\n\
-         host test-sink target/wasm32-wasip2/release/{name}.wasm --dir ./out::/out\n\
-         host run --component target/wasm32-wasip2/release/{name}.wasm --input data.jsonl --dir ./out::/out\n\
+         host inspect {wasm}\n\
+         host test-sink {wasm} --dir ./out::/out{count}\n\
+         host run --component {wasm} --input data.jsonl --dir ./out::/out\n\
          ```\n\n\
          Settings: `greeting` in `.dlt/config.toml`; the secret `token` in\n\
          `.dlt/secrets.toml` (kept out of git by `.gitignore`), or\n\
          `DESTINATION__{up}__TOKEN`. A sink's module state lives per instance: one per\n\
-         worker, replaced after traps and every `--store-max-batches` calls.\n",
+         worker, replaced after traps and every `--store-max-batches` calls. An error\n\
+         answered with a retry-after replaces the host's backoff for that attempt.\n",
+        build = project.build,
+        wasm = project.wasm,
+        count = match language {
+            Language::JavaScript => "",
+            Language::Rust | Language::Python => " --count-rows 'cat out/{table}.*.jsonl 2>/dev/null | wc -l'",
+        },
         up = name.to_ascii_uppercase()
     )
 }
@@ -123,17 +248,46 @@ pub fn write(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf>, Sca
 mod tests {
     use super::*;
 
+    fn file<'a>(p: &'a Project, path: &str) -> &'a str {
+        p.files.iter().find(|(f, _)| f == path).map(|(_, t)| t.as_str()).unwrap_or_else(|| panic!("{path}"))
+    }
+
     #[test]
     fn a_rust_project_names_its_sink_and_vendors_the_contract() {
-        let files = rust_project("my_sink").expect("files");
-        let get = |p: &str| files.iter().find(|(path, _)| path == p).map(|(_, t)| t.as_str()).expect(p);
-        assert!(get("src/lib.rs").contains("default_spec(\"my_sink\")"));
-        assert_eq!(get("sdk/wit/destination.wit"), DESTINATION_WIT);
-        assert!(get("Cargo.toml").contains("dlthost-sink = { path = \"sdk\", features = [\"parquet\"] }"));
-        assert!(get(".gitignore").contains(".dlt/secrets.toml"));
-        assert!(get(".dlt/secrets.toml").contains("[destination.my_sink]"));
-        assert!(rust_project("My Sink").is_err(), "not a sink name");
-        let sdk = get("sdk/Cargo.toml");
+        let p = project("my_sink", Language::Rust).expect("files");
+        assert!(file(&p, "src/lib.rs").contains("SinkSpec::new(\"my_sink\")"));
+        assert!(file(&p, "README.md").contains("--count-rows"));
+        assert_eq!(file(&p, "sdk/wit/destination.wit"), DESTINATION_WIT);
+        assert!(file(&p, "Cargo.toml").contains("dlthost-sink = { path = \"sdk\", features = [\"parquet\"] }"));
+        assert!(file(&p, ".gitignore").contains(".dlt/secrets.toml"));
+        assert!(file(&p, ".dlt/secrets.toml").contains("[destination.my_sink]"));
+        assert!(project("My Sink", Language::Rust).is_err(), "not a sink name");
+        let sdk = file(&p, "sdk/Cargo.toml");
         assert!(!sdk.contains(".workspace") && !sdk.contains("workspace = true"), "the SDK stands alone");
+    }
+
+    #[test]
+    fn python_and_js_projects_carry_the_sdk_the_contract_and_pinned_tools() {
+        for (lang, app, sdk, pin) in [
+            (Language::Python, "app.py", "sdk/dlthost_sink/__init__.py", "requirements.txt"),
+            (Language::JavaScript, "app.js", "sdk/dlthost_sink.js", "package.json"),
+        ] {
+            let p = project("my_sink", lang).expect("files");
+            assert!(file(&p, app).contains("\"my_sink\""), "{app}");
+            assert!(!file(&p, app).contains("{{name}}"), "{app}");
+            assert_eq!(file(&p, "wit/destination.wit"), DESTINATION_WIT);
+            assert!(file(&p, sdk).contains("dlthost:destination@0.1.0"), "{sdk} names the contract it targets");
+            assert!(file(&p, ".gitignore").contains(".dlt/secrets.toml"));
+            assert!(file(&p, "README.md").contains(&p.build), "the README gives the build command");
+            let pinned = file(&p, pin);
+            assert!(pinned.contains(COMPONENTIZE_PY) || pinned.contains(COMPONENTIZE_JS), "{pin}: {pinned}");
+        }
+    }
+
+    #[test]
+    fn the_pinned_tools_are_the_ones_the_suite_installs() {
+        let tools = include_str!("../../../scripts/guest-tools.sh");
+        assert!(tools.contains(&format!("componentize-py=={COMPONENTIZE_PY}")));
+        assert!(tools.contains(&format!("componentize-js@{COMPONENTIZE_JS}")));
     }
 }

@@ -74,8 +74,11 @@ fn a_new_rust_project_builds_passes_test_sink_and_runs() {
 #[test]
 fn the_sdk_carries_the_repositorys_contract_and_other_languages_say_so() {
     let ours = std::fs::read(repo_root().join("wit/destination.wit")).expect("wit");
-    let sdk = std::fs::read(repo_root().join("guest-examples/sdk/wit/destination.wit")).expect("sdk wit");
-    assert_eq!(sdk, ours, "guest-examples/sdk/wit/destination.wit is a copy of wit/destination.wit: copy it again");
+    let sdk = std::fs::read(repo_root().join("guest-examples/sdk/rust/wit/destination.wit")).expect("sdk wit");
+    assert_eq!(
+        sdk, ours,
+        "guest-examples/sdk/rust/wit/destination.wit is a copy of wit/destination.wit: copy it again"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run({
         let mut cmd = Command::new(host_bin());

@@ -24,18 +24,28 @@ pub fn ipc_rows(bytes: &[u8], table: &TableSchema) -> Result<Vec<Json>, String> 
 /// Reads every row of a Parquet job file as JSON objects in the capture
 /// encoding (every column of `table`, in file order).
 pub fn read_parquet(file: &JobFile, table: &TableSchema) -> Result<Vec<Json>, String> {
-    // WASI cannot clone file handles, which parquet's File reader needs:
-    // read the file into memory (a debugging sink can afford that).
-    let bytes = bytes::Bytes::from(std::fs::read(&file.path).map_err(|e| format!("{}: {e}", file.path))?);
+    parquet_rows(file, table)?.collect()
+}
+
+/// The rows of a Parquet job file, decoded one record batch (4,096 rows)
+/// at a time. WASI cannot clone file handles, which parquet's `File`
+/// reader needs: the file's bytes are read into memory first.
+pub(crate) fn parquet_rows<'a>(
+    file: &JobFile,
+    table: &'a TableSchema,
+) -> Result<Box<dyn Iterator<Item = Result<Json, String>> + 'a>, String> {
+    let path = file.path.clone();
+    let bytes = bytes::Bytes::from(std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.with_batch_size(4096).build())
-        .map_err(|e| format!("{}: {e}", file.path))?;
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| format!("{}: {e}", file.path))?;
-        rows.extend(batch_rows(&batch, table, &file.path)?);
-    }
-    Ok(rows)
+        .map_err(|e| format!("{path}: {e}"))?;
+    Ok(Box::new(reader.flat_map(move |batch| {
+        let rows = batch.map_err(|e| format!("{path}: {e}")).and_then(|b| batch_rows(&b, table, &path));
+        match rows {
+            Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }
+    })))
 }
 
 /// The rows of an Arrow record batch in the capture encoding.
