@@ -80,7 +80,8 @@ function column(c) {
 export function spec() {
   return {
     name: "js_sink",
-    batchSize: undefined,
+    // Typed rows only: StarlingMonkey has no filesystem API to read job files.
+    batchSize: 10,
     loaderFileFormat: undefined,
     namingConvention: undefined,
     maxNestingLevel: undefined,

@@ -109,7 +109,8 @@ class WitWorld(wit_world.WitWorld):
         return SinkSpec(
             name="python_sink",
             batch_size=None,
-            loader_file_format=None,
+            # Whole job files (batch size 0) as jsonl: this sink reads no parquet.
+            loader_file_format=FileFormat.JSONL,
             naming_convention=None,
             max_nesting_level=None,
             skip_dlt_columns_and_tables=None,

@@ -80,7 +80,7 @@ pub fn foreign_skipped(what: &str) -> bool {
 /// Runs `scripts/guest-tools.sh` once per test run: installs the pinned
 /// componentize-py and componentize-js into `target/tools` if missing. A
 /// failure fails the tests (a missing tool is not a reason to skip).
-fn guest_tools() -> PathBuf {
+pub fn guest_tools() -> PathBuf {
     static DONE: OnceLock<PathBuf> = OnceLock::new();
     DONE.get_or_init(|| {
         let root = repo_root();

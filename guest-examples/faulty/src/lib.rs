@@ -25,10 +25,16 @@
 //! | `SPEC_NAME=S` | `spec()` names the sink S |
 //! | `SPEC_VARY=1` | `spec()` answers another batch size on each call (a counter in `/out`) |
 //! | `SPEC_KEYS=K,K:default` | `spec()` declares these keys: `name` (a string), `name:secret`, `name:int=text` (an integer key with a string default) |
+//! | `WRITE_JSONL=keyed` | instead of capture files, each batch's rows go to `/out/<table>.<idempotency key>.jsonl`, replaced atomically (a replay stores nothing new: exactly once) |
+//! | `WRITE_JSONL=append` | ... appended to `/out/<table>.all.jsonl` (a replay stores the rows again) |
+//! | `BUFFER_ROWS=N` | with `WRITE_JSONL`, rows are kept in instance memory and written only on every N-th call of the instance (lost when it is replaced) |
 //! | `FAULT_TABLE=T` | all of the above apply to table T only; other tables are captured |
 //!
 //! "Reports" means the call fails terminally with a message that says what
 //! the sink could do, so a test can check that the sandbox stopped it.
+
+use std::cell::RefCell;
+use std::io::Write;
 
 use dlthost_sink::{BatchContext, Guest, Items, RetryError, SinkError, SinkSpec, TableSchema};
 
@@ -72,11 +78,68 @@ impl Guest for Faulty {
     }
 
     fn load(table: TableSchema, ctx: BatchContext, items: Items) -> Result<(), SinkError> {
-        if var("FAULT_TABLE").is_none_or(|t| t == table.name) {
+        let faulted = var("FAULT_TABLE").is_none_or(|t| t == table.name);
+        if faulted {
             misbehave(&table, &ctx)?;
         }
-        dlthost_sink::capture::write_call(&table, &ctx, &items)
+        match var("WRITE_JSONL") {
+            Some(mode) if faulted => write_jsonl(&table, &ctx, &items, &mode),
+            _ => dlthost_sink::capture::write_call(&table, &ctx, &items),
+        }
     }
+}
+
+thread_local! {
+    /// `BUFFER_ROWS`: lines not yet written, and calls so far.
+    static BUFFER: RefCell<(Vec<(String, String)>, u64)> = const { RefCell::new((Vec::new(), 0)) };
+}
+
+/// `WRITE_JSONL`: the batch's rows as JSON lines, keyed (exactly once) or
+/// appended (duplicates on replay); with `BUFFER_ROWS` only every N-th call
+/// writes what the instance has kept.
+fn write_jsonl(table: &TableSchema, ctx: &BatchContext, items: &Items, mode: &str) -> Result<(), SinkError> {
+    let mut text = String::new();
+    match items {
+        Items::Rows(rows) => {
+            for row in rows {
+                text.push_str(&dlthost_sink::row_to_json(table, row).to_string());
+                text.push('\n');
+            }
+        }
+        Items::File(file) => {
+            for row in dlthost_sink::job_file_rows(file, table).map_err(SinkError::terminal)? {
+                text.push_str(&row.map_err(SinkError::terminal)?.to_string());
+                text.push('\n');
+            }
+        }
+        Items::ArrowIpc(_) => return Err(SinkError::terminal("WRITE_JSONL takes rows or job files")),
+    }
+    let name = dlthost_sink::safe_file_name(&table.name);
+    let file = match mode {
+        "append" => format!("{name}.all.jsonl"),
+        _ => format!("{name}.{}.jsonl", dlthost_sink::safe_file_name(&ctx.idempotency_key)),
+    };
+    let every = var("BUFFER_ROWS").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let due = BUFFER.with_borrow_mut(|(kept, calls)| {
+        kept.push((file, text));
+        *calls += 1;
+        if (*calls).is_multiple_of(every) { std::mem::take(kept) } else { Vec::new() }
+    });
+    let out = dlthost_sink::capture::OUT_DIR;
+    for (file, text) in due {
+        let written = if mode == "append" {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(format!("{out}/{file}"))
+                .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        } else {
+            let tmp = format!("{out}/.{file}.tmp");
+            std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, format!("{out}/{file}")))
+        };
+        written.map_err(|e| dlthost_sink::retry(format!("write {out}/{file}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// A key declaration from `SPEC_KEYS`: `name`, `name:secret` or

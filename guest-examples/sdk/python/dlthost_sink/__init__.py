@@ -328,10 +328,10 @@ def _json_default(v):
 
 
 def dumps(obj):
-    """JSON text of rows from `rows`: timestamps RFC 3339 UTC with six
+    """Compact JSON text of rows from `rows`: timestamps RFC 3339 UTC with six
     fraction digits, dates and times ISO, decimals as strings, bytes as
     base64."""
-    return json.dumps(obj, default=_json_default, ensure_ascii=False)
+    return json.dumps(obj, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def safe_name(name):
