@@ -120,6 +120,9 @@ class WitWorld(wit_world.WitWorld):
         )
 
     def load(self, table, context, items):
+        if os.environ.get("FAIL_LOAD"):
+            # For the test that an exception in load() is named in the job error.
+            raise ValueError("load refused on purpose (FAIL_LOAD)")
         file = None
         if isinstance(items, Items_Rows):
             rows = [{c.name: encode(v) for c, v in zip(table.columns, row)} for row in items.value]

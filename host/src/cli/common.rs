@@ -319,7 +319,7 @@ pub fn print_summary(sink: &str, report: &LoadReport, pipeline: &PipelineDir, co
         );
     } else if !stopped.is_empty() {
         eprintln!(
-            "STOPPED: {} rows of {} were not delivered yet: the sink kept asking to retry ({rows} rows were delivered into `{sink}`)",
+            "STOPPED: {} rows of {} were not delivered yet: every attempt (--max-attempts) ended in a retry, a trap or a timeout ({rows} rows were delivered into `{sink}`)",
             left(&stopped),
             tables(&stopped),
         );

@@ -24,8 +24,9 @@ pub struct GuestLog {
 struct LogState {
     prefix: String,
     redactor: Redactor,
-    /// The last line the guest printed during the current call (cleaned),
-    /// for the message of a trap: a panic's or an exception's own words.
+    /// The last line the guest printed during the current call (cleaned)
+    /// that says something of its own, for the message of a trap: a
+    /// panic's or an exception's own words (see [`is_wrapper_line`]).
     last: Option<String>,
     pending: Vec<u8>,
     written: u64,
@@ -94,6 +95,23 @@ impl GuestLog {
     }
 }
 
+/// Lines a guest language's runtime prints after an uncaught exception,
+/// which wrap it without saying what it was. componentize-py prints the
+/// Python traceback (its last line names the exception), then a Rust panic
+/// at its own `runtime/src/lib.rs` with a fixed message; componentize-js
+/// prints the error (`... (received `Error: boom`) ...`), `Stack:`, the
+/// frames (`  name@file:line:column`) and an abort notice. The trap's
+/// message takes the last line before these. `raw` is the line as printed.
+fn is_wrapper_line(raw: &str) -> bool {
+    let line = raw.trim();
+    let js_frame = raw.starts_with(' ') && line.contains('@') && line.ends_with(|c: char| c.is_ascii_digit());
+    line == "Python function threw an unexpected exception"
+        || (line.starts_with("thread '") && line.contains(" panicked at runtime/src/"))
+        || line == "Stack:"
+        || line == "Redirecting call to abort() to mozalloc_abort"
+        || js_frame
+}
+
 /// Lines a guest's runtime prints after a panic that mean nothing for a
 /// sink: the host cannot pass `RUST_BACKTRACE` to it, and the backtrace is
 /// in the trap with `-vv`.
@@ -110,7 +128,7 @@ impl LogState {
         if is_runtime_hint(text) {
             return;
         }
-        if !text.trim().is_empty() {
+        if !text.trim().is_empty() && !is_wrapper_line(text) {
             self.last = Some(super::text::sink_text(text.trim(), &self.redactor));
         }
         if self.written + line.len() as u64 > self.cap {
@@ -172,5 +190,34 @@ impl tokio::io::AsyncWrite for GuestLog {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trap_names_the_exception_not_the_runtime_that_wrapped_it() {
+        let log = GuestLog::new("py", 1 << 20, Redactor::new(["s3cr3t-value".to_string()]));
+        log.start_call();
+        log.write(
+            b"Traceback (most recent call last):\n  File \"/0/app.py\", line 10, in load\n\
+              ModuleNotFoundError: No module named 's3cr3t-value'\n\n\
+              thread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\n\
+              Python function threw an unexpected exception\n",
+        );
+        assert_eq!(log.last_line().as_deref(), Some("ModuleNotFoundError: No module named '[secret]'"));
+        // componentize-js: the error, then its stack and an abort notice.
+        log.start_call();
+        log.write(
+            b"invalid variant tag value `undefined` (received `Error: boom`) specified for `SinkError`\nStack:\n  \
+              export_load@/tmp/250f811a5693/sources/initializer.js:733:17\n\nRedirecting call to abort() to mozalloc_abort\n",
+        );
+        assert!(log.last_line().is_some_and(|l| l.contains("(received `Error: boom`)")), "{:?}", log.last_line());
+        // A Rust sink's panic message is its own last line.
+        log.start_call();
+        log.write(b"thread '<unnamed>' panicked at src/lib.rs:12:5:\ninjected panic at row 1\n");
+        assert_eq!(log.last_line().as_deref(), Some("injected panic at row 1"));
     }
 }

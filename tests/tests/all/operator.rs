@@ -172,6 +172,20 @@ fn a_guest_panic_is_named_by_its_own_words() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("its spec() failed"), "{err}");
+
+    // An exception raised in load(): the job error names the exception
+    // (its traceback's last line), not the runtime's wrapper around it.
+    let s = Scratch::new();
+    let out = run(s.command_for(
+        "run",
+        &py,
+        &["--input", path(&input), "--env", "FAIL_LOAD=1", "--max-attempts", "1", "--json"],
+    ));
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let error = summary["failures"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("ValueError: load refused on purpose (FAIL_LOAD)"), "{error}");
+    assert!(!error.contains("threw an unexpected exception"), "{error}");
 }
 
 // Item 5: the dry run needs no secret and keeps nothing unless asked.
