@@ -360,7 +360,7 @@ pub fn read_flags() -> impl Iterator<Item = &'static Setting> {
 
 /// Keys of a sink's config section that the host reads itself, besides
 /// the sink settings: a sink may not declare a config key of these names.
-pub const SECTION_KEYS: [&str; 4] = ["component", "component_sha256", "allowed_hosts", "auth_header"];
+pub const SECTION_KEYS: [&str; 5] = ["component", "component_sha256", "allowed_hosts", "allowed_tcp", "auth_header"];
 
 /// The keys of `[destination.<name>]` the host reads itself: the sink
 /// settings (with their aliases) and [`SECTION_KEYS`]. No sink may

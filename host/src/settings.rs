@@ -143,6 +143,7 @@ impl<'a> Resolver<'a> {
             dirs: Vec::new(),
             env: Vec::new(),
             allowed_hosts: Vec::new(),
+            tcp: Arc::default(),
             memory_limit: self.get(&MEMORY_LIMIT)?,
             call_timeout: self.get(&CALL_TIMEOUT)?,
             fuel: self.get_opt(&FUEL)?,

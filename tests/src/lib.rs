@@ -211,6 +211,9 @@ impl Scratch {
     /// Writes a file in the scratch dir and returns its path.
     pub fn file(&self, name: &str, content: &str) -> PathBuf {
         let p = self.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("fixture directory");
+        }
         std::fs::write(&p, content).expect("write fixture");
         p
     }

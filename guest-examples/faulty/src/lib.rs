@@ -18,6 +18,7 @@
 //! | `WRITE_FILE=P` | every call tries to write P and reports what happened |
 //! | `READ_ENV=K` | every call reports the value of environment variable K |
 //! | `HTTP_GET=URL` | every call GETs URL; a 2xx goes on to capture, anything else is reported |
+//! | `TCP_CONNECT=ADDR` | every call opens a TCP connection to ADDR (an IP address and port), sends `ping`, reads the answer and reports what happened |
 //! | `SLEEP_MS=N` | every call sleeps N ms in a host call (a `wasi:clocks` wait, which epochs cannot interrupt) |
 //! | `HUGE_MESSAGE=N` | every call fails terminally with a message of N bytes |
 //! | `HUGE_RETRY=N` | every call asks to retry with a message of N bytes |
@@ -154,6 +155,23 @@ fn declared_key(text: &str) -> dlthost_sink::ConfigKey {
     dlthost_sink::ConfigKey { name: name.to_string(), value_type, secret: how == "secret", required: false, default }
 }
 
+/// Connects to `addr`, sends `ping\n` and reads one answer: what happened.
+fn tcp_ping(addr: &str) -> String {
+    use std::io::Read;
+    let mut stream = match std::net::TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => return format!("connect failed: {e}"),
+    };
+    if let Err(e) = stream.write_all(b"ping\n") {
+        return format!("connected, write failed: {e}");
+    }
+    let mut answer = [0u8; 64];
+    match stream.read(&mut answer) {
+        Ok(n) => format!("connected, answer {:?}", String::from_utf8_lossy(&answer[..n])),
+        Err(e) => format!("connected, read failed: {e}"),
+    }
+}
+
 /// Applies the faults the environment asks for.
 fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
     {
@@ -222,6 +240,9 @@ fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
         }
         if let Some(key) = var("READ_ENV") {
             return Err(SinkError::Terminal(format!("env {key}: {:?}", std::env::var(&key).ok())));
+        }
+        if let Some(addr) = var("TCP_CONNECT") {
+            return Err(SinkError::Terminal(format!("tcp {addr}: {}", tcp_ping(&addr))));
         }
         if let Some(url) = var("HTTP_GET") {
             match waki::Client::new().get(&url).connect_timeout(std::time::Duration::from_secs(5)).send() {

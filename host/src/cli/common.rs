@@ -11,8 +11,8 @@ use super::flags::SinkFlags;
 use crate::load::LoadReport;
 use crate::package::PipelineDir;
 use crate::pipeline::{MetricsFile, Shard, Sink, SinkRequest};
-use crate::runtime::AllowedHost;
 use crate::runtime::DirGrant;
+use crate::runtime::{AllowedHost, AllowedTcp};
 use crate::runtime::{CompileCache, DEFAULT_CACHE_CAP};
 use crate::stop::Cancel;
 use crate::telemetry::Exporter;
@@ -144,7 +144,15 @@ pub struct SinkArgs {
     /// explicitly (http://127.0.0.1:8080). Adds to `allowed_hosts` in config.
     #[arg(long, value_name = "ORIGIN", value_parser = parse_allowed_host)]
     pub allow_host: Vec<AllowedHost>,
-    /// Answer a name's lookup for the sink's HTTP requests with a fixed
+    /// Allow TCP connections to HOST:PORT (a database: 10.0.0.7:5432,
+    /// db.example.com:5432, [::1]:6379). A name is resolved once when the
+    /// run starts; the sink connects by address. Local addresses must be
+    /// named as such (127.0.0.1:5432, localhost:5432). Adds to
+    /// `allowed_tcp` in config. Without it every connection is refused.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_allowed_tcp)]
+    pub allow_tcp: Vec<AllowedTcp>,
+    /// Answer a name's lookup for the sink's HTTP requests (and the names
+    /// of --allow-tcp) with a fixed
     /// address, as curl's --resolve: HOST:PORT:ADDRESS. The address is
     /// checked like any other (a local one needs an --allow-host naming it).
     #[arg(long, value_name = "HOST:PORT:ADDRESS")]
@@ -187,6 +195,7 @@ impl SinkArgs {
             dirs: self.dir.iter().map(|d| parse_dir(d)).collect::<anyhow::Result<_>>()?,
             env: self.env.iter().map(|e| parse_env(e)).collect(),
             allowed_hosts: self.allow_host.clone(),
+            allowed_tcp: self.allow_tcp.clone(),
             resolve: self.resolve.clone(),
             cache: Some(compile_cache(self.cache_dir.as_deref())),
             dry_run: self.dry_run,
@@ -274,6 +283,10 @@ pub fn compile_cache(dir: Option<&Path>) -> CompileCache {
 
 fn parse_allowed_host(s: &str) -> Result<AllowedHost, String> {
     AllowedHost::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_allowed_tcp(s: &str) -> Result<AllowedTcp, String> {
+    AllowedTcp::parse(s).map_err(|e| e.to_string())
 }
 
 /// `HOST::GUEST` → a directory grant; the host directory must exist.

@@ -65,7 +65,10 @@ impl InspectArgs {
             ("wasi:http/outgoing-handler", "HTTP: nothing unless you allow a host with --allow-host / allowed_hosts"),
             ("dlthost:destination/config", "config: its declared keys"),
             ("wasi:cli/environment", "environment: nothing unless you pass variables with --env"),
-            ("wasi:sockets", "sockets: always denied"),
+            (
+                "wasi:sockets",
+                "TCP: nothing unless you grant an address with --allow-tcp / allowed_tcp; UDP and name lookups: always denied",
+            ),
         ] {
             if has(prefix) {
                 capabilities.push(what);

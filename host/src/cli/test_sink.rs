@@ -40,11 +40,14 @@ impl TestSinkArgs {
         let request = self.sink.request(&pipeline, cancel, None)?;
         let dirs: Vec<String> = request.dirs.iter().map(|d| format!("{} (as {})", d.host.display(), d.guest)).collect();
         let hosts: Vec<String> = request.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        let tcp: Vec<String> = request.allowed_tcp.iter().map(|h| h.to_string()).collect();
+        let listed = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
         eprintln!(
-            "Checking {}: it writes to tables named {TEST_TABLE_PREFIX}* wherever it writes (directories: {}; hosts: {}).",
+            "Checking {}: it writes to tables named {TEST_TABLE_PREFIX}* wherever it writes (directories: {}; hosts: {}; TCP: {}).",
             self.sink_file.display(),
-            if dirs.is_empty() { "none".into() } else { dirs.join(", ") },
-            if hosts.is_empty() { "none".into() } else { hosts.join(", ") },
+            listed(&dirs),
+            listed(&hosts),
+            listed(&tcp),
         );
         let options = CheckOptions {
             call_budget: self.call_budget,

@@ -459,7 +459,7 @@ fn try_batch(
 /// Adds what the sandbox refused during the call to the sink's message, so
 /// the user sees the cause even when the sink's own message is vague.
 fn with_denials(message: String, denials: Vec<String>) -> String {
-    if denials.is_empty() { message } else { format!("{message} [sandbox denied HTTP to {}]", denials.join(", ")) }
+    if denials.is_empty() { message } else { format!("{message} [sandbox denied: {}]", denials.join(", ")) }
 }
 
 /// A duration between half and all of `d`, chosen from the clock's nanos.

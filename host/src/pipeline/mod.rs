@@ -30,7 +30,7 @@ use crate::package::{FileFormat, PackageError, PipelineDir};
 use crate::runtime::CompileCache;
 use crate::runtime::Redactor;
 use crate::runtime::bindings::{ConfigKey, ConfigValue, ItemFormat, SinkSpec};
-use crate::runtime::{AllowedHost, InjectedHeader, SystemNetwork};
+use crate::runtime::{AllowedHost, AllowedTcp, InjectedHeader, SystemNetwork, TcpGrants};
 use crate::runtime::{DirGrant, RuntimeError, SandboxOptions, SinkRuntime};
 use crate::settings::{FlagValues, Resolver, SinkSettings};
 use crate::stop::Cancel;
@@ -99,6 +99,8 @@ pub struct SinkRequest {
     pub env: Vec<(String, String)>,
     /// `--allow-host` origins (config's `allowed_hosts` adds to them).
     pub allowed_hosts: Vec<AllowedHost>,
+    /// `--allow-tcp` addresses (config's `allowed_tcp` adds to them).
+    pub allowed_tcp: Vec<AllowedTcp>,
     /// `--resolve HOST:PORT:ADDRESS` answers.
     pub resolve: Vec<String>,
     /// The compile cache; `None` compiles every time.
@@ -161,7 +163,9 @@ impl Sink {
         let settings = sink_settings(&resolver, &spec, req.schema_hints.as_deref(), &name)?;
         let mut values = sink_keys(req, &sources, &spec, destination)?;
         sandbox.redactor = redactor_for(&name, &spec.config, &values);
-        grant_from_section(&mut sandbox, &sources, destination, &mut values)?;
+        let mut tcp = req.allowed_tcp.clone();
+        grant_from_section(&mut sandbox, &mut tcp, &sources, destination, &mut values)?;
+        sandbox.tcp = Arc::new(resolve_tcp(&tcp, sandbox.network.as_ref())?);
         runtime.set_sandbox(sandbox);
         runtime.set_config(values);
 
@@ -264,11 +268,21 @@ fn sink_keys(
     Ok(sources.sink_keys(destination.pipeline, name, &spec.config, &req.set)?)
 }
 
-/// `allowed_hosts` and `auth_header` of the sink's section. The keys the
-/// header uses are taken out of `values`: the host injects them, and the
-/// sink never holds them.
+/// The TCP grants, each name resolved once, now: the sink may connect to
+/// these addresses for the whole run and to nothing else.
+fn resolve_tcp(grants: &[AllowedTcp], network: &dyn crate::runtime::Network) -> Result<TcpGrants, PipelineError> {
+    if grants.is_empty() {
+        return Ok(TcpGrants::default());
+    }
+    wasmtime_wasi::runtime::in_tokio(TcpGrants::resolve(grants, network)).map_err(|e| usage(e.to_string()))
+}
+
+/// `allowed_hosts`, `allowed_tcp` and `auth_header` of the sink's section.
+/// The keys the header uses are taken out of `values`: the host injects
+/// them, and the sink never holds them.
 fn grant_from_section(
     sandbox: &mut SandboxOptions,
+    tcp: &mut Vec<AllowedTcp>,
     sources: &ConfigSources,
     destination: Destination<'_>,
     values: &mut BTreeMap<String, ConfigValue>,
@@ -279,6 +293,12 @@ fn grant_from_section(
         for e in entries {
             let host = AllowedHost::parse(&e).map_err(|err| usage(format!("{}: {err}", raw.source)))?;
             sandbox.allowed_hosts.push(host);
+        }
+    }
+    if let Some(raw) = setting("allowed_tcp") {
+        let entries = config::as_list(&raw).ok_or_else(|| config::setting_error(&raw, "a list of HOST:PORT"))?;
+        for e in entries {
+            tcp.push(AllowedTcp::parse(&e).map_err(|err| usage(format!("{}: {err}", raw.source)))?);
         }
     }
     if let Some(raw) = setting("auth_header") {

@@ -306,7 +306,7 @@ impl EgressPolicy {
         self.stats.denied.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(sink = %self.sink, request = %what, "HTTP request denied; {hint}");
         if let Ok(mut d) = self.denials.lock() {
-            d.push(format!("{what} ({hint})"));
+            d.push(format!("HTTP {what} ({hint})"));
         }
     }
 }

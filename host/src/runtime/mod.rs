@@ -18,11 +18,13 @@ pub(crate) mod egress;
 pub(crate) mod guard;
 pub(crate) mod guest_log;
 pub(crate) mod state;
+pub(crate) mod tcp;
 pub(crate) mod text;
 
 pub use cache::{CacheError, CompileCache, DEFAULT_CAP as DEFAULT_CACHE_CAP};
 pub use egress::{AllowedHost, InjectedHeader, Network, SystemNetwork};
 pub use guard::{Guarded, LoadCall, STOP_GRACE};
+pub use tcp::{AllowedTcp, AllowedTcpError, TcpGrantError, TcpGrants};
 pub use text::{MAX_SINK_TEXT, Redactor};
 
 use crate::telemetry::Span;
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -75,6 +78,9 @@ pub struct SandboxOptions {
     pub env: Vec<(String, String)>,
     /// Allowed HTTP origins (`--allow-host`). Default: none.
     pub allowed_hosts: Vec<AllowedHost>,
+    /// Addresses the sink may open TCP connections to (`--allow-tcp`,
+    /// resolved once when the run starts). Default: none, and no TCP.
+    pub tcp: Arc<tcp::TcpGrants>,
     /// Sum of all linear memories of one instance, in bytes
     /// (`--memory-limit`).
     pub memory_limit: usize,
@@ -235,6 +241,39 @@ pub struct SinkRuntime {
     ticker: Option<JoinHandle<()>>,
 }
 
+/// The socket check of a sink with TCP grants: a connect to a granted
+/// address and the implicit bind it performs pass; anything else (another
+/// address, listening, an explicit bind) is refused, logged and recorded
+/// for the batch's error message.
+fn tcp_check(
+    grants: Arc<tcp::TcpGrants>,
+    sink: String,
+    denials: Arc<Mutex<Vec<String>>>,
+) -> impl Fn(std::net::SocketAddr, SocketAddrUse) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + Sync>>
++ Send
++ Sync
++ 'static {
+    move |addr, use_| {
+        let ok = match use_ {
+            SocketAddrUse::TcpConnect => grants.allows_connect(addr),
+            SocketAddrUse::TcpBind => tcp::is_implicit_bind(addr),
+            _ => false,
+        };
+        if !ok {
+            let what = match use_ {
+                SocketAddrUse::TcpConnect => format!("TCP connection to {addr}"),
+                other => format!("TCP {other:?} on {addr}"),
+            };
+            let hint = "not granted; grant a database's address with --allow-tcp HOST:PORT or allowed_tcp";
+            tracing::warn!(sink = %sink, request = %what, "{hint}");
+            if let Ok(mut d) = denials.lock() {
+                d.push(format!("{what} ({hint})"));
+            }
+        }
+        Box::pin(async move { ok })
+    }
+}
+
 /// The engine configuration every run and the compile cache share.
 pub fn engine(fuel: bool) -> Result<Engine, wasmtime::Error> {
     let mut config = Config::new();
@@ -367,9 +406,13 @@ impl SinkRuntime {
     pub fn instance(&self, job_dir: Option<&Path>) -> Result<SinkInstance, RuntimeError> {
         let inst_err = |message: String| RuntimeError::Instantiate { sink: self.name.clone(), message };
         let log = GuestLog::new(&self.name, self.sandbox.max_guest_output, self.sandbox.redactor.clone());
+        let denials = Arc::new(Mutex::new(Vec::new()));
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(log.clone()).stderr(log.clone());
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        // TCP goes through the check even with nothing granted, so that a
+        // refused connection is reported with the flag that grants it.
+        wasi.allow_tcp(true).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.socket_addr_check(tcp_check(self.sandbox.tcp.clone(), self.name.clone(), denials.clone()));
         for (k, v) in &self.sandbox.env {
             wasi.env(k, v);
         }
@@ -381,7 +424,6 @@ impl SinkRuntime {
             wasi.preopened_dir(dir, JOB_DIR_GUEST, FsPerms::ReadOnly)
                 .map_err(|e| inst_err(format!("cannot mount the job directory: {e:#}")))?;
         }
-        let denials = Arc::new(Mutex::new(Vec::new()));
         let trace = Arc::new(Mutex::new(Span::default()));
         let state = HostState {
             wasi: wasi.build(),

@@ -25,5 +25,6 @@ mod print;
 mod resume;
 mod sandbox;
 mod shards;
+mod tcp;
 mod test_sink;
 mod traces;
