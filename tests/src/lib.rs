@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub mod api;
 pub mod doubles;
+pub mod postgres;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -46,6 +47,30 @@ pub fn guests_dir() -> &'static Path {
         assert!(status.success(), "building the example sinks failed");
         target.join("wasm32-wasip2/release")
     })
+}
+
+/// Builds `guest-examples/pg-sink` (a workspace of its own: it needs
+/// `--cfg tokio_unstable`, set in its `.cargo/config.toml`, which cargo
+/// reads only when run in that directory) into `target/pg-sink`.
+pub fn pg_sink() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            ensure_wasm_target();
+            let root = repo_root();
+            let status = Command::new(env!("CARGO"))
+                .current_dir(root.join("guest-examples/pg-sink"))
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+                .arg(root.join("target/pg-sink"))
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .status()
+                .expect("run cargo to build pg-sink");
+            assert!(status.success(), "building guest-examples/pg-sink failed");
+            root.join("target/pg-sink/wasm32-wasip2/release/pg_sink.wasm")
+        })
+        .clone()
 }
 
 /// Installs the `wasm32-wasip2` Rust target when it is missing, so the test

@@ -21,6 +21,7 @@ mod metrics;
 mod new_project;
 mod operator;
 mod packages;
+mod postgres;
 mod print;
 mod resume;
 mod sandbox;

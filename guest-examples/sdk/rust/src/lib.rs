@@ -105,6 +105,14 @@ impl SinkSpec {
         self
     }
 
+    /// Whether to leave out the `_dlt_*` columns and tables (dlt's default
+    /// for destinations: true). A database keeps them (`false`): child
+    /// tables link to their parents through `_dlt_parent_id`.
+    pub fn skip_dlt_columns_and_tables(mut self, skip: bool) -> SinkSpec {
+        self.skip_dlt_columns_and_tables = Some(skip);
+        self
+    }
+
     /// The most bytes one batch may take, encoded.
     pub fn max_batch_bytes(mut self, bytes: u64) -> SinkSpec {
         self.max_batch_bytes = Some(bytes);
@@ -129,6 +137,18 @@ impl SinkSpec {
     /// A setting the run cannot start without (no default).
     pub fn required(mut self, name: &str, value_type: ConfigType) -> SinkSpec {
         self.config.push(ConfigKey { name: name.into(), value_type, secret: false, required: true, default: None });
+        self
+    }
+
+    /// An optional text secret (a password some setups do without).
+    pub fn optional_secret(mut self, name: &str) -> SinkSpec {
+        self.config.push(ConfigKey {
+            name: name.into(),
+            value_type: ConfigType::String,
+            secret: true,
+            required: false,
+            default: None,
+        });
         self
     }
 

@@ -1,0 +1,293 @@
+//! `pg_sink` against a real PostgreSQL server (Debian's `postgresql`, a
+//! cluster made for each test on a free loopback port). Everything is
+//! checked with SQL through `psql`, never through the sink's own account,
+//! and the expected values come from the input file, parsed here.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use e2e::postgres::Postgres;
+use e2e::{Scratch, stderr};
+
+#[path = "../../../host/benches/data.rs"]
+#[allow(dead_code)]
+mod data;
+
+/// `host run` of pg_sink into `pg` with `args`.
+fn pg_run(s: &Scratch, pg: &Postgres, input: &Path, args: &[&str]) -> Command {
+    let mut cmd = s.command_for("run", &e2e::pg_sink(), &["--input", input.to_str().expect("utf8")]);
+    cmd.args(["--allow-tcp", &pg.addr(), "--set", &format!("port={}", pg.port), "--batch-size", "1000"]);
+    cmd.args(args);
+    cmd
+}
+
+/// The benchmark data, `rows` rows, in `events.jsonl`.
+fn events(s: &Scratch, rows: u64) -> PathBuf {
+    let path = s.path().join("events.jsonl");
+    data::generate(rows, &path, 42).expect("generate the benchmark data");
+    path
+}
+
+/// The raw text of a number field (`"key":` up to the next `,` or `}`).
+fn raw<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(&format!("\"{key}\":")).expect(key) + key.len() + 3;
+    let rest = &line[start..];
+    &rest[..rest.find([',', '}']).expect("end of the number")]
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS` followed by `Z`
+/// or `±HH:MM`, by the civil-calendar arithmetic, independent of the
+/// host's parser.
+fn epoch_micros(t: &str) -> i64 {
+    let n = |a: usize, b: usize| t[a..b].parse::<i64>().expect("digits");
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let secs = n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19);
+    let offset = match &t[19..] {
+        "Z" => 0,
+        o => (if o.starts_with('-') { -1 } else { 1 }) * (n(20, 22) * 3600 + n(23, 25) * 60),
+    };
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 86_400 + secs - offset) * 1_000_000
+}
+
+/// What the root table and the tags child table must hold, as the SQL
+/// aggregates below render it.
+struct Expected {
+    rows: usize,
+    user_ids: String,
+    texts: String,
+    doubles: String,
+    times: String,
+    flags: String,
+    tags: String,
+}
+
+fn expected(input: &Path) -> Expected {
+    let text = std::fs::read_to_string(input).expect("input");
+    let mut lines: Vec<(i64, &str)> = text.lines().map(|l| (raw(l, "id").parse().expect("id"), l)).collect::<Vec<_>>();
+    lines.sort_by_key(|(id, _)| *id);
+    let (mut user_ids, mut texts, mut doubles, mut times, mut flags, mut tags) =
+        (Vec::new(), Vec::new(), String::new(), Vec::new(), Vec::new(), Vec::new());
+    for (_, line) in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let s = |k: &str| v[k].as_str().expect(k).to_string();
+        user_ids.push(raw(line, "user_id").to_string());
+        let a = &v["address"];
+        texts.push(
+            [s("name"), s("email"), s("country"), s("note"), a["city"].as_str().expect("city").into()].join("|")
+                + "|"
+                + a["zip"].as_str().expect("zip"),
+        );
+        for d in [raw(line, "score"), raw(line, "amount"), raw(line, "lat")] {
+            doubles.push_str(&format!("{:016x}", d.parse::<f64>().expect("a double").to_bits()));
+        }
+        times.push(format!("{},{}", epoch_micros(&s("created_at")), epoch_micros(&s("updated_at"))));
+        flags.push(v["active"].as_bool().expect("active").to_string());
+        tags.extend(v["tags"].as_array().expect("tags").iter().map(|t| t.as_str().expect("tag").to_string()));
+    }
+    Expected {
+        rows: lines.len(),
+        user_ids: user_ids.join(","),
+        texts: texts.join("\n"),
+        doubles,
+        times: times.join(";"),
+        flags: flags.join(","),
+        tags: tags.join(","),
+    }
+}
+
+/// Every column of `events` and `events__tags` equals the input, and each
+/// row is there once.
+fn assert_loaded_exactly(pg: &Postgres, want: &Expected) {
+    let n = want.rows;
+    assert_eq!(pg.sql("SELECT count(*), count(DISTINCT id) FROM events"), format!("{n}|{n}"), "each row once");
+    assert_eq!(
+        pg.sql("SELECT count(*), count(DISTINCT (_dlt_parent_id, _dlt_list_idx)) FROM events__tags"),
+        format!("{}|{}", 3 * n, 3 * n),
+        "each child row once"
+    );
+    let agg = |expr: &str, sep: &str| pg.sql(&format!("SELECT string_agg({expr}, {sep} ORDER BY id) FROM events"));
+    assert!(agg("user_id::text", "','") == want.user_ids, "user_id differs");
+    let texts = agg("concat_ws('|', name, email, country, note, address__city, address__zip)", "E'\\n'");
+    assert!(texts == want.texts, "a text column differs");
+    let doubles = agg(
+        "encode(float8send(score), 'hex') || encode(float8send(amount), 'hex') || encode(float8send(address__lat), 'hex')",
+        "''",
+    );
+    assert!(doubles == want.doubles, "a double differs in its bits");
+    let micros = |c: &str| format!("((extract(epoch FROM {c}) * 1000000)::bigint)::text");
+    let times = agg(&format!("{} || ',' || {}", micros("created_at"), micros("updated_at")), "';'");
+    assert!(times == want.times, "a timestamp differs");
+    assert!(agg("active::text", "','") == want.flags, "a bool differs");
+    let tags = pg.sql(
+        "SELECT string_agg(c.value, ',' ORDER BY p.id, c._dlt_list_idx) \
+         FROM events__tags c JOIN events p ON c._dlt_parent_id = p._dlt_id",
+    );
+    assert!(tags == want.tags, "the child table's rows or their links to the parents differ");
+}
+
+#[test]
+fn the_benchmark_data_with_child_tables_loads_with_every_value_intact() {
+    let pg = Postgres::start();
+    let s = Scratch::new();
+    let input = events(&s, 100_000);
+    let out = e2e::run(pg_run(&s, &pg, &input, &["--max-nesting-level", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_loaded_exactly(&pg, &expected(&input));
+    let types = pg.sql(
+        "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) FROM information_schema.columns \
+         WHERE table_name = 'events' AND column_name IN ('id', 'score', 'created_at', 'active', 'address__zip')",
+    );
+    assert_eq!(
+        types,
+        "active boolean, address__zip text, created_at timestamp with time zone, id bigint, score double precision"
+    );
+}
+
+/// A number from the clock, for kill delays: no two runs kill at the same
+/// instants, and the assertion does not depend on when they fall.
+fn jitter_ms(lo: u64, hi: u64, n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    lo + (u64::from(nanos) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % (hi - lo)
+}
+
+#[test]
+fn ten_kills_at_random_then_a_resume_leave_every_row_once() {
+    let pg = Postgres::start();
+    let s = Scratch::new();
+    let input = events(&s, 100_000);
+    for n in 0..10 {
+        let mut child: Child = pg_run(&s, &pg, &input, &["--max-nesting-level", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start host");
+        std::thread::sleep(Duration::from_millis(jitter_ms(50, 1500, n)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let out = e2e::run(pg_run(&s, &pg, &input, &["--max-nesting-level", "2"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_loaded_exactly(&pg, &expected(&input));
+}
+
+#[test]
+fn a_column_added_in_a_later_load_appears_in_the_table() {
+    let pg = Postgres::start();
+    let s = Scratch::new();
+    let first: String = (0..500).map(|i| format!("{{\"id\": {i}}}\n")).collect();
+    let later: String = (500..1000).map(|i| format!("{{\"id\": {i}, \"extra\": \"x{i}\"}}\n")).collect();
+    for (dir, rows) in [("a", first), ("b", later)] {
+        let input = s.file(&format!("{dir}/t.jsonl"), &rows);
+        let out = e2e::run(pg_run(&s, &pg, &input, &[]));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(
+        pg.sql("SELECT data_type FROM information_schema.columns WHERE table_name = 't' AND column_name = 'extra'"),
+        "text"
+    );
+    assert_eq!(pg.sql("SELECT count(*), count(extra), min(extra) FROM t"), "1000|500|x500");
+}
+
+#[test]
+fn a_server_stopped_mid_load_makes_the_batch_retry_and_the_load_finish() {
+    let pg = Postgres::start();
+    let s = Scratch::new();
+    let input = events(&s, 5_000);
+    // The hook: a session holds the bookkeeping table locked, so the first
+    // batch waits inside its transaction, at a moment this test chose.
+    pg.sql(
+        "CREATE TABLE _dlthost_batches (idempotency_key text PRIMARY KEY, table_name text NOT NULL, \
+         load_id text NOT NULL, row_count bigint NOT NULL, stored_at timestamptz NOT NULL DEFAULT now())",
+    );
+    let mut locker = pg.psql().stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("psql");
+    locker
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"BEGIN;\nLOCK TABLE _dlthost_batches IN ACCESS EXCLUSIVE MODE;\n")
+        .expect("lock");
+    let mut host = pg_run(&s, &pg, &input, &["--max-attempts", "50", "--retry-backoff", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start host");
+    let lines = stderr_lines(&mut host);
+    wait_until("a batch waits on the lock", || {
+        pg.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dlthost pg_sink' AND wait_event_type = 'Lock'")
+            != "0"
+    });
+    pg.stop_server();
+    let _ = locker.kill();
+    let _ = locker.wait();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l: &String| l.contains("sink asked to retry")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no retry after the server stopped: {}", seen.join("\n")),
+        }
+    }
+    pg.start_server();
+    let status = host.wait().expect("host");
+    seen.extend(lines.iter());
+    assert!(status.success(), "{}", seen.join("\n"));
+    let n = 5_000;
+    assert_eq!(pg.sql("SELECT count(*), count(DISTINCT id) FROM events"), format!("{n}|{n}"), "{}", seen.join("\n"));
+    assert!(seen.iter().any(|l| l.contains("Loaded") && l.contains("retries")), "{}", seen.join("\n"));
+}
+
+/// The lines of a child's stderr, as they come.
+fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Polls `ready` until it holds (a state, not a duration: the limit only
+/// turns a hang into a failure).
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn without_a_grant_for_its_port_the_sink_is_refused_by_name() {
+    let pg = Postgres::start();
+    let s = Scratch::new();
+    let input = s.file("t.jsonl", "{\"id\": 1}\n");
+    // No grant at all.
+    let mut cmd = s.command_for("run", &e2e::pg_sink(), &["--input", input.to_str().expect("utf8")]);
+    cmd.args(["--set", &format!("port={}", pg.port), "--max-attempts", "1"]);
+    let out = e2e::run(cmd);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("--allow-tcp {}", pg.addr())), "names the grant to add: {err}");
+    // Granted another port: this one stays closed to it.
+    let other = format!("127.0.0.1:{}", pg.port.wrapping_add(1).max(1));
+    let mut cmd = s.command_for("run", &e2e::pg_sink(), &["--input", input.to_str().expect("utf8")]);
+    cmd.args(["--allow-tcp", &other, "--set", &format!("port={}", pg.port), "--max-attempts", "1"]);
+    let out = e2e::run(cmd);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("sandbox denied: TCP connection to {}", pg.addr())), "{err}");
+    assert_eq!(pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 't'"), "0", "nothing reached the database");
+}
