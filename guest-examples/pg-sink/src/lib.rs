@@ -6,11 +6,17 @@
 //!   column the schema gains is added (`ALTER TABLE ... ADD COLUMN IF NOT
 //!   EXISTS`) before the first batch that carries it. Types: see
 //!   [`sql_type`].
-//! - **Exactly once**: each batch is one transaction that first records the
-//!   batch's idempotency key in `_dlthost_batches` (`ON CONFLICT DO
-//!   NOTHING`), then copies the rows (`COPY ... FROM STDIN`), then commits.
-//!   A replay finds its key and commits nothing else; two instances
-//!   replaying one key at once serialize on the key's row.
+//! - **Exactly once**: each batch is one SQL statement, so one transaction:
+//!   it records the batch's idempotency key in `_dlthost_batches` (`ON
+//!   CONFLICT DO NOTHING ... RETURNING`) and inserts the rows only if that
+//!   record is new. A replay finds its key and inserts nothing; two
+//!   instances replaying one key at once serialize on the key's row.
+//! - **One write, one round trip per batch**: the statement is prepared once
+//!   per table and column list, and each batch binds one array per column
+//!   (`INSERT ... SELECT * FROM unnest($5::bigint[], ...)`), sent in one
+//!   message. (`COPY` sends the rows and the end of the copy in two writes,
+//!   and wasi:sockets has no TCP_NODELAY: the second waited for the
+//!   server's delayed ACK, 40 ms a batch.)
 //! - **Errors**: lost connections, server shutdown, deadlocks and
 //!   serialization failures, resource limits and DDL races are `retry`
 //!   (the connection is dropped and made again); data and schema errors are
@@ -23,14 +29,13 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use dlthost_sink::{
     BatchContext, Column, DataType, Guest, Items, SinkError, SinkSpec, TableSchema, Value, config_i64, config_string,
 };
-use futures_util::SinkExt;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement};
 
 /// The bookkeeping table: one row per stored batch.
 const BATCHES: &str = "_dlthost_batches";
@@ -48,6 +53,8 @@ struct Connection {
     client: Client,
     schema: String,
     columns: HashMap<String, HashSet<String>>,
+    /// The insert statement of each table and column list.
+    statements: HashMap<String, Statement>,
 }
 
 thread_local! {
@@ -130,43 +137,157 @@ fn connect() -> Result<Connection, SinkError> {
         client.batch_execute(&ddl).await.map_err(classify)?;
         Ok::<Client, SinkError>(client)
     })?;
-    Ok(Connection { runtime, client, schema, columns: HashMap::new() })
+    Ok(Connection { runtime, client, schema, columns: HashMap::new(), statements: HashMap::new() })
 }
 
 impl Connection {
-    /// One batch in one transaction, or nothing if its key is stored.
+    /// One batch in one statement, or nothing if its key is stored.
     fn write_batch(&mut self, table: &TableSchema, ctx: &BatchContext, rows: &[Vec<Value>]) -> Result<(), SinkError> {
         let qualified = format!("{}.{}", quote(&self.schema)?, quote(&table.name)?);
-        let copy = format!(
-            "COPY {qualified} ({}) FROM STDIN",
-            table.columns.iter().map(|c| quote(&c.name)).collect::<Result<Vec<_>, _>>()?.join(", ")
-        );
-        let record = format!(
-            "INSERT INTO {}.{} (idempotency_key, table_name, load_id, row_count) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-            quote(&self.schema)?,
-            quote(BATCHES)?
-        );
-        let data = copy_text(table, rows)?;
-        let Connection { runtime, client, schema, columns } = self;
+        let names = table.columns.iter().map(|c| quote(&c.name)).collect::<Result<Vec<_>, _>>()?;
+        let key = format!("{qualified} ({})", names.join(", "));
+        let text = insert_statement(&quote(&self.schema)?, &key, table);
+        let arrays = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| column_array(c, rows.iter().map(|r| r.get(i).unwrap_or(&Value::Null))))
+            .collect::<Result<Vec<_>, SinkError>>()?;
+        let count = rows.len() as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ctx.idempotency_key, &table.name, &ctx.load_id, &count];
+        params.extend(arrays.iter().map(|a| a.as_sql()));
+        let Connection { runtime, client, schema, columns, statements } = self;
         runtime.block_on(async {
             ensure_table(client, columns, schema, &qualified, table).await?;
-            let tx = client.transaction().await.map_err(classify)?;
-            let count = rows.len() as i64;
-            let fresh = tx
-                .execute(&record, &[&ctx.idempotency_key, &table.name, &ctx.load_id, &count])
-                .await
-                .map_err(classify)?;
-            if fresh == 1 {
-                let sink = tx.copy_in::<_, bytes::Bytes>(&copy).await.map_err(classify)?;
-                futures_util::pin_mut!(sink);
-                sink.send(bytes::Bytes::from(data)).await.map_err(classify)?;
-                sink.finish().await.map_err(classify)?;
-            }
-            // A replay (fresh == 0) commits nothing but the no-op.
-            tx.commit().await.map_err(classify)
+            let statement = match statements.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = client.prepare(&text).await.map_err(classify)?;
+                    statements.insert(key.clone(), s.clone());
+                    s
+                }
+            };
+            client.execute(&statement, &params).await.map_err(classify).map(|_| ())
         })
     }
+}
+
+/// The insert of a batch: the key's record first; the rows only if that
+/// record is new. `$1..$4` are the record, `$5..` one array per column.
+fn insert_statement(schema: &str, target: &str, table: &TableSchema) -> String {
+    let arrays: Vec<String> =
+        table.columns.iter().enumerate().map(|(i, c)| format!("${}::{}", i + 5, array_type(c))).collect();
+    format!(
+        "WITH fresh AS (INSERT INTO {schema}.\"{BATCHES}\" (idempotency_key, table_name, load_id, row_count) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1) \
+         INSERT INTO {target} SELECT * FROM unnest({}) WHERE EXISTS (SELECT 1 FROM fresh)",
+        arrays.join(", ")
+    )
+}
+
+/// The array a column's values are bound as: native for numbers, bools and
+/// bytes, text (cast by the server) for the rest.
+fn array_type(c: &Column) -> String {
+    match c.data_type {
+        DataType::Bigint => "bigint[]".into(),
+        DataType::Double => "float8[]".into(),
+        DataType::Bool => "boolean[]".into(),
+        DataType::Binary => "bytea[]".into(),
+        DataType::Text => "text[]".into(),
+        _ => format!("text[]::{}[]", sql_type(c)),
+    }
+}
+
+/// One column's values of a batch, as one array parameter.
+enum ColumnArray {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Bytes(Vec<Option<Vec<u8>>>),
+    Text(Vec<Option<String>>),
+}
+
+impl ColumnArray {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            ColumnArray::Int(v) => v,
+            ColumnArray::Float(v) => v,
+            ColumnArray::Bool(v) => v,
+            ColumnArray::Bytes(v) => v,
+            ColumnArray::Text(v) => v,
+        }
+    }
+}
+
+fn column_array<'a>(c: &Column, values: impl Iterator<Item = &'a Value>) -> Result<ColumnArray, SinkError> {
+    let wrong = |v: &Value| SinkError::terminal(format!("column `{}` ({:?}) got the value {v:?}", c.name, c.data_type));
+    let text = |v: &Value| -> Result<Option<String>, SinkError> {
+        let t = match v {
+            Value::Null => return Ok(None),
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.clone(),
+            Value::Timestamp(us) => chrono::DateTime::from_timestamp_micros(*us)
+                .ok_or_else(|| wrong(v))?
+                .format("%Y-%m-%d %H:%M:%S%.6f+00")
+                .to_string(),
+            Value::Date(days) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(*days))))
+                .ok_or_else(|| wrong(v))?
+                .format("%Y-%m-%d")
+                .to_string(),
+            Value::Time(us) => {
+                let (secs, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
+                format!("{:02}:{:02}:{:02}.{micros:06}", secs / 3600, (secs / 60) % 60, secs % 60)
+            }
+            _ => return Err(wrong(v)),
+        };
+        if t.contains('\0') {
+            // Refused, never altered.
+            return Err(SinkError::terminal(format!(
+                "column `{}`: PostgreSQL text cannot hold the character U+0000",
+                c.name
+            )));
+        }
+        Ok(Some(t))
+    };
+    Ok(match c.data_type {
+        DataType::Bigint => ColumnArray::Int(
+            values
+                .map(|v| match v {
+                    Value::Null => Ok(None),
+                    Value::Bigint(i) => Ok(Some(*i)),
+                    _ => Err(wrong(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Double => ColumnArray::Float(
+            values
+                .map(|v| match v {
+                    Value::Null => Ok(None),
+                    Value::Double(f) => Ok(Some(*f)),
+                    _ => Err(wrong(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Bool => ColumnArray::Bool(
+            values
+                .map(|v| match v {
+                    Value::Null => Ok(None),
+                    Value::Bool(b) => Ok(Some(*b)),
+                    _ => Err(wrong(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Binary => ColumnArray::Bytes(
+            values
+                .map(|v| match v {
+                    Value::Null => Ok(None),
+                    Value::Binary(b) => Ok(Some(b.clone())),
+                    _ => Err(wrong(v)),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => ColumnArray::Text(values.map(text).collect::<Result<_, _>>()?),
+    })
 }
 
 /// Creates the table, or adds the columns it lacks, before a batch that
@@ -241,77 +362,6 @@ fn quote(name: &str) -> Result<String, SinkError> {
         )));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
-}
-
-/// The rows in COPY's text format: tab-separated, `\N` for null,
-/// backslash escapes for backslash, tab, newline and carriage return.
-fn copy_text(table: &TableSchema, rows: &[Vec<Value>]) -> Result<Vec<u8>, SinkError> {
-    let mut out = String::with_capacity(rows.len() * 64 * table.columns.len().max(1));
-    for (r, row) in rows.iter().enumerate() {
-        for (i, c) in table.columns.iter().enumerate() {
-            if i > 0 {
-                out.push('\t');
-            }
-            write_value(&mut out, row.get(i).unwrap_or(&Value::Null))
-                .map_err(|why| SinkError::terminal(format!("row {r} of this batch, column `{}`: {why}", c.name)))?;
-        }
-        out.push('\n');
-    }
-    Ok(out.into_bytes())
-}
-
-fn write_value(out: &mut String, v: &Value) -> Result<(), String> {
-    match v {
-        Value::Null => out.push_str("\\N"),
-        Value::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-        Value::Bigint(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Double(f) if f.is_nan() => out.push_str("NaN"),
-        Value::Double(f) if f.is_infinite() => out.push_str(if *f > 0.0 { "Infinity" } else { "-Infinity" }),
-        // `{:e}` is the shortest text that parses back to the same double.
-        Value::Double(f) => {
-            let _ = write!(out, "{f:e}");
-        }
-        Value::Text(s) | Value::Decimal(s) | Value::Json(s) => escape(out, s)?,
-        Value::Timestamp(us) => {
-            let t = chrono::DateTime::from_timestamp_micros(*us).ok_or("a timestamp out of range")?;
-            let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
-        }
-        Value::Date(days) => {
-            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("no epoch")?;
-            let d = epoch.checked_add_signed(chrono::Duration::days(i64::from(*days))).ok_or("a date out of range")?;
-            let _ = write!(out, "{}", d.format("%Y-%m-%d"));
-        }
-        Value::Time(us) => {
-            let (secs, micros) = (us.div_euclid(1_000_000), us.rem_euclid(1_000_000));
-            let _ = write!(out, "{:02}:{:02}:{:02}.{micros:06}", secs / 3600, (secs / 60) % 60, secs % 60);
-        }
-        Value::Binary(b) => {
-            // bytea's hex input, its backslash escaped for COPY.
-            out.push_str("\\\\x");
-            for byte in b {
-                let _ = write!(out, "{byte:02x}");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Text in COPY's escaping. PostgreSQL's text cannot hold U+0000: such a
-/// value is refused, never altered.
-fn escape(out: &mut String, s: &str) -> Result<(), String> {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\0' => return Err("PostgreSQL text cannot hold the character U+0000".into()),
-            c => out.push(c),
-        }
-    }
-    Ok(())
 }
 
 /// A PostgreSQL error as `retry` (the server or the connection may heal)

@@ -291,3 +291,29 @@ fn without_a_grant_for_its_port_the_sink_is_refused_by_name() {
     assert!(err.contains(&format!("sandbox denied: TCP connection to {}", pg.addr())), "{err}");
     assert_eq!(pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 't'"), "0", "nothing reached the database");
 }
+
+#[test]
+fn test_sink_checks_exactly_once_in_the_database_and_names_what_postgres_cannot_hold() {
+    let pg = Postgres::start();
+    let count = format!(
+        "psql -h 127.0.0.1 -p {} -U postgres -At -X -c 'SELECT count(*) FROM {{table}}' 2>/dev/null || echo 0",
+        pg.port
+    );
+    let mut cmd = Command::new(e2e::host_bin());
+    cmd.arg("test-sink").arg(e2e::pg_sink());
+    cmd.args(["--allow-tcp", &pg.addr(), "--set", &format!("port={}", pg.port), "--count-rows", &count]);
+    cmd.env("DLTHOST_CACHE_DIR", e2e::repo_root().join("target/test-cache"));
+    let out = e2e::run(cmd);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{table}{}", stderr(&out));
+    for rule in [
+        "pass  a replayed batch (same idempotency key) is stored once",
+        "pass  rows are stored when load returns (none held in memory)",
+        "pass  columns added mid-load, a child table (nesting 1)",
+        "pass  one batch of 64 MiB",
+    ] {
+        assert!(table.contains(rule), "{rule}:\n{table}");
+    }
+    let nul = table.lines().find(|l| l.starts_with("FAIL  types, batch 10 ")).expect("the types check");
+    assert!(nul.contains("PostgreSQL text cannot hold the character U+0000"), "{nul}");
+}
