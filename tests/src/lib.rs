@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub mod api;
+pub mod clickhouse;
 pub mod doubles;
 pub mod postgres;
 

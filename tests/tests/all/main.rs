@@ -1,7 +1,9 @@
 //! End-to-end tests: the real `host` binary loading fixture files into the
 //! example sinks built from `guest-examples/`.
 
+mod bench_data;
 mod cli;
+mod clickhouse;
 mod compat;
 mod config;
 mod contract;
