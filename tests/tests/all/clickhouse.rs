@@ -6,14 +6,12 @@
 //! (`auth_header`): the sink never holds it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use e2e::clickhouse::{ClickHouse, HoldProxy, PASSWORD};
 use e2e::{Scratch, stderr};
 
-use crate::bench_data::{Expected, events, expected, jitter_ms};
-use crate::postgres::stderr_lines;
+use crate::destinations::{Expected, events, expected, kill_ten_times, stderr_lines, wait_for_retry};
 
 /// The project's config: the server's URL (`url`, possibly a proxy's) and
 /// the password, injected as `X-ClickHouse-Key`.
@@ -95,16 +93,7 @@ fn ten_kills_at_random_then_a_resume_leave_every_row_once() {
     let s = Scratch::new();
     project(&s, &ch.url());
     let input = events(&s, 100_000);
-    for n in 0..10 {
-        let mut child: Child = ch_run(&s, &ch.url(), &input, &["--max-nesting-level", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start host");
-        std::thread::sleep(Duration::from_millis(jitter_ms(50, 1500, n)));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-    }
+    kill_ten_times(|| ch_run(&s, &ch.url(), &input, &["--max-nesting-level", "2"]));
     let out = e2e::run(ch_run(&s, &ch.url(), &input, &["--max-nesting-level", "2"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_loaded_exactly(&ch, &expected(&input));
@@ -148,14 +137,7 @@ fn a_server_stopped_mid_load_makes_the_batch_retry_and_the_load_finish() {
     proxy.wait_held();
     ch.stop_server();
     proxy.release();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|l: &String| l.contains("sink asked to retry")) {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("no retry after the server stopped: {}", seen.join("\n")),
-        }
-    }
+    let mut seen = wait_for_retry(&lines);
     ch.start_server();
     let status = host.wait().expect("host");
     seen.extend(lines.iter());

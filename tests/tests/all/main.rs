@@ -1,7 +1,6 @@
 //! End-to-end tests: the real `host` binary loading fixture files into the
 //! example sinks built from `guest-examples/`.
 
-mod bench_data;
 mod cli;
 mod clickhouse;
 mod compat;
@@ -9,6 +8,7 @@ mod config;
 mod contract;
 mod csv;
 mod deploy;
+mod destinations;
 mod docs;
 mod doubles;
 mod errors;

@@ -3,16 +3,15 @@
 //! checked with SQL through `psql`, never through the sink's own account,
 //! and the expected values come from the input file, parsed here.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::postgres::Postgres;
 use e2e::{Scratch, stderr};
 
-use crate::bench_data::{Expected, events, expected, jitter_ms};
+use crate::destinations::{Expected, events, expected, kill_ten_times, stderr_lines, wait_for_retry};
 
 /// `host run` of pg_sink into `pg` with `args`.
 fn pg_run(s: &Scratch, pg: &Postgres, input: &Path, args: &[&str]) -> Command {
@@ -75,16 +74,7 @@ fn ten_kills_at_random_then_a_resume_leave_every_row_once() {
     let pg = Postgres::start();
     let s = Scratch::new();
     let input = events(&s, 100_000);
-    for n in 0..10 {
-        let mut child: Child = pg_run(&s, &pg, &input, &["--max-nesting-level", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start host");
-        std::thread::sleep(Duration::from_millis(jitter_ms(50, 1500, n)));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-    }
+    kill_ten_times(|| pg_run(&s, &pg, &input, &["--max-nesting-level", "2"]));
     let out = e2e::run(pg_run(&s, &pg, &input, &["--max-nesting-level", "2"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_loaded_exactly(&pg, &expected(&input));
@@ -139,15 +129,7 @@ fn a_server_stopped_mid_load_makes_the_batch_retry_and_the_load_finish() {
     pg.stop_server();
     let _ = locker.kill();
     let _ = locker.wait();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !seen.iter().any(|l: &String| l.contains("sink asked to retry")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("no retry after the server stopped: {}", seen.join("\n")),
-        }
-    }
+    let mut seen = wait_for_retry(&lines);
     pg.start_server();
     let status = host.wait().expect("host");
     seen.extend(lines.iter());
@@ -155,20 +137,6 @@ fn a_server_stopped_mid_load_makes_the_batch_retry_and_the_load_finish() {
     let n = 5_000;
     assert_eq!(pg.sql("SELECT count(*), count(DISTINCT id) FROM events"), format!("{n}|{n}"), "{}", seen.join("\n"));
     assert!(seen.iter().any(|l| l.contains("Loaded") && l.contains("retries")), "{}", seen.join("\n"));
-}
-
-/// The lines of a child's stderr, as they come.
-pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().expect("piped stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Polls `ready` until it holds (a state, not a duration: the limit only

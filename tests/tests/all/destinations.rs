@@ -1,9 +1,14 @@
-//! The benchmark data for the real-database tests, and what a table
+//! What the real-database tests share: the benchmark data, what a table
 //! loaded from it must hold, computed from the input file here (serde_json
 //! for structure, `str::parse` for numbers, calendar arithmetic for
-//! timestamps), independent of the host's parser.
+//! timestamps), independent of the host's parser; and the crash and
+//! retry drills.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use e2e::Scratch;
 
@@ -92,7 +97,46 @@ pub fn expected(input: &Path) -> Expected {
 
 /// A number from the clock, for kill delays: no two runs kill at the same
 /// instants, and the assertion does not depend on when they fall.
-pub fn jitter_ms(lo: u64, hi: u64, n: u64) -> u64 {
+fn jitter_ms(lo: u64, hi: u64, n: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     lo + (u64::from(nanos) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % (hi - lo)
+}
+
+/// Starts `run()` ten times and kills each (SIGKILL) after a delay the
+/// clock picks: during normalizing, loading or between batches.
+pub fn kill_ten_times(mut run: impl FnMut() -> Command) {
+    for n in 0..10 {
+        let mut child: Child = run().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start host");
+        std::thread::sleep(Duration::from_millis(jitter_ms(50, 1500, n)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+}
+
+/// The lines of a child's stderr, as they come.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads `lines` until the host says the sink asked to retry; returns the
+/// lines seen. Fails after two minutes without one.
+pub fn wait_for_retry(lines: &mpsc::Receiver<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l: &String| l.contains("sink asked to retry")) {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no retry after the server stopped: {}", seen.join("\n")),
+        }
+    }
+    seen
 }
