@@ -48,7 +48,7 @@ fn assert_loaded_exactly(ch: &ClickHouse, want: &Expected) {
         "each child row once"
     );
     let by_id = |expr: &str, sep: &str| joined(ch, &format!("SELECT {expr} FROM events ORDER BY id"), sep);
-    assert!(by_id("toString(user_id)", ",") == want.user_ids, "user_id differs");
+    assert!(by_id("concat(toString(id), ':', toString(user_id))", ",") == want.user_ids, "id or user_id differs");
     let texts = by_id("concat(name, '|', email, '|', country, '|', note, '|', address__city, '|', address__zip)", "\n");
     assert!(texts == want.texts, "a text column differs");
     let bits = |c: &str| format!("lower(hex(reverse(reinterpretAsString(assumeNotNull({c})))))");
@@ -116,6 +116,18 @@ fn a_column_added_in_a_later_load_appears_in_the_table() {
         "Nullable(String)"
     );
     assert_eq!(ch.sql("SELECT count(), count(extra), min(extra) FROM t FORMAT TSV").trim(), "1000\t500\tx500");
+
+    // A column that appears in the middle of one input file.
+    let mixed: String = (0..1000)
+        .map(|i| if i < 500 { format!("{{\"id\": {i}}}\n") } else { format!("{{\"id\": {i}, \"extra\": \"x{i}\"}}\n") })
+        .collect();
+    let input = s.file("u.jsonl", &mixed);
+    let out = e2e::run(ch_run(&s, &ch.url(), &input, &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        ch.sql("SELECT count(), count(extra), min(extra), maxIf(id, isNull(extra)) FROM u FORMAT TSV").trim(),
+        "1000\t500\tx500\t499"
+    );
 }
 
 #[test]

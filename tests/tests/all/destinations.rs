@@ -53,6 +53,7 @@ fn epoch_micros(t: &str) -> i64 {
 /// aggregates below render it.
 pub struct Expected {
     pub rows: usize,
+    /// `id:user_id` of each row, by id.
     pub user_ids: String,
     pub texts: String,
     pub doubles: String,
@@ -70,7 +71,7 @@ pub fn expected(input: &Path) -> Expected {
     for (_, line) in &lines {
         let v: serde_json::Value = serde_json::from_str(line).expect("json");
         let s = |k: &str| v[k].as_str().expect(k).to_string();
-        user_ids.push(raw(line, "user_id").to_string());
+        user_ids.push(format!("{}:{}", raw(line, "id"), raw(line, "user_id")));
         let a = &v["address"];
         texts.push(
             [s("name"), s("email"), s("country"), s("note"), a["city"].as_str().expect("city").into()].join("|")

@@ -32,7 +32,7 @@ fn assert_loaded_exactly(pg: &Postgres, want: &Expected) {
         "each child row once"
     );
     let agg = |expr: &str, sep: &str| pg.sql(&format!("SELECT string_agg({expr}, {sep} ORDER BY id) FROM events"));
-    assert!(agg("user_id::text", "','") == want.user_ids, "user_id differs");
+    assert!(agg("id::text || ':' || user_id::text", "','") == want.user_ids, "id or user_id differs");
     let texts = agg("concat_ws('|', name, email, country, note, address__city, address__zip)", "E'\\n'");
     assert!(texts == want.texts, "a text column differs");
     let doubles = agg(
@@ -96,6 +96,18 @@ fn a_column_added_in_a_later_load_appears_in_the_table() {
         "text"
     );
     assert_eq!(pg.sql("SELECT count(*), count(extra), min(extra) FROM t"), "1000|500|x500");
+
+    // A column that appears in the middle of one input file.
+    let mixed: String = (0..1000)
+        .map(|i| if i < 500 { format!("{{\"id\": {i}}}\n") } else { format!("{{\"id\": {i}, \"extra\": \"x{i}\"}}\n") })
+        .collect();
+    let input = s.file("u.jsonl", &mixed);
+    let out = e2e::run(pg_run(&s, &pg, &input, &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        pg.sql("SELECT count(*), count(extra), min(extra), max(id) FILTER (WHERE extra IS NULL) FROM u"),
+        "1000|500|x500|499"
+    );
 }
 
 #[test]
