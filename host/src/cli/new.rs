@@ -39,6 +39,10 @@ pub struct NewArgs {
     /// The sink's language.
     #[arg(long, value_name = "LANG")]
     pub lang: Lang,
+    /// A sink that POSTs each batch to an HTTP API (Rust and Python): its
+    /// world imports wasi:http, and the host sends the token as a header.
+    #[arg(long)]
+    pub http: bool,
     /// Where to make the project [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -47,7 +51,7 @@ pub struct NewArgs {
 impl NewArgs {
     /// Writes the project; returns the exit code.
     pub fn execute(self) -> anyhow::Result<u8> {
-        let project = scaffold::project(&self.name, self.lang.into())?;
+        let project = scaffold::project(&self.name, self.lang.into(), self.http)?;
         let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(&self.name));
         let written = scaffold::write(&dir, &project.files)?;
         for path in &written {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use crate::runtime::contract::{DESTINATION_WIT, WASI_WIT, http_world};
+use crate::runtime::contract::wit_files;
 
 /// Arguments of `host wit`.
 #[derive(Debug, Args)]
@@ -37,15 +37,8 @@ impl WitArgs {
             );
         }
         let mut written = Vec::new();
-        if self.http {
-            let deps = self.out.join("deps");
-            write(&deps.join("destination").join("destination.wit"), DESTINATION_WIT, &mut written)?;
-            for (name, text) in WASI_WIT {
-                write(&deps.join(name), text, &mut written)?;
-            }
-            write(&self.out.join("world.wit"), &http_world(&self.world), &mut written)?;
-        } else {
-            write(&self.out.join("destination.wit"), DESTINATION_WIT, &mut written)?;
+        for (relative, text) in wit_files(self.http.then_some(self.world.as_str())) {
+            write(&self.out.join(relative), &text, &mut written)?;
         }
         for path in &written {
             outln!("{}", path.display());

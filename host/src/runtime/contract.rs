@@ -25,6 +25,20 @@ pub fn package_of(wit: &str) -> Option<&str> {
     wit.lines().find_map(|l| l.trim().strip_prefix("package ")).map(|p| p.trim_end_matches(';').trim())
 }
 
+/// The files of the contract, by path relative to a `wit/` directory:
+/// `destination.wit` alone, or, for a sink that calls an HTTP API
+/// (`http_world` names its world), `world.wit` with the packages it uses in
+/// `deps/` (the destination package and the wasi ones the host implements).
+pub fn wit_files(http_world_name: Option<&str>) -> Vec<(String, String)> {
+    let Some(world) = http_world_name else {
+        return vec![("destination.wit".into(), DESTINATION_WIT.into())];
+    };
+    let mut files = vec![("deps/destination/destination.wit".to_string(), DESTINATION_WIT.to_string())];
+    files.extend(WASI_WIT.iter().map(|(name, text)| (format!("deps/{name}"), text.to_string())));
+    files.push(("world.wit".into(), http_world(world)));
+    files
+}
+
 /// A world for a sink that calls an HTTP API: the destination world plus
 /// `wasi:http/outgoing-handler`, at the versions this binary implements.
 pub fn http_world(world: &str) -> String {

@@ -50,6 +50,9 @@ const LOCK: &str = include_str!("../../../guest-examples/Cargo.lock");
 const RUST_LIB: &str = include_str!("rust_lib.rs.txt");
 const PYTHON_APP: &str = include_str!("python_app.py.txt");
 const JS_APP: &str = include_str!("js_app.js.txt");
+/// The same for a sink that calls an HTTP API (`--http`).
+const RUST_HTTP_LIB: &str = include_str!("rust_http_lib.rs.txt");
+const PYTHON_HTTP_APP: &str = include_str!("python_http_app.py.txt");
 
 /// The toolchains a new project pins: the ones this host's own sinks are
 /// built and tested with (`scripts/guest-tools.sh` installs the same; a
@@ -91,6 +94,11 @@ pub enum ScaffoldError {
     /// The directory exists and is not empty.
     #[error("{0} exists and is not empty; pick another name or remove it")]
     Exists(PathBuf),
+    /// The language cannot make HTTP calls from a sink yet.
+    #[error(
+        "--http: JavaScript sinks cannot call an HTTP API yet: `load` is synchronous and componentize-js's fetch is asynchronous; write the sink in Rust or Python (host new NAME --lang python --http)"
+    )]
+    NoHttp,
     /// Writing failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -101,30 +109,42 @@ pub enum ScaffoldError {
     },
 }
 
-/// The project of a new sink named `name` in `language`.
-pub fn project(name: &str, language: Language) -> Result<Project, ScaffoldError> {
+/// The project of a new sink named `name` in `language`; with `http`, a
+/// sink that POSTs each batch to an HTTP API (its world imports wasi:http).
+pub fn project(name: &str, language: Language, http: bool) -> Result<Project, ScaffoldError> {
     crate::names::check_sink_name(name)?;
-    let mut project = match language {
-        Language::Rust => rust_project(name),
-        Language::Python => python_project(name),
-        Language::JavaScript => js_project(name),
+    let mut project = match (language, http) {
+        (Language::Rust, _) => rust_project(name, http),
+        (Language::Python, _) => python_project(name, http),
+        (Language::JavaScript, false) => js_project(name),
+        (Language::JavaScript, true) => return Err(ScaffoldError::NoHttp),
     };
     let contract = crate::runtime::contract::package_of(DESTINATION_WIT).unwrap_or("dlthost:destination");
-    project.files.push((".dlt/config.toml".into(), format!("[destination.{name}]\ngreeting = \"hello\"\n")));
+    let config = if http {
+        format!(
+            "[destination.{name}]\nurl = \"http://127.0.0.1:8080/v1\"\n\
+             # The host sends the token as this header; the sink never holds it.\n\
+             auth_header = \"Authorization: Bearer {{token}}\"\n"
+        )
+    } else {
+        format!("[destination.{name}]\ngreeting = \"hello\"\n")
+    };
+    project.files.push((".dlt/config.toml".into(), config));
     project.files.push((".dlt/secrets.toml".into(), format!("[destination.{name}]\ntoken = \"change-me\"\n")));
-    project.files.push(("README.md".into(), readme(name, language, contract, &project)));
+    project.files.push(("README.md".into(), readme(name, language, contract, http, &project)));
     Ok(project)
 }
 
-fn rust_project(name: &str) -> Project {
+fn rust_project(name: &str, http: bool) -> Project {
     let mut files: Vec<(String, String)> = RUST_SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
-    files.push(("Cargo.toml".into(), cargo_toml(name)));
+    files.push(("Cargo.toml".into(), cargo_toml(name, http)));
     files.push(("Cargo.lock".into(), LOCK.to_string()));
     files.push((
         "rust-toolchain.toml".into(),
         format!("[toolchain]\nchannel = \"{RUST_TOOLCHAIN}\"\ntargets = [\"wasm32-wasip2\"]\n"),
     ));
-    files.push(("src/lib.rs".into(), RUST_LIB.replace("{{name}}", name)));
+    let lib = if http { RUST_HTTP_LIB } else { RUST_LIB };
+    files.push(("src/lib.rs".into(), lib.replace("{{name}}", name)));
     files.push((".gitignore".into(), "/target\n/out\n.dlt/secrets.toml\n".into()));
     Project {
         files,
@@ -133,11 +153,16 @@ fn rust_project(name: &str) -> Project {
     }
 }
 
-fn python_project(name: &str) -> Project {
+fn python_project(name: &str, http: bool) -> Project {
     let mut files: Vec<(String, String)> =
         PYTHON_SDK.iter().map(|(p, t)| (format!("sdk/{p}"), t.to_string())).collect();
-    files.push(("wit/destination.wit".into(), DESTINATION_WIT.to_string()));
-    files.push(("app.py".into(), PYTHON_APP.replace("{{name}}", name)));
+    // A WIT world name: the sink's name with `-` for `_`.
+    let world_name = name.replace('_', "-");
+    let world = if http { world_name.as_str() } else { "destination" };
+    let wit = crate::runtime::contract::wit_files(http.then_some(world));
+    files.extend(wit.into_iter().map(|(p, t)| (format!("wit/{p}"), t)));
+    let app = if http { PYTHON_HTTP_APP } else { PYTHON_APP };
+    files.push(("app.py".into(), app.replace("{{name}}", name)));
     files.push((
         "requirements.txt".into(),
         format!(
@@ -147,7 +172,7 @@ fn python_project(name: &str) -> Project {
     files.push((".gitignore".into(), "/build\n/bindings\n/out\n/.venv\n__pycache__/\n.dlt/secrets.toml\n".into()));
     Project {
         files,
-        build: format!("componentize-py -d wit -w destination componentize -p . -p sdk app -o build/{name}.wasm"),
+        build: format!("componentize-py -d wit -w {world} componentize -p . -p sdk app -o build/{name}.wasm"),
         wasm: format!("build/{name}.wasm"),
     }
 }
@@ -169,11 +194,14 @@ fn js_project(name: &str) -> Project {
     Project { files, build, wasm: format!("build/{name}.wasm") }
 }
 
-fn cargo_toml(name: &str) -> String {
+fn cargo_toml(name: &str, http: bool) -> String {
+    // waki: outgoing HTTP over wasi:http, the version this repository's
+    // HTTP sink is tested with (Cargo.lock).
+    let http_dependency = if http { "# Outgoing HTTP over wasi:http.\nwaki = \"0.5\"\n" } else { "" };
     format!(
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\nrust-version = \"1.95\"\npublish = false\n\n\
          [lib]\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\n# The SDK, vendored by `host new` for contract {contract}.\ndlthost-sink = {{ path = \"sdk\", features = [\"parquet\"] }}\n\n\
+         [dependencies]\n# The SDK, vendored by `host new` for contract {contract}.\ndlthost-sink = {{ path = \"sdk\", features = [\"parquet\"] }}\n{http_dependency}\n\
          [profile.release]\nopt-level = \"s\"\nlto = true\nstrip = true\n\n\
          # Its own workspace, wherever the project lives.\n[workspace]\n",
         contract = crate::runtime::contract::package_of(DESTINATION_WIT).unwrap_or("dlthost:destination"),
@@ -182,7 +210,7 @@ fn cargo_toml(name: &str) -> String {
 
 /// The README: what the project is, the setup, build, check and run
 /// commands, the settings.
-fn readme(name: &str, language: Language, contract: &str, project: &Project) -> String {
+fn readme(name: &str, language: Language, contract: &str, http: bool, project: &Project) -> String {
     let (what, setup, source) = match language {
         Language::Rust => (
             "Rust",
@@ -201,6 +229,25 @@ fn readme(name: &str, language: Language, contract: &str, project: &Project) -> 
         ),
     };
     let source = source.replace("NAME", name);
+    let (source, grant, settings) = if http {
+        (
+            format!(
+                "The sink POSTs each batch as JSON to `<url>/<table>` with the batch's `Idempotency-Key` (see the comment at the top of the source); the API must drop a key it has stored. {}",
+                source.split_once(';').map_or("", |(_, rest)| rest.trim())
+            ),
+            " --allow-host http://127.0.0.1:8080",
+            "Settings: `url` in `.dlt/config.toml` (allow its origin with `--allow-host`); the\n\
+             secret `token` in `.dlt/secrets.toml` (kept out of git by `.gitignore`), sent by the\n\
+             host as `Authorization: Bearer ...` (`auth_header`), so the sink never holds it.",
+        )
+    } else {
+        (
+            source,
+            "",
+            "Settings: `greeting` in `.dlt/config.toml`; the secret `token` in\n\
+             `.dlt/secrets.toml` (kept out of git by `.gitignore`).",
+        )
+    };
     format!(
         "# {name}\n\nA dlthost sink in {what}, made by `host new {name}` for contract `{contract}`.\n\
          {source}. Replace `load` with the calls to your destination.\n\n\
@@ -208,19 +255,18 @@ fn readme(name: &str, language: Language, contract: &str, project: &Project) -> 
          {build}\n\
          mkdir -p out\n\
          host inspect {wasm}\n\
-         host test-sink {wasm} --dir ./out::/out{count}\n\
-         host run --component {wasm} --input data.jsonl --dir ./out::/out\n\
+         host test-sink {wasm} --dir ./out::/out{grant}{count}\n\
+         host run --component {wasm} --input data.jsonl --dir ./out::/out{grant}\n\
          ```\n\n\
-         Settings: `greeting` in `.dlt/config.toml`; the secret `token` in\n\
-         `.dlt/secrets.toml` (kept out of git by `.gitignore`), or\n\
+         {settings} The token can also come from\n\
          `DESTINATION__{up}__TOKEN`. A sink's module state lives per instance: one per\n\
          worker, replaced after traps and every `--store-max-batches` calls. An error\n\
          answered with a retry-after replaces the host's backoff for that attempt.\n",
         build = project.build,
         wasm = project.wasm,
-        count = match language {
-            Language::JavaScript => "",
-            Language::Rust | Language::Python => " --count-rows 'cat out/{table}.*.jsonl 2>/dev/null | wc -l'",
+        count = match (language, http) {
+            (Language::JavaScript, _) | (_, true) => "",
+            (Language::Rust | Language::Python, false) => " --count-rows 'cat out/{table}.*.jsonl 2>/dev/null | wc -l'",
         },
         up = name.to_ascii_uppercase()
     )
@@ -254,14 +300,14 @@ mod tests {
 
     #[test]
     fn a_rust_project_names_its_sink_and_vendors_the_contract() {
-        let p = project("my_sink", Language::Rust).expect("files");
+        let p = project("my_sink", Language::Rust, false).expect("files");
         assert!(file(&p, "src/lib.rs").contains("SinkSpec::new(\"my_sink\")"));
         assert!(file(&p, "README.md").contains("--count-rows"));
         assert_eq!(file(&p, "sdk/wit/destination.wit"), DESTINATION_WIT);
         assert!(file(&p, "Cargo.toml").contains("dlthost-sink = { path = \"sdk\", features = [\"parquet\"] }"));
         assert!(file(&p, ".gitignore").contains(".dlt/secrets.toml"));
         assert!(file(&p, ".dlt/secrets.toml").contains("[destination.my_sink]"));
-        assert!(project("My Sink", Language::Rust).is_err(), "not a sink name");
+        assert!(project("My Sink", Language::Rust, false).is_err(), "not a sink name");
         let sdk = file(&p, "sdk/Cargo.toml");
         assert!(!sdk.contains(".workspace") && !sdk.contains("workspace = true"), "the SDK stands alone");
     }
@@ -272,7 +318,7 @@ mod tests {
             (Language::Python, "app.py", "sdk/dlthost_sink/__init__.py", "requirements.txt"),
             (Language::JavaScript, "app.js", "sdk/dlthost_sink.js", "package.json"),
         ] {
-            let p = project("my_sink", lang).expect("files");
+            let p = project("my_sink", lang, false).expect("files");
             assert!(file(&p, app).contains("\"my_sink\""), "{app}");
             assert!(!file(&p, app).contains("{{name}}"), "{app}");
             assert_eq!(file(&p, "wit/destination.wit"), DESTINATION_WIT);
@@ -282,6 +328,20 @@ mod tests {
             let pinned = file(&p, pin);
             assert!(pinned.contains(COMPONENTIZE_PY) || pinned.contains(COMPONENTIZE_JS), "{pin}: {pinned}");
         }
+    }
+
+    #[test]
+    fn http_projects_import_wasi_http_and_let_the_host_send_the_token() {
+        let p = project("api_sink", Language::Python, true).expect("python");
+        assert!(file(&p, "wit/world.wit").contains("import wasi:http/outgoing-handler"));
+        assert!(file(&p, "wit/deps/destination/destination.wit") == DESTINATION_WIT);
+        assert!(p.build.contains("-w api-sink"), "{}", p.build);
+        assert!(file(&p, ".dlt/config.toml").contains("auth_header = \"Authorization: Bearer {token}\""));
+        assert!(file(&p, "README.md").contains("--allow-host"));
+        let r = project("api_sink", Language::Rust, true).expect("rust");
+        assert!(file(&r, "Cargo.toml").contains("waki = "));
+        assert!(file(&r, "src/lib.rs").contains("SinkSpec::new(\"api_sink\")"));
+        assert!(matches!(project("api_sink", Language::JavaScript, true), Err(ScaffoldError::NoHttp)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use e2e::api::{ApiServer, Faults};
 use e2e::{host_bin, repo_root, run, stderr};
 
 /// A command run in `dir`, as a user of the project would.
@@ -18,11 +19,16 @@ fn in_dir(dir: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// `host new NAME --lang LANG` in a fresh directory outside the checkout.
 fn new_project(lang: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    new_project_with(lang, name, &[])
+}
+
+/// The same with more arguments (`--http`).
+fn new_project_with(lang: &str, name: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let outside = tempfile::tempdir().expect("a directory outside the checkout");
     assert!(!outside.path().starts_with(repo_root()), "outside the repository");
     let made = run({
         let mut cmd = in_dir(outside.path(), host_bin());
-        cmd.args(["new", name, "--lang", lang]);
+        cmd.args(["new", name, "--lang", lang]).args(extra);
         cmd
     });
     assert!(made.status.success(), "{}", stderr(&made));
@@ -97,22 +103,26 @@ fn a_new_rust_project_builds_passes_test_sink_and_runs() {
     for file in ["Cargo.toml", "Cargo.lock", "rust-toolchain.toml", "src/lib.rs", "sdk/wit/destination.wit"] {
         assert!(project.join(file).is_file(), "{file}");
     }
-    // The README's build command, with a shared target directory so a rerun
-    // of the suite compiles only what changed.
-    let build = readme_line(&project, "cargo build ");
+    let wasm = build_rust(&project, "my_sink");
+    check_and_load(&project, &wasm, outside.path(), |_| wrote_data_rows(&project));
+}
+
+/// Builds a Rust project with its README's command, into a shared target
+/// directory so a rerun of the suite compiles only what changed.
+fn build_rust(project: &Path, name: &str) -> PathBuf {
+    let build = readme_line(project, "cargo build ");
     let built = run({
-        let mut cmd = in_dir(&project, "sh");
+        let mut cmd = in_dir(project, "sh");
         cmd.args(["-c", &build]).env("CARGO_TARGET_DIR", repo_root().join("target/new-project"));
         cmd
     });
     assert!(built.status.success(), "the new project builds: {}", stderr(&built));
-    let wasm = repo_root().join("target/new-project/wasm32-wasip2/release/my_sink.wasm");
-    check_and_load(&project, &wasm, outside.path(), |_| wrote_data_rows(&project));
+    repo_root().join(format!("target/new-project/wasm32-wasip2/release/{name}.wasm"))
 }
 
 /// Builds a Python or JavaScript project with its README's command, the
 /// pinned tool from `target/tools` first on PATH.
-fn build_foreign(project: &Path, prefix: &str, tool_bin: &Path) -> PathBuf {
+fn build_foreign(project: &Path, name: &str, prefix: &str, tool_bin: &Path) -> PathBuf {
     let build = readme_line(project, prefix);
     let path = format!("{}:{}", tool_bin.display(), std::env::var("PATH").unwrap_or_default());
     let built = run({
@@ -121,7 +131,7 @@ fn build_foreign(project: &Path, prefix: &str, tool_bin: &Path) -> PathBuf {
         cmd
     });
     assert!(built.status.success(), "`{build}`: {}", stderr(&built));
-    project.join("build/my_sink.wasm")
+    project.join(format!("build/{name}.wasm"))
 }
 
 #[test]
@@ -135,7 +145,7 @@ fn a_new_python_project_builds_passes_test_sink_and_runs() {
     {
         assert!(project.join(file).is_file(), "{file}");
     }
-    let wasm = build_foreign(&project, "componentize-py ", &e2e::guest_tools().join("venv/bin"));
+    let wasm = build_foreign(&project, "my_sink", "componentize-py ", &e2e::guest_tools().join("venv/bin"));
     check_and_load(&project, &wasm, outside.path(), |_| wrote_data_rows(&project));
 }
 
@@ -148,7 +158,8 @@ fn a_new_javascript_project_builds_passes_test_sink_and_runs() {
     for file in ["app.js", "package.json", "wit/destination.wit", "sdk/dlthost_sink.js", "sdk/dlthost_sink.d.ts"] {
         assert!(project.join(file).is_file(), "{file}");
     }
-    let wasm = build_foreign(&project, "componentize-js ", &e2e::guest_tools().join("node/node_modules/.bin"));
+    let wasm =
+        build_foreign(&project, "my_sink", "componentize-js ", &e2e::guest_tools().join("node/node_modules/.bin"));
     check_and_load(&project, &wasm, outside.path(), |err| {
         err.contains("[my_sink] {\"table\":\"data\",\"greeting\":\"hello\",\"row\":{\"id\":1}}")
             && err.contains("\"row\":{\"id\":2}")
@@ -169,4 +180,48 @@ fn the_sdks_carry_the_repositorys_contract() {
         let text = std::fs::read_to_string(repo_root().join(sdk)).expect(sdk);
         assert!(text.contains(&format!("\"{package}\"")), "{sdk} names the contract {package}");
     }
+}
+
+#[test]
+fn new_http_projects_in_rust_and_python_load_into_an_api_with_the_token_sent_by_the_host() {
+    let api = ApiServer::start(Faults::default());
+    let mut langs = vec!["rust"];
+    if !e2e::foreign_skipped("the Python half of the --http project test") {
+        langs.push("python");
+    }
+    for lang in langs {
+        let (outside, project) = new_project_with(lang, "api_sink", &["--http"]);
+        let config = project.join(".dlt/config.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(&config, text.replace("http://127.0.0.1:8080/v1", &format!("{}/v1", api.url()))).expect("url");
+        let wasm = match lang {
+            "rust" => build_rust(&project, "api_sink"),
+            _ => build_foreign(&project, "api_sink", "componentize-py ", &e2e::guest_tools().join("venv/bin")),
+        };
+        let allow = api.url();
+        let checked = run({
+            let mut cmd = in_dir(&project, host_bin());
+            cmd.arg("test-sink").arg(&wasm).args(["--allow-host", &allow]);
+            cmd
+        });
+        let table = String::from_utf8_lossy(&checked.stdout).into_owned();
+        assert_eq!(checked.status.code(), Some(0), "{lang}: {table}{}", stderr(&checked));
+        assert!(!api.rows("dlthost_test_types").is_empty(), "{lang}: the API got the test table");
+
+        std::fs::write(project.join("data.jsonl"), format!("{{\"id\": 1, \"lang\": \"{lang}\"}}\n")).expect("input");
+        let loaded = run({
+            let mut cmd = in_dir(&project, host_bin());
+            cmd.args(["run", "--component"]).arg(&wasm).args(["--input", "data.jsonl", "--allow-host", &allow]);
+            cmd.arg("--pipelines-dir").arg(outside.path().join("pipelines"));
+            cmd
+        });
+        assert!(loaded.status.success(), "{lang}: {}", stderr(&loaded));
+        let rows = api.rows("data");
+        assert!(rows.iter().any(|r| r["lang"] == lang && r["id"] == 1), "{lang}: {rows:?}");
+    }
+    let received = api.received.lock().expect("lock");
+    assert!(
+        received.authorization.iter().all(|a| a.as_deref() == Some("Bearer change-me")),
+        "every request carries the token the host injected"
+    );
 }

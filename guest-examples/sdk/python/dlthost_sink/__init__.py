@@ -41,6 +41,7 @@ import datetime
 import decimal
 import gzip
 import json
+from urllib.parse import urlsplit
 
 from componentize_py_types import Err
 from wit_world import (
@@ -57,6 +58,16 @@ from wit_world import (
     SinkSpec,
 )
 from wit_world.imports import config as _config
+
+# Outgoing HTTP exists only in a world that imports wasi:http (`host new
+# --http`, `host wit --http`); imported here, at the top, so the snapshot
+# holds it.
+try:
+    from componentize_py_types import Ok as _Ok
+    from wit_world.imports import outgoing_handler as _outgoing, types as _http
+    from wit_world.imports.streams import StreamError_Closed as _Closed
+except ImportError:
+    _outgoing = None
 
 __all__ = [
     "spec",
@@ -75,6 +86,7 @@ __all__ = [
     "read_jsonl",
     "dumps",
     "safe_name",
+    "http_post",
 ]
 
 CONTRACT = "dlthost:destination@0.1.0"
@@ -341,3 +353,57 @@ def safe_name(name):
         chr(b) if (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-")) else "%%%02X" % b
         for b in name.encode()
     )
+
+
+# --- outgoing HTTP (worlds that import wasi:http) -----------------------------
+
+_SECOND_NS = 1_000_000_000
+
+
+def http_post(url, headers, body, connect_timeout_s=10):
+    """POSTs `body` (bytes) to `url` through the host, which allows only the
+    origins granted with --allow-host. Returns (status, {lower-cased header:
+    value}, body bytes); raises OSError for network errors and refusals
+    (retry those). `headers` is a list of (name, value) pairs."""
+    if _outgoing is None:
+        raise RuntimeError("this sink's world does not import wasi:http: build it against `host wit --http`")
+    parts = urlsplit(url)
+    request = _http.OutgoingRequest(_http.Fields.from_list([(k, v.encode()) for k, v in headers]))
+    request.set_method(_http.Method_Post())
+    request.set_scheme(_http.Scheme_Https() if parts.scheme == "https" else _http.Scheme_Http())
+    request.set_authority(parts.netloc)
+    request.set_path_with_query(parts.path + ("?" + parts.query if parts.query else ""))
+    options = _http.RequestOptions()
+    options.set_connect_timeout(int(connect_timeout_s * _SECOND_NS))
+    out_body = request.body()
+    future = _outgoing.handle(request, options)
+    with out_body.write() as stream:
+        # blocking-write-and-flush takes at most 4096 bytes a call.
+        for i in range(0, len(body), 4096):
+            stream.blocking_write_and_flush(body[i : i + 4096])
+    _http.OutgoingBody.finish(out_body, None)
+    with future:
+        result = future.get()
+        while result is None:
+            with future.subscribe() as pollable:
+                pollable.block()
+            result = future.get()
+    if not isinstance(result, _Ok) or not isinstance(result.value, _Ok):
+        error = result.value.value if isinstance(result, _Ok) else result.value
+        raise OSError("POST %s: %s" % (url, error))
+    with result.value.value as response:
+        status = response.status()
+        with response.headers() as h:
+            got = {k.lower(): v.decode(errors="replace") for k, v in h.entries()}
+        data = b""
+        incoming = response.consume()
+        with incoming.stream() as s:
+            while True:
+                try:
+                    data += s.blocking_read(16384)
+                except Err as e:
+                    if isinstance(e.value, _Closed):
+                        break
+                    raise OSError("reading the answer of POST %s failed" % url)
+        _http.IncomingBody.finish(incoming)
+    return status, got, data
