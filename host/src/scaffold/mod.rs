@@ -220,7 +220,7 @@ fn readme(name: &str, language: Language, contract: &str, http: bool, project: &
         Language::Python => (
             "Python",
             "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && . .venv/bin/activate\nmkdir -p build".to_string(),
-            "`app.py` writes each batch as a JSON Lines file named after its idempotency key into the directory granted as `/out` (a replay replaces its own file); `sdk/dlthost_sink/` is the Python SDK (also `pip install ./sdk`), `wit/` the contract. `componentize-py -d wit -w destination bindings bindings` writes the generated bindings into `bindings/` for your editor; the build writes into `build/`, the sink into `out/`. Import modules at the top of `app.py`: one first imported inside `load` is not found at run time",
+            "`app.py` writes each batch as a JSON Lines file named after its idempotency key into the directory granted as `/out` (a replay replaces its own file); `sdk/dlthost_sink/` is the Python SDK (or `pip install ./sdk` and pass that environment's site-packages with `-p`: componentize-py does not search it), `wit/` the contract. `componentize-py -d wit -w destination bindings bindings` writes the generated bindings into `bindings/` for your editor; the build writes into `build/`, the sink into `out/`. Import modules at the top of `app.py`: one first imported inside `load` is not found at run time",
         ),
         Language::JavaScript => (
             "JavaScript",
