@@ -23,6 +23,7 @@
 //! | `HUGE_MESSAGE=N` | every call fails terminally with a message of N bytes |
 //! | `HUGE_RETRY=N` | every call asks to retry with a message of N bytes |
 //! | `ECHO_SECRET=K` | every call prints config key K to stdout and stderr, then asks to retry with it in the message |
+//! | `NEED_KEY=K` | every call fails terminally unless config key K has a value |
 //! | `SPEC_NAME=S` | `spec()` names the sink S |
 //! | `SPEC_VARY=1` | `spec()` answers another batch size on each call (a counter in `/out`) |
 //! | `SPEC_KEYS=K,K:default` | `spec()` declares these keys: `name` (a string), `name:secret`, `name:int=text` (an integer key with a string default) |
@@ -240,6 +241,11 @@ fn misbehave(table: &TableSchema, ctx: &BatchContext) -> Result<(), SinkError> {
         }
         if let Some(key) = var("READ_ENV") {
             return Err(SinkError::Terminal(format!("env {key}: {:?}", std::env::var(&key).ok())));
+        }
+        if let Some(key) = var("NEED_KEY")
+            && dlthost_sink::config_string(&key).is_none()
+        {
+            return Err(SinkError::Terminal(format!("`{key}` is not set, and this sink cannot do without it")));
         }
         if let Some(addr) = var("TCP_CONNECT") {
             return Err(SinkError::Terminal(format!("tcp {addr}: {}", tcp_ping(&addr))));

@@ -148,7 +148,7 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
     }
     results.push(growth_run(request, work.path())?);
     results.push(large_batch_run(request, work.path(), options)?);
-    if let Some(sink) = &first {
+    if let Some(sink) = &mut first {
         let nonce = nonce();
         let counter = options.count_rows.as_deref().map(RowCounter::new);
         results.push(replay(&sink.runtime, &nonce, counter.as_ref()));
@@ -163,6 +163,8 @@ pub fn check_sink(request: &SinkRequest, options: &CheckOptions) -> Result<Vec<C
         });
         results.push(timing(&sink.runtime, options, &nonce));
         results.push(keys_read(&sink.runtime));
+        // Last: it changes the runtime's config.
+        results.push(optional_keys_unset(&mut sink.runtime, &nonce));
     }
     Ok(results)
 }
@@ -495,6 +497,37 @@ fn keys_read(runtime: &SinkRuntime) -> CheckResult {
     } else {
         let list = unread.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
         result(name, Err(format!("declared but never read through config.get: {list}")))
+    }
+}
+
+/// A call with only what a user must give: the required keys (as
+/// resolved) and the declared defaults; every optional key without a
+/// default unset. A sink must not depend on a setting it calls optional.
+fn optional_keys_unset(runtime: &mut SinkRuntime, nonce: &str) -> CheckResult {
+    let name = "optional settings left unset (required keys and defaults only)";
+    let Some(spec) = runtime.spec().cloned() else { return result(name, Err("no spec".into())) };
+    let unset: Vec<String> =
+        spec.config.iter().filter(|k| !k.required && k.default.is_none()).map(|k| format!("`{}`", k.name)).collect();
+    if unset.is_empty() {
+        return CheckResult {
+            check: name.into(),
+            passed: true,
+            skipped: true,
+            detail: "every declared key is required or has a default".into(),
+        };
+    }
+    let mut reduced = std::collections::BTreeMap::new();
+    for key in &spec.config {
+        let value = if key.required { runtime.config().get(&key.name).cloned() } else { key.default.clone() };
+        if let Some(v) = value {
+            reduced.insert(key.name.clone(), v);
+        }
+    }
+    runtime.set_config(reduced);
+    let (table, ctx, items) = probe_batch("dlthost_test_defaults", 10, &format!("dlthost-test-defaults-{nonce}"));
+    match call_on_new_instance(runtime, LoadCall { table, ctx, items }) {
+        Ok(()) => result(name, Ok(format!("10 rows accepted without {}", unset.join(", ")))),
+        Err(e) => result(name, Err(format!("without {}: {e}", unset.join(", ")))),
     }
 }
 

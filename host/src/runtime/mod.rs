@@ -383,6 +383,11 @@ impl SinkRuntime {
         &self.sandbox
     }
 
+    /// The resolved config values the sink may read.
+    pub fn config(&self) -> &BTreeMap<String, ConfigValue> {
+        &self.config
+    }
+
     /// Sets the resolved config values the sink may read.
     pub fn set_config(&mut self, values: BTreeMap<String, ConfigValue>) {
         self.config = Arc::new(values);

@@ -70,7 +70,7 @@ fn the_example_sinks_pass() {
 
 #[test]
 fn faulty_sinks_fail_with_the_rule_they_break() {
-    let cases: [(&[&str], &str, &str); 7] = [
+    let cases: [(&[&str], &str, &str); 8] = [
         (&["--env", "PANIC_ROW=1", "--env", "FAULT_TABLE=dlthost_test_types"], "FAIL  types, batch 10", "panic"),
         (&["--env", "SPEC_VARY=1"], "FAIL  spec() is the same on every instance", "another spec"),
         (
@@ -87,6 +87,20 @@ fn faulty_sinks_fail_with_the_rule_they_break() {
             &["--env", "RETRY_ROW=0", "--env", "FAULT_TABLE=dlthost_test_replay"],
             "FAIL  a replayed batch (same idempotency key) is accepted",
             "Retry",
+        ),
+        (
+            &[
+                "--env",
+                "SPEC_KEYS=opt_key",
+                "--env",
+                "NEED_KEY=opt_key",
+                "--env",
+                "FAULT_TABLE=dlthost_test_defaults",
+                "--set",
+                "opt_key=x",
+            ],
+            "FAIL  optional settings left unset (required keys and defaults only)",
+            "without `opt_key`",
         ),
         (
             &["--env", "WRITE_JSONL=append", "--count-rows", COUNT_JSONL],
