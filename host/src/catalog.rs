@@ -296,8 +296,10 @@ pub const FILE_MAX_ITEMS: Setting = Setting {
     flag: "file-max-items",
     scope: Scope::DataWriter,
     kind: count(u64::MAX),
-    default: Builtin::Unset("no limit"),
-    help: "Start a new job file for a table after this many rows, so it loads in parallel (dlt's `file_max_items`).",
+    // Large tables load on every worker: 1M rows are 10 jobs. Small ones
+    // stay one job (one file, batches in file order).
+    default: Builtin::Value("100000"),
+    help: "Start a new job file for a table after this many rows, so a large table loads on several workers at once (dlt's `file_max_items`).",
 };
 
 /// Bytes per job file.

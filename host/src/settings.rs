@@ -382,7 +382,8 @@ mod tests {
         assert_eq!(sink.loader_file_format, FileFormat::Jsonl);
         assert_eq!(sink.normalize.naming_convention, NamingConvention::Direct);
         assert!(sink.normalize.skip_dlt_columns_and_tables);
-        assert_eq!(Resolver::built_in().rotation().expect("defaults"), Rotation::default());
+        let rotation = Resolver::built_in().rotation().expect("defaults");
+        assert_eq!(rotation, Rotation { max_items: Some(100_000), max_bytes: None });
     }
 
     /// Flag over environment over config.toml over the spec over the default.

@@ -112,7 +112,9 @@ fn value_size(v: &Value) -> u64 {
 }
 
 /// When to start a new job file for a table (dlt's `file_max_items` and
-/// `file_max_bytes`), so a large table loads in parallel. Off by default.
+/// `file_max_bytes`), so a large table loads in parallel.
+/// `Rotation::default()` never rotates; the product's default is the
+/// catalog's (`settings::Resolver::rotation`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rotation {
     /// Rows per job file.
