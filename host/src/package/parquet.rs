@@ -32,7 +32,7 @@ use super::{PackageError, io_err};
 use crate::schema::{DataType, Table, Value};
 
 /// Rows per row group: bounds the writer's memory.
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+pub const ROW_GROUP_ROWS: usize = 16 * 1024;
 
 fn damaged(path: &Path, message: impl std::fmt::Display) -> PackageError {
     PackageError::Damaged { path: path.to_path_buf(), message: message.to_string() }
