@@ -19,15 +19,18 @@ the API's origin (`--allow-host`). Build (the world adds
 and the packages it uses):
 
     host wit --out build-wit --http --world python-http-sink
-    componentize-py -d build-wit -w python-http-sink componentize http_app -o python_http_sink.wasm
+    componentize-py -d build-wit -w python-http-sink componentize -p . -p ../sdk/python http_app -o python_http_sink.wasm
 """
 
 import json
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import wit_world
 from app import encode
-from componentize_py_types import Err, Ok
+from componentize_py_types import Err
+
+# POST through the host's wasi:http: the SDK's helper (guest-examples/sdk/python).
+from dlthost_sink import http_post as post
 from wit_world import (
     ConfigKey,
     ItemFormat,
@@ -37,11 +40,8 @@ from wit_world import (
     SinkError_Terminal,
     SinkSpec,
 )
-from wit_world.imports import config, outgoing_handler, types
+from wit_world.imports import config
 from wit_world.imports.config import ConfigType
-from wit_world.imports.streams import StreamError_Closed
-
-SECOND_NS = 1_000_000_000
 
 
 def retry(message, retry_after_ms=None):
@@ -51,52 +51,6 @@ def retry(message, retry_after_ms=None):
 def config_string(key):
     v = config.get(key)
     return v.value if v is not None and isinstance(v.value, str) else None
-
-
-def post(url, headers, body):
-    """POSTs `body`; returns (status, headers dict, body bytes). Raises
-    `OSError` for network errors (the caller retries those)."""
-    parts = urlsplit(url)
-    fields = types.Fields.from_list([(k, v.encode()) for k, v in headers])
-    request = types.OutgoingRequest(fields)
-    request.set_method(types.Method_Post())
-    request.set_scheme(types.Scheme_Https() if parts.scheme == "https" else types.Scheme_Http())
-    request.set_authority(parts.netloc)
-    request.set_path_with_query(parts.path + ("?" + parts.query if parts.query else ""))
-    options = types.RequestOptions()
-    options.set_connect_timeout(10 * SECOND_NS)
-    out_body = request.body()
-    future = outgoing_handler.handle(request, options)
-    with out_body.write() as stream:
-        # blocking-write-and-flush takes at most 4096 bytes per call.
-        for i in range(0, len(body), 4096):
-            stream.blocking_write_and_flush(body[i : i + 4096])
-    types.OutgoingBody.finish(out_body, None)
-    with future:
-        result = future.get()
-        while result is None:
-            with future.subscribe() as pollable:
-                pollable.block()
-            result = future.get()
-    if not isinstance(result, Ok) or not isinstance(result.value, Ok):
-        error = result.value.value if isinstance(result, Ok) else result.value
-        raise OSError("POST %s: %s" % (url, error))
-    with result.value.value as response:
-        status = response.status()
-        with response.headers() as h:
-            got_headers = {k.lower(): v.decode(errors="replace") for k, v in h.entries()}
-        body_bytes = b""
-        in_body = response.consume()
-        with in_body.stream() as s:
-            while True:
-                try:
-                    body_bytes += s.blocking_read(16384)
-                except Err as e:
-                    if isinstance(e.value, StreamError_Closed):
-                        break
-                    raise OSError("reading the response of POST %s failed" % url)
-        types.IncomingBody.finish(in_body)
-    return status, got_headers, body_bytes
 
 
 class WitWorld(wit_world.WitWorld):

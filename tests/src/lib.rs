@@ -174,9 +174,13 @@ pub fn python_http_sink() -> PathBuf {
             let mut cmd = Command::new(tools.join("venv/bin/componentize-py"));
             cmd.current_dir(root.join("guest-examples/python-sink"));
             cmd.arg("-d").arg(&wit);
-            cmd.args(["-w", "python-http-sink", "componentize", "http_app", "-o"]);
+            cmd.args(["-w", "python-http-sink", "componentize", "-p", ".", "-p", "../sdk/python", "http_app", "-o"]);
             cmd.arg(root.join("target/guests/python_http_sink.wasm"));
-            let sources = ["guest-examples/python-sink/http_app.py", "guest-examples/python-sink/app.py"];
+            let sources = [
+                "guest-examples/python-sink/http_app.py",
+                "guest-examples/python-sink/app.py",
+                "guest-examples/sdk/python/dlthost_sink/__init__.py",
+            ];
             build_foreign("python_http_sink", &sources, cmd)
         })
         .clone()
