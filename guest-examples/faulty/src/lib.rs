@@ -8,6 +8,7 @@
 //! | `RETRY_AFTER_MS=N` | ... with that retry-after |
 //! | `TERMINAL_TABLE=T` | every batch of table T returns `terminal` |
 //! | `PANIC_ROW=N` | a batch holding row N panics (a trap) |
+//! | `PANIC_TYPE=T` | a batch holding a non-null value of data type T (`binary`, `decimal`, ...) panics |
 //! | `PANIC_ONCE=1` | ... only the first time (a marker file in /out remembers) |
 //! | `SLOW_MS=N` | every call busy-waits N ms first |
 //! | `HOLD_ROW=N` | a batch holding row N writes `/out/.holding` (its idempotency key), then waits until `/out/.release` exists: a test holds the host mid-load at a point it chose, acts, then releases it |
@@ -83,6 +84,9 @@ impl Guest for Faulty {
         let faulted = var("FAULT_TABLE").is_none_or(|t| t == table.name);
         if faulted {
             misbehave(&table, &ctx)?;
+            if let Some(kind) = var("PANIC_TYPE") {
+                panic_on_type(&table, &items, &kind);
+            }
         }
         match var("WRITE_JSONL") {
             Some(mode) if faulted => write_jsonl(&table, &ctx, &items, &mode),
@@ -142,6 +146,19 @@ fn write_jsonl(table: &TableSchema, ctx: &BatchContext, items: &Items, mode: &st
         written.map_err(|e| dlthost_sink::retry(format!("write {out}/{file}: {e}")))?;
     }
     Ok(())
+}
+
+/// `PANIC_TYPE`: panics when a row holds a non-null value in a column of
+/// that data type, as a sink that mishandles one type would.
+fn panic_on_type(table: &TableSchema, items: &Items, kind: &str) {
+    let Items::Rows(rows) = items else { return };
+    for (i, c) in table.columns.iter().enumerate() {
+        if dlthost_sink::data_type_name(c.data_type) == kind
+            && rows.iter().any(|r| !matches!(r.get(i), None | Some(dlthost_sink::Value::Null)))
+        {
+            panic!("cannot handle a {kind} value in column `{}`", c.name);
+        }
+    }
 }
 
 /// A key declaration from `SPEC_KEYS`: `name`, `name:secret` or
