@@ -48,6 +48,7 @@ fn package(dir: &Path, input: &Path, jobs: u64, rows: u64) -> anyhow::Result<Pip
         threads: 1,
         cancel: &host::stop::Cancel::default(),
         load_id_residue: None,
+        target: extract::Target::Whole,
     };
     extract::extract(&pipeline, &inputs, &settings, options)?;
     Ok(pipeline)

@@ -80,6 +80,7 @@ fn normalize_into(
         threads,
         cancel: &host::stop::Cancel::default(),
         load_id_residue: None,
+        target: extract::Target::Whole,
     };
     extract::extract(pipeline, &inputs, &settings(0), options)?;
     Ok(())

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | 0 | everything was delivered | — |
 //! | 1 | stopped on retryable failures (`retry` errors, timeouts, traps) after the attempts ran out | run the same command again: it resumes |
-//! | 2 | usage, input or configuration error; nothing was loaded | fix the command, the input or the settings |
+//! | 2 | usage, input or configuration error; nothing was loaded, unless the message says how many rows were (a bad line found while earlier jobs were loading) | fix the command, the input or the settings; the command after the fix resumes a pending package |
 //! | 3 | terminal failures: jobs are in `failed_jobs/` (also when a rerun finds its input's package with failed jobs) | fix the sink, then `host retry-failed` and the same command |
 //! | 130 | interrupted (Ctrl-C, SIGTERM); every confirmed batch is recorded | run the same command again |
 //!
@@ -198,7 +198,18 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) if cancel.is_cancelled() => {
-            eprintln!("Interrupted: {e:#}. Nothing was packaged; run the same command again.");
+            // A stop while jobs were loading says itself what was delivered.
+            let partly = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<crate::pipeline::PipelineError>(),
+                    Some(crate::pipeline::PipelineError::NormalizeStopped { .. })
+                )
+            });
+            if partly {
+                eprintln!("Interrupted: {e:#}");
+            } else {
+                eprintln!("Interrupted: {e:#}. Nothing was packaged; run the same command again.");
+            }
             ExitCode::from(EXIT_INTERRUPTED)
         }
         Err(e) => {

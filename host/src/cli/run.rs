@@ -23,7 +23,9 @@ use crate::stop::Cancel;
 /// `--on-bad-line` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BadLineArg {
-    /// Stop with an error naming the file and line; nothing is loaded.
+    /// Stop with an error naming the file and line. Rows of jobs loaded
+    /// while later ones were normalized stay delivered; the package stays
+    /// pending and the rerun after the fix sends only the rest.
     Fail,
     /// Skip the line, report it at the end, keep it in the package.
     Skip,

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::input::{self, BadLine, InputError, InputSource, Record};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
-use crate::package::{FileFormat, PackageError, PipelineDir};
-use crate::package::{PackageWriter, Rotation};
+use crate::package::{FileFormat, NormalizeRecipe, Package, PackageError, PipelineDir, RecipeInput};
+use crate::package::{PackageWriter, Publish, Rotation};
 use crate::stop::Cancel;
 
 /// One input and the table its records go to (raw, before naming).
@@ -51,6 +51,10 @@ pub enum ExtractError {
     /// Ctrl-C or SIGTERM arrived while normalizing.
     #[error("stopped while normalizing")]
     Interrupted,
+    /// A package loaded while it is normalized is read again after an
+    /// interruption, so its inputs must be files.
+    #[error("a package loaded while it is normalized needs files as input, not stdin")]
+    InPlaceNeedsFiles,
     /// A normalizing thread could not be started.
     #[error("cannot start a normalizing thread: {0}")]
     Thread(String),
@@ -111,7 +115,8 @@ fn combine(settings: &NormalizeSettings, format: FileFormat, parts: &[(String, V
 }
 
 /// The fingerprint of `inputs` computed before reading them, or `None` when
-/// one of them is stdin (its fingerprint is known only after the read).
+/// one of them is stdin or a FIFO (its fingerprint is known only after the
+/// read).
 pub fn fingerprint_files(
     inputs: &[InputSpec],
     settings: &NormalizeSettings,
@@ -120,6 +125,11 @@ pub fn fingerprint_files(
     let mut parts = Vec::with_capacity(inputs.len());
     for input in inputs {
         let InputSource::File(path) = &input.source else { return Ok(None) };
+        // A FIFO (or another non-regular file) can be read once: it is
+        // hashed as it is read, like stdin.
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
         let mut h = Sha256::new();
         input::hash_file(path, &mut h)?;
         parts.push((input.table.clone(), h.finalize().to_vec()));
@@ -154,6 +164,46 @@ pub struct ExtractOptions<'a> {
     /// `(index, count)`: the load id is `index` modulo `count` in 100 ns
     /// ticks, so shards running side by side never make the same one.
     pub load_id_residue: Option<(u64, u64)>,
+    /// Where the package goes and when its jobs may be loaded.
+    pub target: Target<'a>,
+}
+
+/// Where [`extract`] writes the package.
+pub enum Target<'a> {
+    /// Whole: in staging, visible only when complete (stdin, dry runs).
+    Whole,
+    /// In place, each job published to `publish` once durable, so it can
+    /// be loaded while later ones are written. Only for files (the input
+    /// is read again after an interruption).
+    InPlace(Publish),
+    /// Normalize an interrupted in-place package again from its recipe
+    /// (the inputs given are ignored).
+    Resume(&'a Package),
+}
+
+impl<'a> Target<'a> {
+    /// A resume of `package` when it is an interrupted in-place package.
+    pub fn resume_of(package: &'a Package) -> Option<Self> {
+        package.state.normalizing.as_ref().map(|_| Target::Resume(package))
+    }
+}
+
+/// The inputs an interrupted in-place package was made from.
+pub fn recipe_inputs(recipe: &NormalizeRecipe) -> Vec<InputSpec> {
+    recipe
+        .inputs
+        .iter()
+        .map(|i| InputSpec {
+            source: InputSource::File(i.path.clone()),
+            table: i.table.clone(),
+            table_from_field: i.table_from_field.clone(),
+        })
+        .collect()
+}
+
+/// Normalizing threads by default: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Lines (or records) per chunk when normalizing on several threads.
@@ -214,15 +264,53 @@ pub fn extract(
         threads,
         cancel,
         load_id_residue,
+        target,
     } = options;
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     let mut bad_lines: Vec<BadLine> = Vec::new();
     pipeline.clean_staging()?;
-    let load_id = new_load_id(load_id_residue);
-    let schema = pipeline.load_schema()?;
+    let resumed_inputs;
+    let (inputs, settings, format, skip_bad_lines, max_record_bytes) = match &target {
+        Target::Resume(package) => {
+            let Some(recipe) = &package.state.normalizing else {
+                return Err(PackageError::Damaged {
+                    path: package.dir().to_path_buf(),
+                    message: "the package is not being normalized".into(),
+                }
+                .into());
+            };
+            resumed_inputs = recipe_inputs(recipe);
+            let state = &package.state;
+            (&resumed_inputs[..], &state.normalize, state.file_format, recipe.skip_bad_lines, recipe.max_record_bytes)
+        }
+        _ => (inputs, settings, format, skip_bad_lines, max_record_bytes),
+    };
+    let (load_id, schema) = match &target {
+        Target::Resume(package) => (package.state.load_id.clone(), package.start_schema()?),
+        _ => (new_load_id(load_id_residue), pipeline.load_schema()?),
+    };
     let mut normalizer = new_normalizer(settings, schema, &load_id)?;
-    let mut writer =
-        PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip);
+    let mut writer = match target {
+        Target::Whole => {
+            PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip)
+        }
+        Target::InPlace(publish) => {
+            let mut recipe_inputs = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                let InputSource::File(path) = &input.source else {
+                    return Err(ExtractError::InPlaceNeedsFiles);
+                };
+                recipe_inputs.push(RecipeInput {
+                    path: path.clone(),
+                    table: input.table.clone(),
+                    table_from_field: input.table_from_field.clone(),
+                });
+            }
+            let recipe = NormalizeRecipe { inputs: recipe_inputs, rotation, gzip, skip_bad_lines, max_record_bytes };
+            PackageWriter::create_in_place(pipeline, &load_id, settings, format, recipe, normalizer.schema(), publish)?
+        }
+        Target::Resume(package) => PackageWriter::resume(package, Box::new(|_, _, _| {}))?,
+    };
     let mut records = 0u64;
     // Chunks are numbered across inputs (root `_dlt_id`s derive from them).
     let mut chunks = 0u64;
@@ -272,7 +360,11 @@ pub fn extract(
         bad_lines.extend(totals.bad_lines);
         parts.push((input.table.clone(), hasher.finalize().to_vec()));
     }
-    let fingerprint = known_fingerprint.map_or_else(|| combine(settings, format, &parts), str::to_string);
+    let fingerprint = match known_fingerprint {
+        Some(fp) => fp.to_string(),
+        // A resumed package's input was hashed again as it was read.
+        None => combine(settings, format, &parts),
+    };
     let written = writer.rows();
     let schema = normalizer.into_schema();
     if !bad_lines.is_empty() {
@@ -306,6 +398,7 @@ mod tests {
             threads,
             cancel,
             load_id_residue: None,
+            target: Target::Whole,
         }
     }
     use crate::package::JobState;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{JobFailure, LoadError, LoadOptions, Shared};
+use super::{JobFailure, LoadError, LoadOptions, Queued, Shared};
 use crate::ledger::Record;
 use crate::package::JobReader;
 use crate::package::{FileFormat, JobInfo, JobState, Package, PackageError, PipelineDir};
@@ -86,27 +86,24 @@ pub(super) fn worker(
     };
     let mut slot = Slot { runtime, handle_dir: handle_dir.as_ref().map(|d| d.path().to_path_buf()), instance: None };
     while let Some(job) = shared.next_job() {
-        if let Err(e) = deliver_job(&mut slot, package, &job, options, shared) {
+        let started = if job.fresh { package.move_job(&job.info, JobState::New, JobState::Started) } else { Ok(()) };
+        if let Err(e) =
+            started.map_err(LoadError::from).and_then(|()| deliver_job(&mut slot, package, &job, options, shared))
+        {
             shared.fail(e);
         }
-        shared.done(&job);
+        shared.done(&job.info);
     }
 }
 
 fn deliver_job(
     slot: &mut Slot<'_>,
     package: &Package,
-    job: &JobInfo,
+    queued: &Queued,
     options: &LoadOptions,
     shared: &Shared,
 ) -> Result<(), LoadError> {
-    let Some(table) = package.schema.table(&job.table) else {
-        return Err(PackageError::Damaged {
-            path: package.dir().to_path_buf(),
-            message: format!("table `{}` of job {} is not in the schema", job.table, job.job_id),
-        }
-        .into());
-    };
+    let (job, table) = (&queued.info, &*queued.table);
     let wit_table = std::sync::Arc::new(convert::table(table));
     let trace = shared.trace.child(
         "dlthost.job",

@@ -6,6 +6,11 @@
 //! file moves `new_jobs/` → `started_jobs/` → `completed_jobs/` (or
 //! `failed_jobs/`), and a package whose jobs are all finished moves to
 //! `loaded/`.
+//!
+//! A package is loaded either whole ([`load_pending`]) or while it is
+//! normalized ([`load_while_normalizing`]): then jobs come through a
+//! [`JobFeed`] as their files become durable, and workers wait for the next
+//! one until the feed closes.
 
 mod deliver;
 
@@ -21,6 +26,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::package::{JobInfo, JobState, Package, PackageError, PipelineDir};
 use crate::runtime::SinkRuntime;
 use crate::runtime::bindings::ItemFormat;
+use crate::schema::Table;
 
 pub use deliver::idempotency_key;
 
@@ -263,17 +269,14 @@ fn load_package(
     report: &mut LoadReport,
 ) -> Result<(), LoadError> {
     let trace = options.trace.child("dlthost.package", &[Attr::Text("dlthost.load_id", &package.state.load_id)]);
-    let ledger = Ledger::open(package.dir())?;
-    // Attempts after this mark are this run's (`host status`).
-    ledger.append(crate::ledger::Record::Run)?;
-    let mut queue = VecDeque::new();
+    let feed = JobFeed::new();
     for job in &package.state.jobs {
         match package.job_state(job) {
             Some(JobState::New) => {
                 package.move_job(job, JobState::New, JobState::Started)?;
-                queue.push_back(job.clone());
+                feed.queue(job, &package, false)?;
             }
-            Some(JobState::Started) => queue.push_back(job.clone()),
+            Some(JobState::Started) => feed.queue(job, &package, false)?,
             Some(JobState::Completed | JobState::Failed) => {}
             None => {
                 return Err(PackageError::Damaged {
@@ -284,12 +287,91 @@ fn load_package(
             }
         }
     }
+    feed.close();
+    load_jobs(runtime, pipeline, &package, options, report, feed, &trace)?;
+    settle(pipeline, package, report, &trace)
+}
+
+/// Loads a package while it is normalized. `normalize` runs on a thread
+/// of its own and publishes each job to `feed` once its file is durable
+/// ([`JobFeed::publish`]); the feed is closed when `normalize` returns.
+/// Workers start with the first job and load each as it comes. A package
+/// whose normalizing did not complete stays pending (the next run
+/// normalizes it again). Returns what `normalize` returned.
+pub fn load_while_normalizing<T: Send>(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    options: &LoadOptions,
+    report: &mut LoadReport,
+    feed: Arc<JobFeed>,
+    normalize: impl FnOnce() -> T + Send,
+) -> Result<T, LoadError> {
+    let started = Instant::now();
+    let (normalized, loaded) = std::thread::scope(|scope| {
+        let closing = feed.clone();
+        let normalizing = scope.spawn(move || {
+            let _close = CloseOnDrop(closing);
+            normalize()
+        });
+        let loaded = match feed.wait_first() {
+            Some(dir) => load_fed(runtime, pipeline, &dir, options, report, &feed),
+            None => Ok(()),
+        };
+        let normalized = normalizing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (normalized, loaded)
+    });
+    loaded?;
+    report.interrupted |= options.cancel.is_cancelled();
+    report.elapsed_secs += started.elapsed().as_secs_f64();
+    report.sandbox = SandboxReport::from_runtime(runtime);
+    pipeline.apply_retention(options.keep_loaded)?;
+    Ok(normalized)
+}
+
+/// The loading half of [`load_while_normalizing`], from the first job on.
+fn load_fed(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    dir: &std::path::Path,
+    options: &LoadOptions,
+    report: &mut LoadReport,
+    feed: &Arc<JobFeed>,
+) -> Result<(), LoadError> {
+    let package = Package::open(dir)?;
+    let trace = options.trace.child("dlthost.package", &[Attr::Text("dlthost.load_id", &package.state.load_id)]);
+    load_jobs(runtime, pipeline, &package, options, report, feed.clone(), &trace)?;
+    // The state as normalizing left it: every job, or the recipe still set.
+    settle(pipeline, Package::open(dir)?, report, &trace)
+}
+
+/// Closes a feed when normalizing ends, also by a panic.
+struct CloseOnDrop(Arc<JobFeed>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Runs the workers of one package until `feed` is closed and empty.
+fn load_jobs(
+    runtime: &SinkRuntime,
+    pipeline: &PipelineDir,
+    package: &Package,
+    options: &LoadOptions,
+    report: &mut LoadReport,
+    feed: Arc<JobFeed>,
+    trace: &Span,
+) -> Result<(), LoadError> {
+    let ledger = Ledger::open(package.dir())?;
+    // Attempts after this mark are this run's (`host status`).
+    ledger.append(crate::ledger::Record::Run)?;
     let workers = match options.strategy {
         Strategy::Sequential => 1,
-        Strategy::Parallel | Strategy::TableSequential => options.workers.clamp(1, queue.len().max(1)),
+        Strategy::Parallel | Strategy::TableSequential => options.workers.max(1),
     };
     let shared = Shared {
-        queue: Mutex::new(queue),
+        feed,
         report: Mutex::new(std::mem::take(report)),
         error: Mutex::new(None),
         ledger,
@@ -297,13 +379,15 @@ fn load_package(
         strategy: options.strategy,
         cancel: options.cancel.clone(),
         trace: trace.clone(),
-        busy_tables: Mutex::new(Vec::new()),
-        wake: std::sync::Condvar::new(),
     };
     std::thread::scope(|scope| {
+        // A worker (and its instance) is started only when a job waits and
+        // no worker is free: a package fed job by job needs few.
         for n in 0..workers {
+            if !shared.feed.needs_worker() {
+                break;
+            }
             let shared = &shared;
-            let package = &package;
             std::thread::Builder::new()
                 .name(format!("load-worker-{n}"))
                 .spawn_scoped(scope, move || deliver::worker(runtime, pipeline, package, options, shared))
@@ -318,11 +402,17 @@ fn load_package(
     });
     let Shared { report: shared_report, error, .. } = shared;
     *report = shared_report.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
+    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    let unfinished =
-        package.state.jobs.iter().any(|j| matches!(package.job_state(j), Some(JobState::New | JobState::Started)));
+}
+
+/// After the workers: a package with every job finished (and normalizing
+/// complete) moves to `loaded/`; any other stays pending.
+fn settle(pipeline: &PipelineDir, package: Package, report: &mut LoadReport, trace: &Span) -> Result<(), LoadError> {
+    let unfinished = package.state.normalizing.is_some()
+        || package.state.jobs.iter().any(|j| matches!(package.job_state(j), Some(JobState::New | JobState::Started)));
     trace.set(&[Attr::Text("dlthost.outcome", if unfinished { "pending" } else { "complete" })]);
     trace.end();
     if unfinished {
@@ -339,9 +429,122 @@ fn load_package(
     Ok(())
 }
 
+/// A job handed to a worker, with its table as the job's rows were
+/// written (a package loaded while normalized can grow a table between
+/// jobs).
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub info: JobInfo,
+    pub table: Arc<Table>,
+    /// Still in `new_jobs/`: the worker moves it to `started_jobs/`.
+    pub fresh: bool,
+}
+
+/// The jobs of one package, in order, as they become loadable.
+#[derive(Debug, Default)]
+pub struct JobFeed {
+    state: Mutex<FeedState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FeedState {
+    jobs: VecDeque<Queued>,
+    /// More jobs may come.
+    closed: bool,
+    /// Jobs handed out so far.
+    handed: usize,
+    /// Tables with a job running (table-sequential).
+    busy_tables: Vec<String>,
+    /// Workers started and not running a job.
+    free_workers: usize,
+    /// The package's directory, from the first published job.
+    dir: Option<PathBuf>,
+}
+
+impl JobFeed {
+    /// An open, empty feed.
+    pub fn new() -> Arc<Self> {
+        Arc::new(JobFeed::default())
+    }
+
+    /// Adds a job of the package in `dir`, being normalized; `table` as
+    /// its rows were written.
+    pub fn publish(&self, dir: &std::path::Path, job: &JobInfo, table: &Table) {
+        if let Ok(mut s) = self.state.lock() {
+            s.dir.get_or_insert_with(|| dir.to_path_buf());
+        }
+        self.push(Queued { info: job.clone(), table: Arc::new(table.clone()), fresh: true });
+    }
+
+    /// Adds a job of a complete package (its table from the package's schema).
+    fn queue(&self, job: &JobInfo, package: &Package, fresh: bool) -> Result<(), LoadError> {
+        let Some(table) = package.schema.table(&job.table) else {
+            return Err(PackageError::Damaged {
+                path: package.dir().to_path_buf(),
+                message: format!("table `{}` of job {} is not in the schema", job.table, job.job_id),
+            }
+            .into());
+        };
+        self.push(Queued { info: job.clone(), table: Arc::new(table.clone()), fresh });
+        Ok(())
+    }
+
+    fn push(&self, job: Queued) {
+        if let Ok(mut s) = self.state.lock() {
+            s.jobs.push_back(job);
+        }
+        self.wake.notify_all();
+    }
+
+    /// No more jobs will come.
+    pub fn close(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.closed = true;
+        }
+        self.wake.notify_all();
+    }
+
+    /// Waits until a job waits with no free worker to take it (`true`: one
+    /// more worker is counted as started and free), or the feed is closed
+    /// and empty (`false`).
+    fn needs_worker(&self) -> bool {
+        let Ok(mut s) = self.state.lock() else { return false };
+        loop {
+            if s.jobs.is_empty() && s.closed {
+                return false;
+            }
+            if s.jobs.len() > s.free_workers {
+                s.free_workers += 1;
+                return true;
+            }
+            s = match self.wake.wait(s) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    /// Waits until the first job is published (then the package's
+    /// directory) or the feed is closed without any (`None`).
+    fn wait_first(&self) -> Option<PathBuf> {
+        let mut s = self.state.lock().ok()?;
+        loop {
+            if let Some(dir) = &s.dir {
+                return Some(dir.clone());
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.wake.wait(s).ok()?;
+        }
+    }
+}
+
 /// State the workers of one package share.
 struct Shared {
-    queue: Mutex<VecDeque<JobInfo>>,
+    /// The jobs to load.
+    feed: Arc<JobFeed>,
     report: Mutex<LoadReport>,
     /// The first I/O error; it stops every worker.
     error: Mutex<Option<LoadError>>,
@@ -355,43 +558,48 @@ struct Shared {
     cancel: Cancel,
     /// The package's span.
     trace: Span,
-    /// Tables with a job running (table-sequential).
-    busy_tables: Mutex<Vec<String>>,
-    /// Wakes workers waiting for a table to become free.
-    wake: std::sync::Condvar,
 }
 
 impl Shared {
     /// The next job this worker may run, or `None` when there is none left
-    /// (or the load is stopping). Under `table-sequential` a job waits while
-    /// another job of its table runs.
-    fn next_job(&self) -> Option<JobInfo> {
-        let mut queue = self.queue.lock().ok()?;
+    /// (the feed is closed and empty, or the load is stopping). Waits while
+    /// the feed is open and empty, and under `table-sequential` while
+    /// another job of the next job's table runs.
+    fn next_job(&self) -> Option<Queued> {
+        let mut feed = self.feed.state.lock().ok()?;
         loop {
-            if self.cancel.is_cancelled() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) || queue.is_empty()
-            {
+            if self.cancel.is_cancelled() || self.error.lock().map(|e| e.is_some()).unwrap_or(true) {
                 return None;
             }
-            if self.strategy != Strategy::TableSequential {
-                return queue.pop_front();
+            if feed.jobs.is_empty() && feed.closed {
+                return None;
             }
-            let mut busy = self.busy_tables.lock().ok()?;
-            if let Some(i) = queue.iter().position(|j| !busy.contains(&j.table)) {
-                let job = queue.remove(i)?;
-                busy.push(job.table.clone());
+            let pick = match self.strategy {
+                _ if feed.jobs.is_empty() => None,
+                Strategy::TableSequential => feed.jobs.iter().position(|j| !feed.busy_tables.contains(&j.info.table)),
+                Strategy::Parallel | Strategy::Sequential => Some(0),
+            };
+            if let Some(job) = pick.and_then(|i| feed.jobs.remove(i)) {
+                if self.strategy == Strategy::TableSequential {
+                    feed.busy_tables.push(job.info.table.clone());
+                }
+                feed.handed += 1;
+                feed.free_workers = feed.free_workers.saturating_sub(1);
                 return Some(job);
             }
-            drop(busy);
-            queue = self.wake.wait_timeout(queue, Duration::from_millis(100)).ok()?.0;
+            // Woken by a new job, a finished one, the close, or now and then
+            // to notice a stop request.
+            feed = self.feed.wake.wait_timeout(feed, Duration::from_millis(100)).ok()?.0;
         }
     }
 
     /// Marks a job finished (frees its table under `table-sequential`).
     fn done(&self, job: &JobInfo) {
-        if let Ok(mut busy) = self.busy_tables.lock() {
-            busy.retain(|t| t != &job.table);
+        if let Ok(mut feed) = self.feed.state.lock() {
+            feed.busy_tables.retain(|t| t != &job.table);
+            feed.free_workers += 1;
         }
-        self.wake.notify_all();
+        self.feed.wake.notify_all();
     }
 
     fn fail(&self, e: LoadError) {
@@ -435,8 +643,13 @@ mod tests {
     }
 
     fn shared(strategy: Strategy, jobs: Vec<JobInfo>, dir: &std::path::Path) -> Shared {
+        let feed = JobFeed::new();
+        for j in jobs {
+            feed.publish(dir, &j, &Table::new(&j.table));
+        }
+        feed.close();
         Shared {
-            queue: Mutex::new(jobs.into()),
+            feed,
             report: Mutex::new(LoadReport::default()),
             error: Mutex::new(None),
             ledger: Ledger::open(dir).expect("ledger"),
@@ -444,8 +657,6 @@ mod tests {
             strategy,
             cancel: Cancel::default(),
             trace: Span::default(),
-            busy_tables: Mutex::new(Vec::new()),
-            wake: std::sync::Condvar::new(),
         }
     }
 
@@ -453,12 +664,12 @@ mod tests {
     fn table_sequential_runs_one_job_per_table_at_a_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = shared(Strategy::TableSequential, vec![job("a", 1), job("a", 2), job("b", 1)], dir.path());
-        let first = s.next_job().expect("a.1");
-        let second = s.next_job().expect("b.1, not a.2 while a.1 runs");
+        let first = s.next_job().expect("a.1").info;
+        let second = s.next_job().expect("b.1, not a.2 while a.1 runs").info;
         assert_eq!((first.job_id.as_str(), second.job_id.as_str()), ("a.1", "b.1"));
         // a.2 waits until a.1 is done.
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| s.next_job().map(|j| j.job_id));
+            let waiter = scope.spawn(|| s.next_job().map(|j| j.info.job_id));
             std::thread::sleep(Duration::from_millis(150));
             assert!(!waiter.is_finished(), "a.2 must wait for a.1");
             s.done(&first);
@@ -470,8 +681,8 @@ mod tests {
     fn parallel_hands_out_jobs_in_order_regardless_of_table() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = shared(Strategy::Parallel, vec![job("a", 1), job("a", 2)], dir.path());
-        assert_eq!(s.next_job().map(|j| j.job_id).as_deref(), Some("a.1"));
-        assert_eq!(s.next_job().map(|j| j.job_id).as_deref(), Some("a.2"));
+        assert_eq!(s.next_job().map(|j| j.info.job_id).as_deref(), Some("a.1"));
+        assert_eq!(s.next_job().map(|j| j.info.job_id).as_deref(), Some("a.2"));
         assert!(s.next_job().is_none());
     }
 }

@@ -6,17 +6,29 @@
 //! <pipelines_dir>/<pipeline>/
 //!   schemas/<pipeline>.schema.json      the pipeline's schema, grown across runs
 //!   load/staging/<load_id>/             a package being written (never loaded)
-//!   load/normalized/<load_id>/          complete packages waiting to be loaded
+//!   load/normalized/<load_id>/          packages waiting to be loaded
 //!     new_jobs/ started_jobs/ completed_jobs/ failed_jobs/
 //!     schema.json                       tables as they were when normalized
 //!     load_package_state.json           settings and the job list
+//!     start_schema.json                 (while normalizing) the schema it started from
 //!   load/loaded/<load_id>/              finished packages
 //! ```
 //!
-//! A package is written completely in `staging/`, fsynced, and then renamed
-//! into `normalized/`, so a crash while normalizing never leaves a half
-//! package that a later load would deliver. Moving a job between states is
-//! an atomic rename.
+//! A package is written in one of two ways:
+//!
+//! - **Whole** (stdin, dry runs): in `staging/`, fsynced, then renamed into
+//!   `normalized/`, so a crash leaves no half package.
+//! - **In place** (`host run` on files, which loads while it normalizes):
+//!   in `normalized/` from the start, its state carrying the
+//!   [`NormalizeRecipe`] that made it. A job is listed in the state only
+//!   once its file is durable, and only listed jobs are loaded. A crash
+//!   leaves a package whose recipe is still set: the next run normalizes
+//!   the same input again into the same load id (normalizing is
+//!   deterministic, so the same job files with the same rows come out),
+//!   checks that every listed job came out byte for byte the same, and
+//!   only then loads the rest. So a row is never sent under a second key.
+//!
+//! Moving a job between states is an atomic rename.
 
 pub(crate) mod jsonl;
 pub(crate) mod parquet;
@@ -26,7 +38,7 @@ pub(crate) mod writer;
 pub use jsonl::DecodeError;
 pub use parquet::{ParquetJobReader, batch_rows, to_ipc};
 pub use reader::JobReader;
-pub use writer::{PackageWriter, Rotation, shown_job_id};
+pub use writer::{PackageWriter, Publish, Rotation, shown_job_id};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -42,6 +54,7 @@ use crate::schema::Schema;
 const STATE_FILE: &str = "load_package_state.json";
 const SCHEMA_FILE: &str = "schema.json";
 const COMPLETED_FILE: &str = "package_completed.json";
+const START_SCHEMA_FILE: &str = "start_schema.json";
 /// Fingerprints of loaded inputs, kept outside package retention.
 const LOADED_INPUTS_FILE: &str = "loaded_inputs.json";
 /// Held while a `host` process works on the pipeline.
@@ -71,6 +84,20 @@ pub enum PackageError {
     /// A name from outside (a pipeline's) cannot become a path.
     #[error(transparent)]
     Name(#[from] crate::names::NameError),
+    /// An interrupted package was normalized again and one of its jobs,
+    /// with rows already handed to the sink, came out different.
+    #[error(
+        "package {path} was being loaded while it was normalized when the host stopped; normalized again, job \
+         {job} (rows of which were already handed to the sink) comes out different, so the input changed. \
+         Restore the input files the package was made from and rerun, or give the package up with \
+         `host drop-pending`"
+    )]
+    InputChanged {
+        /// The package.
+        path: PathBuf,
+        /// The job.
+        job: String,
+    },
     /// A package file is not what we wrote.
     #[error("{path} is damaged: {message}")]
     Damaged {
@@ -163,6 +190,38 @@ pub struct PackageState {
     pub fingerprint: String,
     /// The jobs, in creation order.
     pub jobs: Vec<JobInfo>,
+    /// Set while the package is being normalized in place (and left set
+    /// when that was interrupted): how to normalize it again. Packages of
+    /// earlier releases have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalizing: Option<NormalizeRecipe>,
+}
+
+/// How an in-place package is normalized: what to read again, with the
+/// settings that decide its job files, after an interruption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizeRecipe {
+    /// The input files, in order.
+    pub inputs: Vec<RecipeInput>,
+    /// Job file rotation (it decides job ids and rows per job).
+    pub rotation: Rotation,
+    /// Gzip jsonl job files.
+    pub gzip: bool,
+    /// Malformed lines were skipped (kept in `bad_lines.jsonl`).
+    pub skip_bad_lines: bool,
+    /// The largest input record, in bytes.
+    pub max_record_bytes: usize,
+}
+
+/// One input file of a [`NormalizeRecipe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeInput {
+    /// The file, as given.
+    pub path: PathBuf,
+    /// Its root table.
+    pub table: String,
+    /// Route records by this field's value.
+    pub table_from_field: Option<String>,
 }
 
 /// The working directory of one pipeline.
@@ -401,6 +460,12 @@ impl Package {
     /// The package's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The schema an in-place package started from (its normalizing is
+    /// redone from it, as the first time).
+    pub fn start_schema(&self) -> Result<Schema, PackageError> {
+        read_json(&self.dir.join(START_SCHEMA_FILE))
     }
 
     /// The state a job is in, by where its file is.

@@ -1,9 +1,16 @@
-//! Normalized rows → job files of a new package in `staging/`.
+//! Normalized rows → job files of a new package.
 //!
-//! [`PackageWriter::write`] appends rows to one job file per table;
-//! [`PackageWriter::finish`] fsyncs everything, writes the schema and state
-//! files and renames the package into `normalized/`. Dropping an unfinished
-//! writer deletes the staging directory, so a failed normalize leaves nothing.
+//! [`PackageWriter::write`] appends rows to one job file per table.
+//! A package made whole ([`PackageWriter::create`]) is written in
+//! `staging/`; [`PackageWriter::finish`] fsyncs everything, writes the
+//! schema and state files and renames it into `normalized/`, and dropping
+//! an unfinished writer deletes it, so a failed normalize leaves nothing.
+//!
+//! A package made in place ([`PackageWriter::create_in_place`]) is written
+//! in `normalized/` and publishes each job as soon as its file is durable
+//! and listed in the state, so loading can start while later jobs are
+//! written. [`PackageWriter::resume`] normalizes an interrupted one again:
+//! jobs listed before come out byte for byte the same or the resume fails.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -14,16 +21,41 @@ use sha2::{Digest, Sha256};
 
 use super::parquet::{ParquetOut, ROW_GROUP_ROWS};
 use super::{
-    FileFormat, JobInfo, JobState, PackageError, PackageState, PipelineDir, io_err, sync_dir, write_json_atomic,
+    FileFormat, JobInfo, JobState, NormalizeRecipe, Package, PackageError, PackageState, PipelineDir, io_err, sync_dir,
+    write_json_atomic,
 };
 use crate::normalize::{NormalizeSettings, Row};
 use crate::package::jsonl;
 use crate::schema::{Schema, Table, Value};
 
+/// Called with the package's directory and each job of an in-place package
+/// once its file is durable and listed in the package's state: from then
+/// on it may be loaded. The table is the job's table as its rows were
+/// written.
+pub type Publish = Box<dyn FnMut(&std::path::Path, &JobInfo, &Table) + Send>;
+
+/// Where a package is written.
+enum Place {
+    /// In `staging/`, renamed into this directory (`normalized/`) when finished.
+    Staging(PathBuf),
+    /// In `normalized/` from the start.
+    InPlace(Box<InPlace>),
+}
+
+/// The state of an in-place package as on disk.
+struct InPlace {
+    /// Its job list grows as jobs are published.
+    state: PackageState,
+    publish: Publish,
+    /// Jobs listed before an interruption, by file name, not made again yet.
+    earlier: HashMap<String, JobInfo>,
+}
+
 /// Writes one package.
 pub struct PackageWriter {
-    staging: PathBuf,
-    normalized_dir: PathBuf,
+    /// The package's directory (in staging or in place).
+    dir: PathBuf,
+    place: Place,
     load_id: String,
     settings: NormalizeSettings,
     format: FileFormat,
@@ -115,7 +147,7 @@ fn value_size(v: &Value) -> u64 {
 /// `file_max_bytes`), so a large table loads in parallel.
 /// `Rotation::default()` never rotates; the product's default is the
 /// catalog's (`settings::Resolver::rotation`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rotation {
     /// Rows per job file.
     pub max_items: Option<u64>,
@@ -131,14 +163,68 @@ impl PackageWriter {
         settings: &NormalizeSettings,
         format: FileFormat,
     ) -> Result<Self, PackageError> {
-        let staging = pipeline.staging_dir().join(load_id);
-        for state in [JobState::New, JobState::Started, JobState::Completed, JobState::Failed] {
-            let p = staging.join(state.dir_name());
-            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
-        }
-        Ok(PackageWriter {
-            staging,
-            normalized_dir: pipeline.normalized_dir(),
+        let dir = pipeline.staging_dir().join(load_id);
+        create_job_dirs(&dir)?;
+        Ok(Self::new(dir, Place::Staging(pipeline.normalized_dir()), load_id, settings, format))
+    }
+
+    /// Starts a package in `normalized/` whose jobs are published (and may be
+    /// loaded) while it is written; `recipe` says how to write it again
+    /// after an interruption, from `start_schema` (the pipeline's schema now).
+    pub fn create_in_place(
+        pipeline: &PipelineDir,
+        load_id: &str,
+        settings: &NormalizeSettings,
+        format: FileFormat,
+        recipe: NormalizeRecipe,
+        start_schema: &Schema,
+        publish: Publish,
+    ) -> Result<Self, PackageError> {
+        let dir = pipeline.normalized_dir().join(load_id);
+        create_job_dirs(&dir)?;
+        let state = PackageState {
+            load_id: load_id.to_string(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+            normalize: settings.clone(),
+            file_format: format,
+            fingerprint: String::new(),
+            jobs: Vec::new(),
+            normalizing: Some(recipe.clone()),
+        };
+        write_json_atomic(&dir.join(super::START_SCHEMA_FILE), start_schema)?;
+        write_json_atomic(&dir.join(super::SCHEMA_FILE), start_schema)?;
+        write_json_atomic(&dir.join(super::STATE_FILE), &state)?;
+        sync_dir(&dir)?;
+        sync_dir(&pipeline.normalized_dir())?;
+        let place = Place::InPlace(Box::new(InPlace { state, publish, earlier: HashMap::new() }));
+        Ok(Self::new(dir, place, load_id, settings, format).with_rotation(recipe.rotation).with_gzip(recipe.gzip))
+    }
+
+    /// Writes an interrupted in-place package again, with the settings it
+    /// was started with. Each job listed before must come out the same
+    /// (normalizing is deterministic); one that differs replaces the old
+    /// file if no batch of it was handed out yet, else `finish` or `write`
+    /// fails with [`PackageError::InputChanged`].
+    pub fn resume(package: &Package, publish: Publish) -> Result<Self, PackageError> {
+        let state = package.state.clone();
+        let Some(recipe) = state.normalizing.clone() else {
+            return Err(PackageError::Damaged {
+                path: package.dir().join(super::STATE_FILE),
+                message: "the package is not being normalized".into(),
+            });
+        };
+        let earlier = state.jobs.iter().map(|j| (j.file_name.clone(), j.clone())).collect();
+        let (settings, format) = (state.normalize.clone(), state.file_format);
+        let place = Place::InPlace(Box::new(InPlace { state, publish, earlier }));
+        Ok(Self::new(package.dir().to_path_buf(), place, &package.state.load_id, &settings, format)
+            .with_rotation(recipe.rotation)
+            .with_gzip(recipe.gzip))
+    }
+
+    fn new(dir: PathBuf, place: Place, load_id: &str, settings: &NormalizeSettings, format: FileFormat) -> Self {
+        PackageWriter {
+            dir,
+            place,
             load_id: load_id.to_string(),
             settings: settings.clone(),
             format,
@@ -151,7 +237,7 @@ impl PackageWriter {
             line: Vec::with_capacity(1024),
             keys: Vec::new(),
             finished: false,
-        })
+        }
     }
 
     /// Appends rows; `schema` must contain every table and column they use.
@@ -201,9 +287,24 @@ impl PackageWriter {
         Ok(())
     }
 
-    /// Closes a job file that rotation replaced.
+    /// Closes a job file that rotation replaced (or `finish` ends).
     fn close_job(&mut self, table_idx: usize, job: OpenJob, schema: &Schema) -> Result<(), PackageError> {
-        let info = job.close(&schema.tables[table_idx])?;
+        let table = &schema.tables[table_idx];
+        let path = job.path.clone();
+        let info = job.close(table)?;
+        if let Place::InPlace(place) = &mut self.place {
+            match place.earlier.remove(&info.file_name) {
+                Some(earlier) => settle_earlier(&self.dir, &mut place.state, &earlier, &info, &path)?,
+                None => {
+                    // Durable, then listed, then handed out: a job is never
+                    // loaded before a crash could lose its file or its entry.
+                    sync_dir(&self.dir.join(JobState::New.dir_name()))?;
+                    place.state.jobs.push(info.clone());
+                    write_json_atomic(&self.dir.join(super::STATE_FILE), &place.state)?;
+                    (place.publish)(&self.dir, &info, table);
+                }
+            }
+        }
         self.closed.push(info);
         Ok(())
     }
@@ -219,7 +320,18 @@ impl PackageWriter {
             table: table.to_string(),
             rows: 0,
         };
-        let path = self.staging.join(JobState::New.dir_name()).join(&info.file_name);
+        let mut path = self.dir.join(JobState::New.dir_name()).join(&info.file_name);
+        if let Place::InPlace(place) = &self.place {
+            if place.earlier.contains_key(&info.file_name) {
+                // Made again next to the listed file, then compared with it.
+                path.set_file_name(format!("{}.redo", info.file_name));
+            }
+            // A file an interrupted run left half written.
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("remove", &path)(e)),
+                _ => {}
+            }
+        }
         let out = if self.format == FileFormat::Parquet {
             JobOut::Parquet(Box::new(ParquetOut::create(&path, ROW_GROUP_ROWS)?))
         } else {
@@ -235,7 +347,7 @@ impl PackageWriter {
 
     /// Writes skipped malformed input lines to `bad_lines.jsonl` in the package.
     pub fn quarantine(&self, lines: &[crate::input::BadLine]) -> Result<(), PackageError> {
-        let path = self.staging.join("bad_lines.jsonl");
+        let path = self.dir.join("bad_lines.jsonl");
         let mut out = Vec::new();
         for l in lines {
             serde_json::to_writer(&mut out, l).map_err(|e| PackageError::Io {
@@ -253,44 +365,136 @@ impl PackageWriter {
         self.jobs.values().map(|j| j.info.rows).chain(self.closed.iter().map(|j| j.rows)).sum()
     }
 
-    /// Makes the package durable and visible to loaders. Returns `None` (and
-    /// leaves nothing behind) when no rows were written.
+    /// Makes the package durable and complete. Returns `None` (and leaves
+    /// nothing behind) when no rows were written.
     pub fn finish(mut self, schema: &Schema, fingerprint: &str) -> Result<Option<PathBuf>, PackageError> {
+        if let Place::InPlace(place) = &self.place
+            && let Some(job) = place.earlier.values().next()
+        {
+            return Err(PackageError::InputChanged { path: self.dir.clone(), job: job.job_id.clone() });
+        }
         if self.order.is_empty() {
             return Ok(None);
         }
-        let mut jobs = std::mem::take(&mut self.closed);
         for idx in std::mem::take(&mut self.order) {
             if let Some(job) = self.jobs.remove(&idx) {
-                jobs.push(job.close(&schema.tables[idx])?);
+                self.close_job(idx, job, schema)?;
             }
         }
-        let state = PackageState {
-            load_id: self.load_id.clone(),
-            created_at: chrono::Utc::now().to_rfc3339(),
-            normalize: self.settings.clone(),
-            file_format: self.format,
-            fingerprint: fingerprint.to_string(),
-            jobs,
-        };
-        write_json_atomic(&self.staging.join(super::SCHEMA_FILE), schema)?;
-        write_json_atomic(&self.staging.join(super::STATE_FILE), &state)?;
-        sync_dir(&self.staging.join(JobState::New.dir_name()))?;
-        sync_dir(&self.staging)?;
-        let target = self.normalized_dir.join(&self.load_id);
-        fs::rename(&self.staging, &target).map_err(io_err("move package", &self.staging))?;
-        sync_dir(&self.normalized_dir)?;
-        self.finished = true;
-        Ok(Some(target))
+        write_json_atomic(&self.dir.join(super::SCHEMA_FILE), schema)?;
+        match &mut self.place {
+            Place::Staging(normalized_dir) => {
+                let state = PackageState {
+                    load_id: self.load_id.clone(),
+                    created_at: chrono::Utc::now().to_rfc3339(),
+                    normalize: self.settings.clone(),
+                    file_format: self.format,
+                    fingerprint: fingerprint.to_string(),
+                    jobs: std::mem::take(&mut self.closed),
+                    normalizing: None,
+                };
+                write_json_atomic(&self.dir.join(super::STATE_FILE), &state)?;
+                sync_dir(&self.dir.join(JobState::New.dir_name()))?;
+                sync_dir(&self.dir)?;
+                let target = normalized_dir.join(&self.load_id);
+                fs::rename(&self.dir, &target).map_err(io_err("move package", &self.dir))?;
+                sync_dir(normalized_dir)?;
+                self.finished = true;
+                Ok(Some(target))
+            }
+            Place::InPlace(place) => {
+                place.state.fingerprint = fingerprint.to_string();
+                place.state.normalizing = None;
+                write_json_atomic(&self.dir.join(super::STATE_FILE), &place.state)?;
+                let _ = fs::remove_file(self.dir.join(super::START_SCHEMA_FILE));
+                self.finished = true;
+                Ok(Some(self.dir.clone()))
+            }
+        }
+    }
+}
+
+/// Creates a package directory with its job state folders.
+fn create_job_dirs(dir: &std::path::Path) -> Result<(), PackageError> {
+    for state in JobState::ALL {
+        let p = dir.join(state.dir_name());
+        fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+    }
+    Ok(())
+}
+
+/// A job listed before an interruption was made again (at `redo`): the same
+/// bytes keep the listed file; other bytes replace it if none of it was
+/// handed out yet (it is still in `new_jobs/`), else the input changed
+/// under rows already delivered.
+fn settle_earlier(
+    dir: &std::path::Path,
+    state: &mut PackageState,
+    earlier: &JobInfo,
+    made: &JobInfo,
+    redo: &std::path::Path,
+) -> Result<(), PackageError> {
+    let listed = JobState::ALL
+        .into_iter()
+        .map(|s| (s, dir.join(s.dir_name()).join(&earlier.file_name)))
+        .find(|(_, p)| p.exists());
+    if let Some((_, path)) = &listed
+        && files_equal(redo, path)?
+    {
+        return fs::remove_file(redo).map_err(io_err("remove", redo));
+    }
+    match listed {
+        None | Some((JobState::New, _)) => {
+            let target = dir.join(JobState::New.dir_name()).join(&earlier.file_name);
+            fs::rename(redo, &target).map_err(io_err("replace", &target))?;
+            sync_dir(&dir.join(JobState::New.dir_name()))?;
+            if let Some(job) = state.jobs.iter_mut().find(|j| j.file_name == earlier.file_name) {
+                job.rows = made.rows;
+            }
+            write_json_atomic(&dir.join(super::STATE_FILE), state)
+        }
+        Some(_) => {
+            let _ = fs::remove_file(redo);
+            Err(PackageError::InputChanged { path: dir.to_path_buf(), job: earlier.job_id.clone() })
+        }
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn files_equal(a: &std::path::Path, b: &std::path::Path) -> Result<bool, PackageError> {
+    use std::io::Read;
+    let open = |p: &std::path::Path| File::open(p).map(|f| std::io::BufReader::with_capacity(1 << 16, f));
+    let (mut ra, mut rb) = (open(a).map_err(io_err("read", a))?, open(b).map_err(io_err("read", b))?);
+    let (la, lb) =
+        (fs::metadata(a).map_err(io_err("read", a))?.len(), fs::metadata(b).map_err(io_err("read", b))?.len());
+    if la != lb {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n = ra.read(&mut ba).map_err(io_err("read", a))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut bb[..n]).map_err(io_err("read", b))?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
     }
 }
 
 impl Drop for PackageWriter {
     fn drop(&mut self) {
-        if !self.finished {
-            // Best effort: a leftover is also removed by the next run's
-            // `clean_staging`, and staging is never loaded.
-            let _ = fs::remove_dir_all(&self.staging);
+        if self.finished {
+            return;
+        }
+        // Best effort: a leftover in staging is also removed by the next
+        // run's `clean_staging`, and staging is never loaded. An in-place
+        // package stays once a job was listed: it may have been loaded, and
+        // the next run normalizes it again.
+        let listed = matches!(&self.place, Place::InPlace(p) if !p.state.jobs.is_empty());
+        if !listed {
+            let _ = fs::remove_dir_all(&self.dir);
         }
     }
 }
@@ -415,6 +619,100 @@ mod tests {
         std::fs::write(&state, edited).expect("edit");
         let err = Package::open(&path).expect_err("refused").to_string();
         assert!(err.contains("job file name") && err.contains("is refused"), "{err}");
+    }
+
+    /// Writes `values` (one row each, two rows per job) into package `1.1`
+    /// in place, or again into `resume`; stops without finishing after
+    /// `stop_after` rows. Returns the jobs published.
+    fn in_place(
+        pipeline: &PipelineDir,
+        values: &[i64],
+        resume: Option<&Package>,
+        stop_after: Option<usize>,
+    ) -> Result<Vec<String>, PackageError> {
+        let settings = flat_settings();
+        let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = published.clone();
+        let publish: Publish = Box::new(move |_, job, _| seen.lock().expect("lock").push(job.job_id.clone()));
+        let schema = resume.map_or(Ok(Schema::default()), |p| p.start_schema())?;
+        let mut n = Normalizer::new(&settings, schema, "1.1").expect("normalizer");
+        let mut w = match resume {
+            Some(p) => PackageWriter::resume(p, publish)?,
+            None => {
+                let recipe = NormalizeRecipe {
+                    inputs: Vec::new(),
+                    rotation: Rotation { max_items: Some(2), max_bytes: None },
+                    gzip: false,
+                    skip_bad_lines: false,
+                    max_record_bytes: 1 << 20,
+                };
+                PackageWriter::create_in_place(
+                    pipeline,
+                    "1.1",
+                    &settings,
+                    FileFormat::Jsonl,
+                    recipe,
+                    n.schema(),
+                    publish,
+                )?
+            }
+        };
+        for (i, v) in values.iter().enumerate() {
+            if stop_after == Some(i) {
+                return Ok(published.lock().expect("lock").clone());
+            }
+            let mut rows = Vec::new();
+            n.push("t", &crate::input::Node::from(&serde_json::json!({"a": v})), &mut rows).expect("push");
+            w.write(n.schema(), &rows)?;
+        }
+        w.finish(n.schema(), "fp")?;
+        Ok(published.lock().expect("lock").clone())
+    }
+
+    #[test]
+    fn in_place_jobs_are_published_when_durable_and_a_resume_checks_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = PipelineDir::open(dir.path(), "p").expect("pipeline");
+        let values = [1, 2, 3, 4, 5, 6];
+        // Interrupted after five rows: two jobs durable, listed and published.
+        let published = in_place(&pipeline, &values, None, Some(5)).expect("first run");
+        assert_eq!(published.len(), 2);
+        let pkg = pipeline.pending().expect("pending").remove(0);
+        assert!(pkg.state.normalizing.is_some());
+        assert_eq!(pkg.state.jobs.iter().map(|j| &j.job_id).collect::<Vec<_>>(), published.iter().collect::<Vec<_>>());
+        // The first job was handed out; the second was not.
+        pkg.move_job(&pkg.state.jobs[0], JobState::New, JobState::Started).expect("start");
+        let first = std::fs::read(pkg.job_path(&pkg.state.jobs[0], JobState::Started)).expect("job");
+
+        // A changed row in a job handed out: the resume fails, nothing changes.
+        let err = in_place(&pipeline, &[9, 2, 3, 4, 5, 6], Some(&pkg), None).expect_err("input changed");
+        assert!(matches!(err, PackageError::InputChanged { .. }), "{err}");
+        assert!(err.to_string().contains("host drop-pending"), "{err}");
+        assert_eq!(std::fs::read(pkg.job_path(&pkg.state.jobs[0], JobState::Started)).expect("job"), first);
+
+        // A changed row in a job not handed out replaces it; the rest is
+        // written and the package completes with the same job ids.
+        let published = in_place(&pipeline, &[1, 2, 7, 4, 5, 6], Some(&pkg), None).expect("resume");
+        assert_eq!(published.len(), 1, "only the job not listed before is published: {published:?}");
+        let done = pipeline.pending().expect("pending").remove(0);
+        assert!(done.state.normalizing.is_none());
+        assert_eq!(done.state.fingerprint, "fp");
+        assert_eq!(done.state.jobs.len(), 3);
+        assert_eq!(done.state.jobs[..2], pkg.state.jobs[..]);
+        let second = std::fs::read_to_string(done.job_path(&done.state.jobs[1], JobState::New)).expect("job");
+        assert!(second.contains("\"a\":7"), "{second}");
+        assert!(!done.dir().join("start_schema.json").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(done.dir().join("new_jobs"))
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".redo"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        // Interrupted before any job was listed: nothing stays behind.
+        let other = PipelineDir::open(dir.path(), "q").expect("pipeline");
+        assert!(in_place(&other, &values, None, Some(1)).expect("run").is_empty());
+        assert!(other.pending().expect("pending").is_empty());
     }
 
     /// A parquet file's schema is fixed by its first row group: a column that

@@ -53,6 +53,35 @@ pub enum PipelineError {
     /// Reading or normalizing the input failed; nothing was packaged.
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    /// Normalizing failed (or was stopped) while the package was loaded as
+    /// it was written: some rows may have been delivered.
+    #[error(
+        "{error}\n{rows} rows were delivered before normalizing stopped; package {} stays pending. Rerun the \
+         same command (after fixing the input, if it was the cause): the host normalizes the package again, \
+         checks that the rows already delivered come out the same, and sends only the rest. `host drop-pending` \
+         gives the package up instead",
+        package.display()
+    )]
+    NormalizeStopped {
+        /// Why normalizing stopped.
+        error: Box<ExtractError>,
+        /// The package left pending.
+        package: PathBuf,
+        /// Rows delivered in this run.
+        rows: u64,
+    },
+    /// An interrupted package could not be normalized again.
+    #[error(
+        "package {} was interrupted while it was normalized and loaded; normalizing it again failed (nothing of \
+         it was sent in this run): {error}. Restore its input files and rerun, or give it up with `host drop-pending`",
+        package.display()
+    )]
+    Resume {
+        /// The package.
+        package: PathBuf,
+        /// Why.
+        error: Box<ExtractError>,
+    },
     /// Loading failed in a way that is not a job's failure.
     #[error(transparent)]
     Load(#[from] LoadError),

@@ -7,15 +7,22 @@
 //! 3. Package the input; stdin's fingerprint is known only now, so check
 //!    again and drop the fresh package if that input was loaded.
 //! 4. Load.
+//!
+//! For files (fingerprinted in step 2) steps 3 and 4 overlap: the package
+//! is written in place and each job is loaded as soon as its file is
+//! durable, so both cores work from the first row to the last. A package
+//! whose normalizing was interrupted (a crash, a stop, a bad line) is
+//! normalized again in step 1 before anything is loaded; see
+//! `package`'s module doc for why no row is then sent under a second key.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{PipelineError, Sink};
-use crate::extract::{self, ExtractOptions, InputSpec};
+use crate::extract::{self, ExtractOptions, InputSpec, Target};
 use crate::input::InputSource;
-use crate::load::{self, JobFailure, LoadOptions, LoadReport, ProgressHook};
-use crate::package::{Package, PipelineDir};
+use crate::load::{self, JobFailure, JobFeed, LoadOptions, LoadReport, ProgressHook};
+use crate::package::{Package, PipelineDir, Rotation};
 use crate::schema::Table;
 use crate::telemetry::{Attr, Span};
 
@@ -63,7 +70,7 @@ impl RunRequest {
             skip_bad_lines: false,
             max_record_bytes: crate::input::RecordLimit::default().max_bytes,
             gzip_jobs: false,
-            normalize_threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            normalize_threads: extract::default_threads(),
         }
     }
 }
@@ -218,6 +225,7 @@ fn run_traced(
     let mut outcome = RunOutcome::default();
     if loading && !pipeline.pending()?.is_empty() {
         observer.resuming();
+        finish_interrupted(sink, request.normalize_threads)?;
         let options = LoadOptions { trace: trace.clone(), ..sink.load.clone() };
         load::load_pending(&sink.runtime, pipeline, &options, &mut outcome.report)?;
         if !outcome.report.ok() {
@@ -237,6 +245,10 @@ fn run_traced(
         outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
         return Ok(outcome);
     }
+    if loading && let Some(fingerprint) = &fingerprint {
+        load_while_packaging(sink, request, &inputs, fingerprint, &observer, trace, &mut outcome)?;
+        return Ok(outcome);
+    }
     let Some(package) = package_input(sink, request, &inputs, fingerprint.as_deref(), &observer, &mut outcome)? else {
         return Ok(outcome);
     };
@@ -251,6 +263,7 @@ fn run_traced(
 /// input. The report says what was delivered and what failed.
 pub fn load(sink: &Sink, observer: Arc<dyn Observer>) -> Result<LoadReport, PipelineError> {
     let _lock = sink.pipeline.lock()?;
+    finish_interrupted(sink, crate::extract::default_threads())?;
     let mut report = LoadReport::default();
     let trace = Span::default().child(
         "dlthost.load",
@@ -290,32 +303,13 @@ fn package_input(
     outcome: &mut RunOutcome,
 ) -> Result<Option<PathBuf>, PipelineError> {
     let pipeline = &sink.pipeline;
-    let total_bytes: u64 = inputs
-        .iter()
-        .filter_map(|i| match &i.source {
-            InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            InputSource::Stdin => None,
-        })
-        .sum();
-    observer.normalizing((total_bytes > 0).then_some(total_bytes));
+    observer.normalizing(input_bytes(inputs));
     let progress = |records: u64, bytes: u64| observer.normalize_progress(records, bytes);
-    let options = ExtractOptions {
-        format: sink.settings.loader_file_format,
-        rotation: sink.rotation,
-        known_fingerprint: fingerprint,
-        skip_bad_lines: request.skip_bad_lines,
-        save_schema: request.mode != (Mode::DryRun { keep: false }),
-        max_record_bytes: request.max_record_bytes,
-        gzip: request.gzip_jobs,
-        progress: &progress,
-        threads: request.normalize_threads.max(1),
-        cancel: &sink.cancel,
-        load_id_residue: sink.shard.map(|s| (u64::from(s.index), u64::from(s.count))),
-    };
+    let options = extract_options(sink, request, fingerprint, &progress, Target::Whole);
     let extracted = extract::extract(pipeline, inputs, &sink.settings.normalize, options);
     observer.normalize_done();
     let extracted = extracted?;
-    let Some(path) = extracted.package else { return Ok(None) };
+    let Some(path) = extracted.package.clone() else { return Ok(None) };
     if let Some(load_id) = pipeline.loaded_fingerprint(&extracted.fingerprint)?
         && !request.force
     {
@@ -323,19 +317,184 @@ fn package_input(
         outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
         return Ok(None);
     }
-    let normalized = Normalized {
-        records: extracted.records,
-        rows: extracted.rows,
-        package: path.clone(),
-        bad_lines: extracted.bad_lines,
-    };
-    if extracted.bad_lines > 0 {
-        outcome.report.skipped_lines = extracted.bad_lines;
-        outcome.report.skipped_lines_package = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    }
+    let normalized = normalized(&extracted, &path, &mut outcome.report);
     observer.normalized(&normalized);
     outcome.normalized = Some(normalized);
     Ok(Some(path))
+}
+
+/// What a package holds, for the observer and the outcome; skipped lines
+/// go into the report.
+fn normalized(extracted: &extract::Extracted, path: &std::path::Path, report: &mut LoadReport) -> Normalized {
+    if extracted.bad_lines > 0 {
+        report.skipped_lines = extracted.bad_lines;
+        report.skipped_lines_package = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    }
+    Normalized {
+        records: extracted.records,
+        rows: extracted.rows,
+        package: path.to_path_buf(),
+        bad_lines: extracted.bad_lines,
+    }
+}
+
+/// The bytes of the input files (none for stdin).
+fn input_bytes(inputs: &[InputSpec]) -> Option<u64> {
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|i| match &i.source {
+            InputSource::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            InputSource::Stdin => None,
+        })
+        .sum();
+    (total > 0).then_some(total)
+}
+
+/// How this run extracts into `target`.
+fn extract_options<'a>(
+    sink: &'a Sink,
+    request: &RunRequest,
+    fingerprint: Option<&'a str>,
+    progress: &'a dyn Fn(u64, u64),
+    target: Target<'a>,
+) -> ExtractOptions<'a> {
+    ExtractOptions {
+        format: sink.settings.loader_file_format,
+        rotation: sink.rotation,
+        known_fingerprint: fingerprint,
+        skip_bad_lines: request.skip_bad_lines,
+        save_schema: request.mode != (Mode::DryRun { keep: false }),
+        max_record_bytes: request.max_record_bytes,
+        gzip: request.gzip_jobs,
+        progress,
+        threads: request.normalize_threads.max(1),
+        cancel: &sink.cancel,
+        load_id_residue: sink.shard.map(|s| (u64::from(s.index), u64::from(s.count))),
+        target,
+    }
+}
+
+/// Steps 3 and 4 at once, for files: each job is loaded as soon as its
+/// file is durable. When normalizing fails after jobs were published, the
+/// package stays pending and the error says how many rows were delivered.
+fn load_while_packaging(
+    sink: &Sink,
+    request: &RunRequest,
+    inputs: &[InputSpec],
+    fingerprint: &str,
+    observer: &Arc<dyn Observer>,
+    trace: &Span,
+    outcome: &mut RunOutcome,
+) -> Result<(), PipelineError> {
+    let feed = JobFeed::new();
+    let publishing = feed.clone();
+    // Load progress is drawn once normalizing is done (one bar at a time).
+    let normalizing_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut options = LoadOptions { trace: trace.clone(), ..sink.load.clone() };
+    let (shown, done) = (observer.clone(), normalizing_done.clone());
+    options.progress = Some(ProgressHook(Arc::new(move |r: &LoadReport| {
+        if done.load(std::sync::atomic::Ordering::Relaxed) {
+            shown.load_progress(r)
+        }
+    })));
+    observer.normalizing(input_bytes(inputs));
+    let mut gate = TestGate::from_env();
+    let normalize = || {
+        let progress = |records: u64, bytes: u64| observer.normalize_progress(records, bytes);
+        let publish =
+            Box::new(move |dir: &std::path::Path, job: &crate::package::JobInfo, table: &crate::schema::Table| {
+                publishing.publish(dir, job, table);
+                gate.pass();
+            });
+        let options = extract_options(sink, request, Some(fingerprint), &progress, Target::InPlace(publish));
+        let extracted = extract::extract(&sink.pipeline, inputs, &sink.settings.normalize, options);
+        observer.normalize_done();
+        if let Ok(e) = &extracted {
+            observer.loading(e.rows);
+        }
+        normalizing_done.store(true, std::sync::atomic::Ordering::Relaxed);
+        extracted
+    };
+    let mut report = std::mem::take(&mut outcome.report);
+    let loaded = load::load_while_normalizing(&sink.runtime, &sink.pipeline, &options, &mut report, feed, normalize);
+    observer.load_done();
+    outcome.report = report;
+    match loaded? {
+        Ok(extracted) => {
+            if let Some(path) = &extracted.package {
+                let path = outcome
+                    .report
+                    .packages_loaded
+                    .last()
+                    .filter(|p| p.ends_with(path.file_name().unwrap_or_default()))
+                    .cloned()
+                    .unwrap_or_else(|| path.clone());
+                let normalized = normalized(&extracted, &path, &mut outcome.report);
+                observer.normalized(&normalized);
+                outcome.normalized = Some(normalized);
+            }
+            Ok(())
+        }
+        Err(source) => match outcome.report.packages_pending.first() {
+            Some(package) => Err(PipelineError::NormalizeStopped {
+                error: Box::new(source),
+                package: package.clone(),
+                rows: outcome.report.rows(),
+            }),
+            None => Err(source.into()),
+        },
+    }
+}
+
+/// A hook for tests that must act inside the overlap of normalizing and
+/// loading (a kill at a moment they choose, not one guessed from timing):
+/// with `DLTHOST_TEST_NORMALIZE_GATE` naming a FIFO, normalizing waits after
+/// each published job until the test writes one byte to it.
+struct TestGate(Option<std::fs::File>);
+
+impl TestGate {
+    fn from_env() -> Self {
+        TestGate(std::env::var_os("DLTHOST_TEST_NORMALIZE_GATE").and_then(|p| std::fs::File::open(p).ok()))
+    }
+
+    /// Waits for the test's byte (at once without the hook, or once the test closed the FIFO).
+    fn pass(&mut self) {
+        if let Some(f) = &mut self.0 {
+            let mut byte = [0u8; 1];
+            if !matches!(std::io::Read::read(f, &mut byte), Ok(1)) {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+/// Step 1's first half: normalizes again every pending package whose
+/// normalizing was interrupted, so it can be loaded like any other. Its
+/// input files are read again; rows already handed to the sink must come
+/// out the same.
+fn finish_interrupted(sink: &Sink, threads: usize) -> Result<(), PipelineError> {
+    for package in sink.pipeline.pending()? {
+        let Some(target) = Target::resume_of(&package) else { continue };
+        let options = ExtractOptions {
+            format: package.state.file_format,
+            // The package's recipe decides these.
+            rotation: Rotation::default(),
+            known_fingerprint: None,
+            skip_bad_lines: false,
+            max_record_bytes: 0,
+            gzip: false,
+            save_schema: true,
+            progress: &|_, _| {},
+            threads: threads.max(1),
+            cancel: &sink.cancel,
+            load_id_residue: None,
+            target,
+        };
+        extract::extract(&sink.pipeline, &[], &package.state.normalize, options).map_err(|source| {
+            PipelineError::Resume { package: package.dir().to_path_buf(), error: Box::new(source) }
+        })?;
+    }
+    Ok(())
 }
 
 /// The input was loaded before, as package `load_id`. When jobs of that

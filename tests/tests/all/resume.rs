@@ -411,3 +411,144 @@ fn sigint_while_normalizing_stops_at_once_and_leaves_nothing() {
     }
     assert!(s.captured().is_empty());
 }
+
+/// Opens the test's end of the normalize gate (a FIFO) once the run has
+/// opened its end; `None` when the run ended without reaching the overlap.
+fn open_gate(gate: &std::path::Path, child: &mut std::process::Child) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // O_NONBLOCK (Linux's 0o4000): opening a FIFO to write fails at once
+    // until a reader has it open, instead of blocking.
+    const O_NONBLOCK: i32 = 0o4000;
+    loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(O_NONBLOCK).open(gate) {
+            Ok(f) => return Some(f),
+            Err(_) if child.try_wait().expect("poll").is_none() => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The state file of the pipeline's only pending package.
+fn pending_state(s: &Scratch, pipeline: &str) -> Value {
+    let dir = s.pipeline(pipeline).join("load/normalized");
+    let packages: Vec<_> = std::fs::read_dir(&dir).expect("normalized/").flatten().collect();
+    assert_eq!(packages.len(), 1, "one pending package");
+    let state = std::fs::read(packages[0].path().join("load_package_state.json")).expect("state file");
+    serde_json::from_slice(&state).expect("state is JSON")
+}
+
+/// `host run` on files loads jobs while later ones are normalized. Killed
+/// inside that overlap (normalizing held after a number of jobs drawn at
+/// random, through the test gate, and a few batches delivered), the rerun
+/// normalizes the package again into the same load id and job ids: after
+/// dropping repeated idempotency keys every row arrives exactly once, so no
+/// row was ever sent under a second key.
+#[test]
+fn sigkill_while_loading_and_normalizing_at_once_never_sends_a_row_under_a_new_key() {
+    const ROUNDS: usize = 6;
+    const ROWS: usize = 400;
+    let s = Scratch::new();
+    let gate = s.path().join("gate");
+    assert!(Command::new("mkfifo").arg(&gate).status().expect("mkfifo").success());
+    let mut rng = Lcg(0x0be7);
+    for round in 0..ROUNDS {
+        let input = s.file(&format!("round{round}.jsonl"), &numbered(ROWS, "r"));
+        let args = [
+            "--input",
+            path_arg(&input),
+            "--batch-size",
+            "5",
+            "--workers",
+            "2",
+            "--file-max-items",
+            "50",
+            "--env",
+            "SLOW_MS=2",
+        ];
+        let mut child = s
+            .command("run", "faulty", &args)
+            .env("DLTHOST_TEST_NORMALIZE_GATE", &gate)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut gate_end = open_gate(&gate, &mut child).expect("the run reaches the overlap");
+        let before = delivered_calls(&s);
+        let jobs = rng.next(1, 5) as usize;
+        std::io::Write::write_all(&mut gate_end, &vec![0u8; jobs]).expect("open the gate");
+        let target = before + rng.next(1, 8) as usize;
+        while delivered_calls(&s) < target {
+            assert!(
+                child.try_wait().expect("poll").is_none(),
+                "round {round}: the run ended while normalizing was held"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let state = pending_state(&s, "faulty");
+        assert!(state["normalizing"].is_object(), "round {round}: killed while normalizing: {state}");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        drop(gate_end);
+        let out = s.command("run", "faulty", &args).output().expect("rerun");
+        assert!(out.status.success(), "round {round}: rerun failed: {}", stderr(&out));
+    }
+    let mut kept = BTreeSet::new();
+    let mut seen: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for d in s.captured() {
+        if !kept.insert(d["context"]["idempotency_key"].as_str().unwrap_or_default().to_string()) {
+            continue;
+        }
+        let rows = d["rows"].as_array().cloned().unwrap_or_default();
+        seen.entry(d["table"]["name"].as_str().unwrap_or_default().to_string()).or_default().extend(ids(&rows));
+    }
+    for round in 0..ROUNDS {
+        let mut got = seen.remove(&format!("round{round}")).unwrap_or_default();
+        got.sort_unstable();
+        assert_eq!(got, (0..ROWS as u64).collect::<Vec<_>>(), "round{round}: every row exactly once");
+    }
+}
+
+/// `--on-bad-line fail` while jobs were already loaded: the rows of the
+/// jobs published before the bad line's chunk are delivered, the run exits
+/// 2 saying so, and the package stays pending. The rerun after the fix
+/// sends only the rest; after a change to rows already delivered, the
+/// rerun refuses and names the way out.
+#[test]
+fn a_bad_line_after_loaded_jobs_keeps_the_package_and_the_fixed_rerun_sends_only_the_rest() {
+    let s = Scratch::new();
+    // Two chunks of 2048 good lines are committed (jobs of 1000 rows
+    // published) before the chunk with the bad line fails.
+    let good = numbered(5000, "x");
+    let input = s.file("events.jsonl", &format!("{good}{{\"id\": oops}}\n"));
+    let args = ["--input", path_arg(&input), "--batch-size", "100", "--file-max-items", "1000"];
+    let out = s.command("run", "capture", &args).output().expect("run");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("events.jsonl:5001"), "{err}");
+    assert!(err.contains("4000 rows were delivered before normalizing stopped"), "{err}");
+    assert!(err.contains("host drop-pending"), "{err}");
+    assert!(pending_state(&s, "capture")["normalizing"].is_object());
+    let sorted = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(sorted(ids(&rows_of(&s.captured(), "events"))), (0..4000).collect::<Vec<_>>());
+
+    // Rows already delivered changed: refused, nothing sent.
+    let changed = good.replacen("{\"id\":0,", "{\"id\":99999,", 1);
+    std::fs::write(&input, format!("{changed}{{\"id\": oops}}\n")).expect("change");
+    let out = s.command("run", "capture", &args).output().expect("run");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("comes out different") && err.contains("host drop-pending"), "{err}");
+    assert_eq!(s.captured().iter().map(|d| d["rows"].as_array().map_or(0, Vec::len)).sum::<usize>(), 4000);
+
+    // Fixed: the rest is sent, each row once, no batch twice.
+    std::fs::write(&input, format!("{good}{{\"id\": 5000}}\n")).expect("fix");
+    let out = s.command("run", "capture", &args).output().expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sorted(ids(&rows_of(&s.captured(), "events"))), (0..5001).collect::<Vec<_>>());
+    let out = s.command("run", "capture", &args).output().expect("rerun");
+    assert!(out.status.success() && stderr(&out).contains("already"), "{}", stderr(&out));
+}
