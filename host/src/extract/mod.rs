@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::input::{self, BadLine, InputError, InputSource, Record};
 use crate::normalize::{NormalizeError, NormalizeSettings, Normalizer, Row};
 use crate::package::{FileFormat, NormalizeRecipe, Package, PackageError, PipelineDir, RecipeInput};
-use crate::package::{PackageWriter, Publish, Rotation};
+use crate::package::{PackageWriter, Publish, Rotation, Verdict};
 use crate::stop::Cancel;
 
 /// One input and the table its records go to (raw, before naming).
@@ -114,6 +114,12 @@ fn combine(settings: &NormalizeSettings, format: FileFormat, parts: &[(String, V
     hex::encode(h.finalize())
 }
 
+/// True when every input is a regular file: it can be fingerprinted ahead
+/// and read again after an interruption.
+pub fn all_files(inputs: &[InputSpec]) -> bool {
+    inputs.iter().all(|i| matches!(&i.source, InputSource::File(p) if std::fs::metadata(p).is_ok_and(|m| m.is_file())))
+}
+
 /// The fingerprint of `inputs` computed before reading them, or `None` when
 /// one of them is stdin or a FIFO (its fingerprint is known only after the
 /// read).
@@ -123,13 +129,13 @@ pub fn fingerprint_files(
     format: FileFormat,
 ) -> Result<Option<String>, ExtractError> {
     let mut parts = Vec::with_capacity(inputs.len());
+    // A FIFO (or another non-regular file) can be read once: it is hashed
+    // as it is read, like stdin.
+    if !all_files(inputs) {
+        return Ok(None);
+    }
     for input in inputs {
         let InputSource::File(path) = &input.source else { return Ok(None) };
-        // A FIFO (or another non-regular file) can be read once: it is
-        // hashed as it is read, like stdin.
-        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-            return Ok(None);
-        }
         let mut h = Sha256::new();
         input::hash_file(path, &mut h)?;
         parts.push((input.table.clone(), h.finalize().to_vec()));
@@ -174,8 +180,15 @@ pub enum Target<'a> {
     Whole,
     /// In place, each job published to `publish` once durable, so it can
     /// be loaded while later ones are written. Only for files (the input
-    /// is read again after an interruption).
-    InPlace(Publish),
+    /// is read again after an interruption). `verdict` gives the input's
+    /// fingerprint (computed meanwhile, not while reading) before the first
+    /// job is listed, or withdraws the package.
+    InPlace {
+        /// Hears of each job once it may be loaded.
+        publish: Publish,
+        /// Asked before the first job is listed.
+        verdict: Verdict,
+    },
     /// Normalize an interrupted in-place package again from its recipe
     /// (the inputs given are ignored).
     Resume(&'a Package),
@@ -290,11 +303,14 @@ pub fn extract(
         _ => (new_load_id(load_id_residue), pipeline.load_schema()?),
     };
     let mut normalizer = new_normalizer(settings, schema, &load_id)?;
+    // Files were fingerprinted before the read, or meanwhile (in place);
+    // stdin, FIFOs and a resumed package are hashed as they are read.
+    let hash_while_reading = known_fingerprint.is_none() && !matches!(target, Target::InPlace { .. });
     let mut writer = match target {
         Target::Whole => {
             PackageWriter::create(pipeline, &load_id, settings, format)?.with_rotation(rotation).with_gzip(gzip)
         }
-        Target::InPlace(publish) => {
+        Target::InPlace { publish, verdict } => {
             let mut recipe_inputs = Vec::with_capacity(inputs.len());
             for input in inputs {
                 let InputSource::File(path) = &input.source else {
@@ -307,7 +323,16 @@ pub fn extract(
                 });
             }
             let recipe = NormalizeRecipe { inputs: recipe_inputs, rotation, gzip, skip_bad_lines, max_record_bytes };
-            PackageWriter::create_in_place(pipeline, &load_id, settings, format, recipe, normalizer.schema(), publish)?
+            PackageWriter::create_in_place(
+                pipeline,
+                &load_id,
+                settings,
+                format,
+                recipe,
+                normalizer.schema(),
+                verdict,
+                publish,
+            )?
         }
         Target::Resume(package) => PackageWriter::resume(package, Box::new(|_, _, _| {}))?,
     };
@@ -322,9 +347,8 @@ pub fn extract(
             table_from_field: input.table_from_field.as_deref(),
             source_name: &source_name,
         };
-        // Files were fingerprinted before the read; only stdin is hashed as it streams.
         let mut hasher = Sha256::new();
-        let tap = if known_fingerprint.is_none() { Some(&mut hasher) } else { None };
+        let tap = if hash_while_reading { Some(&mut hasher) } else { None };
         let cx = parallel::Context {
             settings,
             load_id: &load_id,
@@ -362,8 +386,8 @@ pub fn extract(
     }
     let fingerprint = match known_fingerprint {
         Some(fp) => fp.to_string(),
-        // A resumed package's input was hashed again as it was read.
-        None => combine(settings, format, &parts),
+        None if hash_while_reading => combine(settings, format, &parts),
+        None => writer.fingerprint().to_string(),
     };
     let written = writer.rows();
     let schema = normalizer.into_schema();

@@ -38,7 +38,7 @@ pub(crate) mod writer;
 pub use jsonl::DecodeError;
 pub use parquet::{ParquetJobReader, batch_rows, to_ipc};
 pub use reader::JobReader;
-pub use writer::{PackageWriter, Publish, Rotation, shown_job_id};
+pub use writer::{Decision, PackageWriter, Publish, Rotation, Verdict, shown_job_id};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -98,6 +98,10 @@ pub enum PackageError {
         /// The job.
         job: String,
     },
+    /// An in-place package was given up before any job was listed (its
+    /// input had been loaded before).
+    #[error("the package was withdrawn before any of its jobs was handed out")]
+    Withdrawn,
     /// A package file is not what we wrote.
     #[error("{path} is damaged: {message}")]
     Damaged {

@@ -23,10 +23,15 @@ pub struct Batch {
 /// Streams batches from one `jsonl` job file.
 pub struct JobReader {
     path: PathBuf,
-    lines: std::io::Lines<BufReader<Box<dyn std::io::Read + Send>>>,
+    reader: BufReader<Box<dyn std::io::Read + Send>>,
     next_row: u64,
-    /// A line read past the end of the previous batch (byte cap).
-    carry: Option<String>,
+    /// The current line (reused: no allocation per row).
+    line: String,
+    /// `line` was read past the end of the previous batch (byte cap) and
+    /// is the next row.
+    carry: bool,
+    /// The table's escaped keys, as the writer wrote them.
+    keys: jsonl::Keys,
 }
 
 impl JobReader {
@@ -40,12 +45,14 @@ impl JobReader {
         };
         let mut reader = JobReader {
             path: path.to_path_buf(),
-            lines: BufReader::with_capacity(1 << 16, raw).lines(),
+            reader: BufReader::with_capacity(1 << 16, raw),
             next_row: 0,
-            carry: None,
+            line: String::new(),
+            carry: false,
+            keys: jsonl::Keys::default(),
         };
         while reader.next_row < skip_rows {
-            if reader.next_line()?.is_none() {
+            if !reader.next_line()? {
                 break;
             }
             reader.next_row += 1;
@@ -53,16 +60,21 @@ impl JobReader {
         Ok(reader)
     }
 
-    fn next_line(&mut self) -> Result<Option<String>, PackageError> {
-        if let Some(line) = self.carry.take() {
-            return Ok(Some(line));
+    /// Reads the next non-empty line into `self.line` (without its line
+    /// end); `false` at the end of the file.
+    fn next_line(&mut self) -> Result<bool, PackageError> {
+        if std::mem::take(&mut self.carry) {
+            return Ok(true);
         }
         loop {
-            match self.lines.next() {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(io_err("read", &self.path)(e)),
-                Some(Ok(line)) if line.is_empty() => continue,
-                Some(Ok(line)) => return Ok(Some(line)),
+            self.line.clear();
+            if self.reader.read_line(&mut self.line).map_err(io_err("read", &self.path))? == 0 {
+                return Ok(false);
+            }
+            let end = self.line.trim_end_matches(['\n', '\r']).len();
+            self.line.truncate(end);
+            if !self.line.is_empty() {
+                return Ok(true);
             }
         }
     }
@@ -76,19 +88,22 @@ impl JobReader {
         max_bytes: Option<u64>,
     ) -> Result<Option<Batch>, PackageError> {
         let start_row = self.next_row;
+        self.keys.update(table);
         let mut rows = Vec::with_capacity(batch_size.min(4096));
         let mut bytes = 0u64;
         while rows.len() < batch_size {
-            let Some(line) = self.next_line()? else { break };
-            if let Some(cap) = max_bytes
-                && !rows.is_empty()
-                && bytes + line.len() as u64 > cap
-            {
-                self.carry = Some(line);
+            if !self.next_line()? {
                 break;
             }
-            bytes += line.len() as u64;
-            let row = jsonl::read_row(&line, table).map_err(|e| PackageError::Damaged {
+            if let Some(cap) = max_bytes
+                && !rows.is_empty()
+                && bytes + self.line.len() as u64 > cap
+            {
+                self.carry = true;
+                break;
+            }
+            bytes += self.line.len() as u64;
+            let row = jsonl::read_written_row(&self.line, table, &self.keys).map_err(|e| PackageError::Damaged {
                 path: self.path.clone(),
                 message: format!("row {}: {e}", self.next_row + 1),
             })?;

@@ -34,6 +34,22 @@ use crate::schema::{Schema, Table, Value};
 /// written.
 pub type Publish = Box<dyn FnMut(&std::path::Path, &JobInfo, &Table) + Send>;
 
+/// Asked (without waiting, or waiting when `true` is passed) whether the
+/// jobs of an in-place package may be handed out: the input's fingerprint
+/// is computed meanwhile, and its input must not have been loaded before.
+pub type Verdict = Box<dyn FnMut(bool) -> Decision + Send>;
+
+/// What a [`Verdict`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Not known yet (only when not waiting).
+    Pending,
+    /// Hand the jobs out; the input's fingerprint.
+    Publish(String),
+    /// Give the package up: nothing was handed out.
+    Withdraw,
+}
+
 /// Where a package is written.
 enum Place {
     /// In `staging/`, renamed into this directory (`normalized/`) when finished.
@@ -47,6 +63,10 @@ struct InPlace {
     /// Its job list grows as jobs are published.
     state: PackageState,
     publish: Publish,
+    /// Asked until it decides (then gone).
+    verdict: Option<Verdict>,
+    /// Jobs listed but not handed out until the verdict.
+    held: Vec<(JobInfo, Table)>,
     /// Jobs listed before an interruption, by file name, not made again yet.
     earlier: HashMap<String, JobInfo>,
 }
@@ -171,6 +191,12 @@ impl PackageWriter {
     /// Starts a package in `normalized/` whose jobs are published (and may be
     /// loaded) while it is written; `recipe` says how to write it again
     /// after an interruption, from `start_schema` (the pipeline's schema now).
+    /// Jobs are listed as they are written but handed out only once
+    /// `verdict` gives the input's fingerprint, which is stored first: a
+    /// package whose state has no fingerprint never handed out a job (an
+    /// interrupted one is dropped, not resumed). A withdrawal fails the
+    /// writing with [`PackageError::Withdrawn`].
+    #[allow(clippy::too_many_arguments)]
     pub fn create_in_place(
         pipeline: &PipelineDir,
         load_id: &str,
@@ -178,6 +204,7 @@ impl PackageWriter {
         format: FileFormat,
         recipe: NormalizeRecipe,
         start_schema: &Schema,
+        verdict: Verdict,
         publish: Publish,
     ) -> Result<Self, PackageError> {
         let dir = pipeline.normalized_dir().join(load_id);
@@ -196,7 +223,13 @@ impl PackageWriter {
         write_json_atomic(&dir.join(super::STATE_FILE), &state)?;
         sync_dir(&dir)?;
         sync_dir(&pipeline.normalized_dir())?;
-        let place = Place::InPlace(Box::new(InPlace { state, publish, earlier: HashMap::new() }));
+        let place = Place::InPlace(Box::new(InPlace {
+            state,
+            publish,
+            verdict: Some(verdict),
+            held: Vec::new(),
+            earlier: HashMap::new(),
+        }));
         Ok(Self::new(dir, place, load_id, settings, format).with_rotation(recipe.rotation).with_gzip(recipe.gzip))
     }
 
@@ -215,7 +248,7 @@ impl PackageWriter {
         };
         let earlier = state.jobs.iter().map(|j| (j.file_name.clone(), j.clone())).collect();
         let (settings, format) = (state.normalize.clone(), state.file_format);
-        let place = Place::InPlace(Box::new(InPlace { state, publish, earlier }));
+        let place = Place::InPlace(Box::new(InPlace { state, publish, verdict: None, held: Vec::new(), earlier }));
         Ok(Self::new(package.dir().to_path_buf(), place, &package.state.load_id, &settings, format)
             .with_rotation(recipe.rotation)
             .with_gzip(recipe.gzip))
@@ -301,7 +334,8 @@ impl PackageWriter {
                     sync_dir(&self.dir.join(JobState::New.dir_name()))?;
                     place.state.jobs.push(info.clone());
                     write_json_atomic(&self.dir.join(super::STATE_FILE), &place.state)?;
-                    (place.publish)(&self.dir, &info, table);
+                    place.held.push((info.clone(), table.clone()));
+                    place.hand_out(&self.dir, false)?;
                 }
             }
         }
@@ -360,6 +394,15 @@ impl PackageWriter {
         fs::write(&path, out).map_err(io_err("write", &path))
     }
 
+    /// The input's fingerprint as the package state has it (in place: from
+    /// the verdict; empty before it).
+    pub fn fingerprint(&self) -> &str {
+        match &self.place {
+            Place::InPlace(place) => &place.state.fingerprint,
+            Place::Staging(_) => "",
+        }
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.jobs.values().map(|j| j.info.rows).chain(self.closed.iter().map(|j| j.rows)).sum()
@@ -380,6 +423,9 @@ impl PackageWriter {
             if let Some(job) = self.jobs.remove(&idx) {
                 self.close_job(idx, job, schema)?;
             }
+        }
+        if let Place::InPlace(place) = &mut self.place {
+            place.hand_out(&self.dir, true)?;
         }
         write_json_atomic(&self.dir.join(super::SCHEMA_FILE), schema)?;
         match &mut self.place {
@@ -403,7 +449,10 @@ impl PackageWriter {
                 Ok(Some(target))
             }
             Place::InPlace(place) => {
-                place.state.fingerprint = fingerprint.to_string();
+                // A resumed package's input was hashed again as it was read.
+                if !fingerprint.is_empty() {
+                    place.state.fingerprint = fingerprint.to_string();
+                }
                 place.state.normalizing = None;
                 write_json_atomic(&self.dir.join(super::STATE_FILE), &place.state)?;
                 let _ = fs::remove_file(self.dir.join(super::START_SCHEMA_FILE));
@@ -411,6 +460,28 @@ impl PackageWriter {
                 Ok(Some(self.dir.clone()))
             }
         }
+    }
+}
+
+impl InPlace {
+    /// Hands the held jobs out once the verdict allows it (waiting for it
+    /// when `wait`); the fingerprint is stored before the first goes.
+    fn hand_out(&mut self, dir: &std::path::Path, wait: bool) -> Result<(), PackageError> {
+        if let Some(verdict) = &mut self.verdict {
+            match verdict(wait) {
+                Decision::Pending => return Ok(()),
+                Decision::Withdraw => return Err(PackageError::Withdrawn),
+                Decision::Publish(fingerprint) => {
+                    self.verdict = None;
+                    self.state.fingerprint = fingerprint;
+                    write_json_atomic(&dir.join(super::STATE_FILE), &self.state)?;
+                }
+            }
+        }
+        for (job, table) in std::mem::take(&mut self.held) {
+            (self.publish)(dir, &job, &table);
+        }
+        Ok(())
     }
 }
 
@@ -490,10 +561,10 @@ impl Drop for PackageWriter {
         }
         // Best effort: a leftover in staging is also removed by the next
         // run's `clean_staging`, and staging is never loaded. An in-place
-        // package stays once a job was listed: it may have been loaded, and
-        // the next run normalizes it again.
-        let listed = matches!(&self.place, Place::InPlace(p) if !p.state.jobs.is_empty());
-        if !listed {
+        // package stays once jobs may have been handed out (its fingerprint
+        // is stored): the next run normalizes it again.
+        let handed_out = matches!(&self.place, Place::InPlace(p) if !p.state.fingerprint.is_empty());
+        if !handed_out {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -646,6 +717,7 @@ mod tests {
                     skip_bad_lines: false,
                     max_record_bytes: 1 << 20,
                 };
+                let verdict: Verdict = Box::new(|_| Decision::Publish("fp".into()));
                 PackageWriter::create_in_place(
                     pipeline,
                     "1.1",
@@ -653,6 +725,7 @@ mod tests {
                     FileFormat::Jsonl,
                     recipe,
                     n.schema(),
+                    verdict,
                     publish,
                 )?
             }
@@ -713,6 +786,84 @@ mod tests {
         let other = PipelineDir::open(dir.path(), "q").expect("pipeline");
         assert!(in_place(&other, &values, None, Some(1)).expect("run").is_empty());
         assert!(other.pending().expect("pending").is_empty());
+    }
+
+    /// Jobs are listed as written but handed out only once the verdict
+    /// says so (with the fingerprint stored first); a withdrawal fails the
+    /// writing and leaves nothing behind.
+    #[test]
+    fn in_place_jobs_wait_for_the_verdict_and_a_withdrawal_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = flat_settings();
+        let recipe = NormalizeRecipe {
+            inputs: Vec::new(),
+            rotation: Rotation { max_items: Some(1), max_bytes: None },
+            gzip: false,
+            skip_bad_lines: false,
+            max_record_bytes: 1 << 20,
+        };
+        for withdraw in [false, true] {
+            let pipeline = PipelineDir::open(dir.path(), &format!("p{withdraw}")).expect("pipeline");
+            let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = published.clone();
+            let state_path = pipeline.normalized_dir().join("1.1").join(super::super::STATE_FILE);
+            let publish: Publish = Box::new(move |dir, job, _| {
+                // The fingerprint is durable before any job is handed out.
+                let state: PackageState =
+                    serde_json::from_slice(&fs::read(dir.join(super::super::STATE_FILE)).expect("state"))
+                        .expect("json");
+                assert_eq!(state.fingerprint, "fp");
+                seen.lock().expect("lock").push(job.job_id.clone());
+            });
+            let mut asked = 0;
+            let verdict: Verdict = Box::new(move |wait| {
+                asked += 1;
+                match (wait || asked > 2, withdraw) {
+                    (false, _) => Decision::Pending,
+                    (true, false) => Decision::Publish("fp".into()),
+                    (true, true) => Decision::Withdraw,
+                }
+            });
+            let mut n = Normalizer::new(&settings, Schema::default(), "1.1").expect("normalizer");
+            let mut w = PackageWriter::create_in_place(
+                &pipeline,
+                "1.1",
+                &settings,
+                FileFormat::Jsonl,
+                recipe.clone(),
+                n.schema(),
+                verdict,
+                publish,
+            )
+            .expect("writer");
+            let mut outcome = Ok(());
+            for v in 0..5 {
+                let mut rows = Vec::new();
+                n.push("t", &crate::input::Node::from(&serde_json::json!({"a": v})), &mut rows).expect("push");
+                outcome = w.write(n.schema(), &rows);
+                if v == 2 {
+                    // Two jobs listed, none handed out: the verdict is pending.
+                    let state: PackageState =
+                        serde_json::from_slice(&fs::read(&state_path).expect("state")).expect("json");
+                    assert_eq!((state.jobs.len(), state.fingerprint.as_str()), (2, ""));
+                    assert!(published.lock().expect("lock").is_empty());
+                }
+                if outcome.is_err() {
+                    break;
+                }
+            }
+            if withdraw {
+                assert!(matches!(outcome, Err(PackageError::Withdrawn)), "{outcome:?}");
+                drop(w);
+                assert!(pipeline.pending().expect("pending").is_empty(), "nothing stays");
+                assert!(published.lock().expect("lock").is_empty());
+            } else {
+                outcome.expect("written");
+                w.finish(n.schema(), "").expect("finish");
+                assert_eq!(published.lock().expect("lock").len(), 5);
+                assert_eq!(pipeline.pending().expect("pending")[0].state.fingerprint, "fp");
+            }
+        }
     }
 
     /// A parquet file's schema is fixed by its first row group: a column that

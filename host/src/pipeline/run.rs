@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{PipelineError, Sink};
-use crate::extract::{self, ExtractOptions, InputSpec, Target};
+use crate::extract::{self, ExtractError, ExtractOptions, InputSpec, Target};
 use crate::input::InputSource;
 use crate::load::{self, JobFailure, JobFeed, LoadOptions, LoadReport, ProgressHook};
-use crate::package::{Package, PipelineDir, Rotation};
+use crate::package::{Decision, Package, PackageError, PipelineDir, Rotation};
 use crate::schema::Table;
 use crate::telemetry::{Attr, Span};
 
@@ -237,16 +237,16 @@ fn run_traced(
     if inputs.is_empty() {
         return Ok(outcome);
     }
+    if loading && extract::all_files(&inputs) {
+        load_while_packaging(sink, request, &inputs, &observer, trace, &mut outcome)?;
+        return Ok(outcome);
+    }
     let fingerprint = extract::fingerprint_files(&inputs, normalize, format)?;
     if let Some(fp) = &fingerprint
         && let Some(load_id) = pipeline.loaded_fingerprint(fp)?
         && !request.force
     {
         outcome.already_loaded = Some(already_loaded(pipeline, load_id, &mut outcome.report)?);
-        return Ok(outcome);
-    }
-    if loading && let Some(fingerprint) = &fingerprint {
-        load_while_packaging(sink, request, &inputs, fingerprint, &observer, trace, &mut outcome)?;
         return Ok(outcome);
     }
     let Some(package) = package_input(sink, request, &inputs, fingerprint.as_deref(), &observer, &mut outcome)? else {
@@ -374,14 +374,17 @@ fn extract_options<'a>(
     }
 }
 
-/// Steps 3 and 4 at once, for files: each job is loaded as soon as its
-/// file is durable. When normalizing fails after jobs were published, the
-/// package stays pending and the error says how many rows were delivered.
+/// Steps 2, 3 and 4 at once, for files: the input is fingerprinted on one
+/// thread while it is normalized on others, and each job is loaded as soon
+/// as its file is durable. No job is listed (so none is loaded) before the
+/// fingerprint says the input was not loaded before; if it was, the
+/// package is withdrawn and nothing is sent. When normalizing fails after
+/// jobs were published, the package stays pending and the error says how
+/// many rows were delivered.
 fn load_while_packaging(
     sink: &Sink,
     request: &RunRequest,
     inputs: &[InputSpec],
-    fingerprint: &str,
     observer: &Arc<dyn Observer>,
     trace: &Span,
     outcome: &mut RunOutcome,
@@ -398,27 +401,44 @@ fn load_while_packaging(
         }
     })));
     observer.normalizing(input_bytes(inputs));
-    let mut gate = TestGate::from_env();
-    let normalize = || {
-        let progress = |records: u64, bytes: u64| observer.normalize_progress(records, bytes);
-        let publish =
-            Box::new(move |dir: &std::path::Path, job: &crate::package::JobInfo, table: &crate::schema::Table| {
-                publishing.publish(dir, job, table);
-                gate.pass();
-            });
-        let options = extract_options(sink, request, Some(fingerprint), &progress, Target::InPlace(publish));
-        let extracted = extract::extract(&sink.pipeline, inputs, &sink.settings.normalize, options);
-        observer.normalize_done();
-        if let Ok(e) = &extracted {
-            observer.loading(e.rows);
-        }
-        normalizing_done.store(true, std::sync::atomic::Ordering::Relaxed);
-        extracted
-    };
-    let mut report = std::mem::take(&mut outcome.report);
-    let loaded = load::load_while_normalizing(&sink.runtime, &sink.pipeline, &options, &mut report, feed, normalize);
+    let checked = Arc::new(Later::<Result<Checked, PipelineError>>::default());
+    let loaded = std::thread::scope(|scope| {
+        let check = checked.clone();
+        scope.spawn(move || check.set(check_input(sink, inputs, request.force)));
+        let answer = checked.clone();
+        let verdict: crate::package::Verdict = Box::new(move |wait| {
+            let checked = if wait { answer.wait() } else { answer.peek() };
+            match &*checked {
+                None => Decision::Pending,
+                Some(Ok(Checked::New(fingerprint))) => Decision::Publish(fingerprint.clone()),
+                Some(_) => Decision::Withdraw,
+            }
+        });
+        let mut gate = TestGate::from_env();
+        let normalize = || {
+            let progress = |records: u64, bytes: u64| observer.normalize_progress(records, bytes);
+            let publish =
+                Box::new(move |dir: &std::path::Path, job: &crate::package::JobInfo, table: &crate::schema::Table| {
+                    publishing.publish(dir, job, table);
+                    gate.pass();
+                });
+            let options = extract_options(sink, request, None, &progress, Target::InPlace { publish, verdict });
+            let extracted = extract::extract(&sink.pipeline, inputs, &sink.settings.normalize, options);
+            observer.normalize_done();
+            if let Ok(e) = &extracted {
+                observer.loading(e.rows);
+            }
+            normalizing_done.store(true, std::sync::atomic::Ordering::Relaxed);
+            extracted
+        };
+        let mut report = std::mem::take(&mut outcome.report);
+        let loaded =
+            load::load_while_normalizing(&sink.runtime, &sink.pipeline, &options, &mut report, feed, normalize);
+        outcome.report = report;
+        loaded
+    });
     observer.load_done();
-    outcome.report = report;
+    let checked = checked.take();
     match loaded? {
         Ok(extracted) => {
             if let Some(path) = &extracted.package {
@@ -435,6 +455,14 @@ fn load_while_packaging(
             }
             Ok(())
         }
+        Err(ExtractError::Package(PackageError::Withdrawn)) => match checked {
+            Some(Ok(Checked::Loaded(load_id))) => {
+                outcome.already_loaded = Some(already_loaded(&sink.pipeline, load_id, &mut outcome.report)?);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            _ => Err(ExtractError::Package(PackageError::Withdrawn).into()),
+        },
         Err(source) => match outcome.report.packages_pending.first() {
             Some(package) => Err(PipelineError::NormalizeStopped {
                 error: Box::new(source),
@@ -443,6 +471,74 @@ fn load_while_packaging(
             }),
             None => Err(source.into()),
         },
+    }
+}
+
+/// What step 2 found about the input.
+enum Checked {
+    /// Not loaded before (or `--force`): its fingerprint.
+    New(String),
+    /// Loaded before, by this package.
+    Loaded(String),
+}
+
+/// Step 2 for files: fingerprint them and look the fingerprint up.
+fn check_input(sink: &Sink, inputs: &[InputSpec], force: bool) -> Result<Checked, PipelineError> {
+    let fingerprint =
+        extract::fingerprint_files(inputs, &sink.settings.normalize, sink.settings.loader_file_format)?
+            .ok_or_else(|| PipelineError::Usage("an input that is not a file cannot be fingerprinted ahead".into()))?;
+    Ok(match sink.pipeline.loaded_fingerprint(&fingerprint)? {
+        Some(load_id) if !force => Checked::Loaded(load_id),
+        _ => Checked::New(fingerprint),
+    })
+}
+
+/// A value one thread sets and others wait for.
+struct Later<T> {
+    value: std::sync::Mutex<Option<T>>,
+    set: std::sync::Condvar,
+}
+
+impl<T> Default for Later<T> {
+    fn default() -> Self {
+        Later { value: std::sync::Mutex::new(None), set: std::sync::Condvar::new() }
+    }
+}
+
+impl<T> Later<T> {
+    fn set(&self, value: T) {
+        if let Ok(mut slot) = self.value.lock() {
+            *slot = Some(value);
+        }
+        self.set.notify_all();
+    }
+
+    /// Waits until the value is set (`None` only if the lock was poisoned).
+    fn wait(&self) -> std::sync::MutexGuard<'_, Option<T>> {
+        let mut slot = match self.value.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        while slot.is_none() {
+            slot = match self.set.wait(slot) {
+                Ok(slot) => slot,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+        }
+        slot
+    }
+
+    /// The value as it is now (`None`: not set yet).
+    fn peek(&self) -> std::sync::MutexGuard<'_, Option<T>> {
+        match self.value.lock() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The value, if set.
+    fn take(&self) -> Option<T> {
+        self.value.lock().ok().and_then(|mut slot| slot.take())
     }
 }
 
@@ -475,6 +571,12 @@ impl TestGate {
 fn finish_interrupted(sink: &Sink, threads: usize) -> Result<(), PipelineError> {
     for package in sink.pipeline.pending()? {
         let Some(target) = Target::resume_of(&package) else { continue };
+        if package.state.fingerprint.is_empty() {
+            // Stopped before its input was checked: no job was handed out
+            // (and its input may have been loaded before).
+            package.discard()?;
+            continue;
+        }
         let options = ExtractOptions {
             format: package.state.file_format,
             // The package's recipe decides these.
