@@ -53,7 +53,7 @@ impl PackagesArgs {
         let pipeline = self.pipeline.open_named("packages")?;
         let mut all = Vec::new();
         for pkg in pipeline.pending()? {
-            all.push(listed(&pkg, "pending"));
+            all.push(listed(&pkg, if pkg.state.normalizing.is_some() { "normalizing" } else { "pending" }));
         }
         for (path, failed) in pipeline.loaded()? {
             let pkg = Package::open(&path)?;

@@ -66,7 +66,13 @@ impl StatusArgs {
             }
         }
         let pending = pipeline.pending()?;
-        for (pkg, state) in pending.iter().map(|p| (p, "pending")).chain(failed_dirs.iter().map(|p| (p, "failed"))) {
+        // A package whose normalizing was interrupted is normalized again
+        // (from the input files its state names) before it is loaded.
+        let pending_state =
+            |p: &crate::package::Package| if p.state.normalizing.is_some() { "normalizing" } else { "pending" };
+        for (pkg, state) in
+            pending.iter().map(|p| (p, pending_state(p))).chain(failed_dirs.iter().map(|p| (p, "failed")))
+        {
             let progress = Ledger::read(pkg.dir())?;
             let jobs = pkg
                 .state
@@ -108,7 +114,14 @@ impl StatusArgs {
             outln!("No pending or failed packages in {}: everything was delivered.", pipeline.root().display());
         }
         for p in &packages {
-            outln!("package {} ({})", p.load_id, p.state);
+            if p.state == "normalizing" {
+                outln!(
+                    "package {} (pending; its normalizing was interrupted: the next run or load reads its input files again, checks that jobs already handed out come out the same, and loads the rest)",
+                    p.load_id
+                );
+            } else {
+                outln!("package {} ({})", p.load_id, p.state);
+            }
             for j in &p.jobs {
                 outln!(
                     "  {:<40} {:<9} delivered {:>8}  left {:>8}  failed attempts {} (last run), {} (all runs)",

@@ -529,6 +529,13 @@ fn a_bad_line_after_loaded_jobs_keeps_the_package_and_the_fixed_rerun_sends_only
     assert!(err.contains("4000 rows were delivered before normalizing stopped"), "{err}");
     assert!(err.contains("host drop-pending"), "{err}");
     assert!(pending_state(&s, "capture")["normalizing"].is_object());
+    let status = Command::new(e2e::host_bin())
+        .args(["status", "--pipeline", "capture", "--pipelines-dir"])
+        .arg(s.pipelines())
+        .output()
+        .expect("status");
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("its normalizing was interrupted"), "{shown}");
     let sorted = |mut v: Vec<u64>| {
         v.sort_unstable();
         v
