@@ -165,7 +165,7 @@ pub const WORKERS: Setting = Setting {
     scope: Scope::Load,
     kind: count(4096),
     default: Builtin::Value("20"),
-    help: "Worker threads, each with its own sink instance (dlt's default is 20).",
+    help: "Most worker threads, each with its own sink instance (dlt's default is 20); one is started when a job waits and none is free, beyond one per core only while the cores are not all busy.",
 };
 
 /// Calls per batch before giving up on `retry` errors.

@@ -381,10 +381,14 @@ fn load_jobs(
         trace: trace.clone(),
     };
     std::thread::scope(|scope| {
-        // A worker (and its instance) is started only when a job waits and
-        // no worker is free: a package fed job by job needs few.
+        // A worker (and its instance) is started only when a job waits, no
+        // worker is free, and the cores are not all busy already: a
+        // package fed job by job needs few, and past the cores a sink that
+        // computes gains nothing from more (a sink that waits on the
+        // network leaves the cores idle and gets up to `workers`).
+        let gauge = CpuGauge::new();
         for n in 0..workers {
-            if !shared.feed.needs_worker() {
+            if !shared.feed.needs_worker(n, &gauge) {
                 break;
             }
             let shared = &shared;
@@ -427,6 +431,58 @@ fn settle(pipeline: &PipelineDir, package: Package, report: &mut LoadReport, tra
         report.packages_loaded.push(moved);
     }
     Ok(())
+}
+
+/// Whether another worker could use an idle core: the process's CPU time
+/// over a window of at least [`CpuGauge::WINDOW`] since the last look.
+struct CpuGauge {
+    /// Cores available to the process.
+    cores: usize,
+    /// When the current window started, and the CPU time then.
+    window: Mutex<(Instant, Duration)>,
+}
+
+impl CpuGauge {
+    const WINDOW: Duration = Duration::from_millis(200);
+
+    fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        CpuGauge { cores, window: Mutex::new((Instant::now(), process_cpu_time().unwrap_or_default())) }
+    }
+
+    /// True when a whole window has passed and the process left more than
+    /// half a core idle during it; each answer starts a new window, so
+    /// workers are added one per window at most, each judged by the cores
+    /// the ones before it left idle. Unknown CPU time counts as idle.
+    fn room(&self) -> bool {
+        let Some(cpu) = process_cpu_time() else { return true };
+        let Ok(mut window) = self.window.lock() else { return true };
+        let now = Instant::now();
+        let elapsed = now.duration_since(window.0);
+        if elapsed < Self::WINDOW {
+            return false;
+        }
+        let used = cpu.saturating_sub(window.1).as_secs_f64() / elapsed.as_secs_f64();
+        *window = (now, cpu);
+        used < self.cores as f64 - 0.5
+    }
+}
+
+/// User plus system CPU time of this process so far.
+fn process_cpu_time() -> Option<Duration> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer it is given and
+    // reads nothing from it; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| -> Option<Duration> {
+        Some(Duration::from_secs(u64::try_from(t.tv_sec).ok()?) + Duration::from_micros(u64::try_from(t.tv_usec).ok()?))
+    };
+    Some(time(usage.ru_utime)? + time(usage.ru_stime)?)
 }
 
 /// A job handed to a worker, with its table as the job's rows were
@@ -505,21 +561,24 @@ impl JobFeed {
         self.wake.notify_all();
     }
 
-    /// Waits until a job waits with no free worker to take it (`true`: one
-    /// more worker is counted as started and free), or the feed is closed
-    /// and empty (`false`).
-    fn needs_worker(&self) -> bool {
+    /// Waits until a job waits with no free worker to take it and either
+    /// fewer than a worker per core run or the cores are not all busy
+    /// (`true`: one more worker is counted as started and free), or the
+    /// feed is closed and empty (`false`). `started`: workers so far.
+    fn needs_worker(&self, started: usize, gauge: &CpuGauge) -> bool {
         let Ok(mut s) = self.state.lock() else { return false };
         loop {
             if s.jobs.is_empty() && s.closed {
                 return false;
             }
-            if s.jobs.len() > s.free_workers {
+            if s.jobs.len() > s.free_workers && (started < gauge.cores || gauge.room()) {
                 s.free_workers += 1;
                 return true;
             }
-            s = match self.wake.wait(s) {
-                Ok(s) => s,
+            // Woken by a job or a free worker, or now and then to look at
+            // the cores again.
+            s = match self.wake.wait_timeout(s, CpuGauge::WINDOW) {
+                Ok((s, _)) => s,
                 Err(_) => return false,
             };
         }

@@ -393,36 +393,65 @@ pub fn batch_rows(batch: &RecordBatch, table: &Table, path: &Path) -> Result<Vec
     for col in &table.columns {
         let array =
             batch.column_by_name(&col.name).ok_or_else(|| damaged(path, format!("no column `{}`", col.name)))?;
-        for (r, row) in rows.iter_mut().enumerate() {
-            row.push(
-                cell(array.as_ref(), r, col.data_type)
-                    .ok_or_else(|| damaged(path, format!("column `{}` has an unexpected type", col.name)))?,
-            );
-        }
+        push_column(&mut rows, array.as_ref(), col.data_type)
+            .ok_or_else(|| damaged(path, format!("column `{}` has an unexpected type", col.name)))?;
     }
     Ok(rows)
 }
 
-fn cell(a: &dyn Array, r: usize, t: DataType) -> Option<Value> {
-    if a.is_null(r) {
-        return Some(Value::Null);
-    }
+/// Appends one column's cells to `rows`: the array is cast to its type once,
+/// not once per cell. `None` when the array is not of the column's type.
+fn push_column(rows: &mut [Vec<Value>], a: &dyn Array, t: DataType) -> Option<()> {
     let any = a.as_any();
-    Some(match t {
-        DataType::Text => Value::Text(any.downcast_ref::<StringArray>()?.value(r).into()),
-        DataType::Json => Value::Json(any.downcast_ref::<StringArray>()?.value(r).to_string()),
-        DataType::Double => Value::Double(any.downcast_ref::<Float64Array>()?.value(r)),
-        DataType::Bool => Value::Bool(any.downcast_ref::<BooleanArray>()?.value(r)),
-        DataType::Timestamp => Value::Timestamp(any.downcast_ref::<TimestampMicrosecondArray>()?.value(r)),
-        DataType::Bigint => Value::Bigint(any.downcast_ref::<Int64Array>()?.value(r)),
-        DataType::Binary => Value::Binary(any.downcast_ref::<BinaryArray>()?.value(r).to_vec()),
-        DataType::Decimal => {
-            let d = any.downcast_ref::<Decimal128Array>()?;
-            Value::Decimal(i128_to_decimal(d.value(r), d.scale()))
+    let nulls = a.logical_nulls();
+    let mut each = |cell: &dyn Fn(usize) -> Value| {
+        for (r, row) in rows.iter_mut().enumerate() {
+            row.push(if nulls.as_ref().is_some_and(|n| n.is_null(r)) { Value::Null } else { cell(r) });
         }
-        DataType::Date => Value::Date(any.downcast_ref::<Date32Array>()?.value(r)),
-        DataType::Time => Value::Time(any.downcast_ref::<Time64MicrosecondArray>()?.value(r)),
-    })
+    };
+    match t {
+        DataType::Text => {
+            let a = any.downcast_ref::<StringArray>()?;
+            each(&|r| Value::Text(a.value(r).into()));
+        }
+        DataType::Json => {
+            let a = any.downcast_ref::<StringArray>()?;
+            each(&|r| Value::Json(a.value(r).to_string()));
+        }
+        DataType::Double => {
+            let a = any.downcast_ref::<Float64Array>()?;
+            each(&|r| Value::Double(a.value(r)));
+        }
+        DataType::Bool => {
+            let a = any.downcast_ref::<BooleanArray>()?;
+            each(&|r| Value::Bool(a.value(r)));
+        }
+        DataType::Timestamp => {
+            let a = any.downcast_ref::<TimestampMicrosecondArray>()?;
+            each(&|r| Value::Timestamp(a.value(r)));
+        }
+        DataType::Bigint => {
+            let a = any.downcast_ref::<Int64Array>()?;
+            each(&|r| Value::Bigint(a.value(r)));
+        }
+        DataType::Binary => {
+            let a = any.downcast_ref::<BinaryArray>()?;
+            each(&|r| Value::Binary(a.value(r).to_vec()));
+        }
+        DataType::Decimal => {
+            let a = any.downcast_ref::<Decimal128Array>()?;
+            each(&|r| Value::Decimal(i128_to_decimal(a.value(r), a.scale())));
+        }
+        DataType::Date => {
+            let a = any.downcast_ref::<Date32Array>()?;
+            each(&|r| Value::Date(a.value(r)));
+        }
+        DataType::Time => {
+            let a = any.downcast_ref::<Time64MicrosecondArray>()?;
+            each(&|r| Value::Time(a.value(r)));
+        }
+    }
+    Some(())
 }
 
 /// One Arrow IPC stream (schema message plus the batch).
